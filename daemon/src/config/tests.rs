@@ -1,0 +1,181 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/warden/warden.toml"))
+}
+
+fn err(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => panic!("config should be refused:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn empty_file_gives_the_documented_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.socket, PathBuf::from("/run/warden/warden.sock"));
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/warden"));
+    let p = &c.policy;
+    assert_eq!(p.rules.len(), 2);
+    let user = &p.rules[0];
+    assert_eq!((user.name.as_str(), user.limit), ("user", 5));
+    assert_eq!(user.track, vec![Field::User]);
+    assert_eq!(user.window, Duration::from_secs(900));
+    assert_eq!(user.lockout, Lockout::For(Duration::from_secs(900)));
+    assert_eq!(user.max_lockout, Duration::from_secs(86_400));
+    let rhost = &p.rules[1];
+    assert_eq!((rhost.name.as_str(), rhost.limit), ("rhost", 20));
+    assert_eq!(rhost.max_lockout, Duration::from_secs(7 * 86_400));
+    assert_eq!(p.attempt_timeout, Duration::from_secs(60));
+    assert!(p.reset_on_success && p.extend_on_failure_while_locked && !p.lock_root);
+    assert!(p.familiar_enabled);
+    assert_eq!((p.ipv4_prefix, p.ipv6_prefix), (32, 64));
+    assert_eq!(p.max_tracked_keys, 1_000_000);
+}
+
+#[test]
+fn rules_replace_the_defaults() {
+    let c = parse(
+        r#"
+[[rule]]
+name = "pair"
+track = ["rhost", "user"]
+limit = 3
+window = "10m"
+lockout = "permanent"
+services = ["sshd"]
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.policy.rules.len(), 1);
+    let r = &c.policy.rules[0];
+    assert_eq!(r.track, vec![Field::User, Field::Rhost]);
+    assert_eq!(r.lockout, Lockout::Permanent);
+    assert!(r.applies_to_service("sshd") && !r.applies_to_service("sudo"));
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let e = err("socket = \"/tmp/s\"\n\n[familiar]\nenabled = true\nremembr = \"1d\"\n");
+    assert!(
+        e.starts_with("/etc/warden/warden.toml:5: familiar.remembr: unknown field `remembr`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let e = err("lock_roots = true\n");
+    assert!(
+        e.starts_with("/etc/warden/warden.toml:1: lock_roots: unknown field"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_duration_names_the_rule_and_key() {
+    let text = r#"
+[[rule]]
+name = "a"
+track = ["user"]
+limit = 5
+window = "15m"
+lockout = "15m"
+
+[[rule]]
+name = "b"
+track = ["rhost"]
+limit = 5
+window = "15x"
+lockout = "15m"
+"#;
+    let e = err(text);
+    assert!(
+        e.starts_with("/etc/warden/warden.toml:13: rule[2].window: invalid duration \"15x\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_cidr_is_named() {
+    let e = err("[allow]\nrhosts = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n");
+    assert!(
+        e.starts_with("/etc/warden/warden.toml:2: allow.rhosts: invalid CIDR \"10.0.0.0/33\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_cidr_in_a_multiline_array() {
+    let e = err("[deny]\nrhosts = [\n  \"192.0.2.0/24\",\n  \"nonsense\",\n]\n");
+    assert!(
+        e.starts_with("/etc/warden/warden.toml:2: deny.rhosts: invalid CIDR \"nonsense\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_rule_key_is_named() {
+    let e = err("[[rule]]\nname = \"x\"\ntrack = [\"user\"]\nwindow = \"1m\"\nlockout = \"1m\"\n");
+    assert!(
+        e.contains("rule[1].limit") && e.contains("missing field"),
+        "{e}"
+    );
+}
+
+#[test]
+fn values_out_of_range_are_refused() {
+    let rule = |extra: &str| {
+        format!("[[rule]]\nname = \"x\"\ntrack = [\"user\"]\nwindow = \"1m\"\nlockout = \"1m\"\nlimit = 5\n{extra}\n")
+    };
+    assert!(err(&rule("escalate = 0.5")).contains("rule[1].escalate: must be a factor"));
+    assert!(
+        err(&rule("max_lockout = \"30s\"")).contains("rule[1].max_lockout: max_lockout is shorter")
+    );
+    assert!(
+        err("ipv6_prefix = 129\n").contains("ipv6_prefix: must be a prefix length from 1 to 128")
+    );
+    assert!(err("attempt_timeout = \"0s\"\n").contains("attempt_timeout: must be longer than zero"));
+    assert!(err(
+        "[[rule]]\nname = \"x\"\ntrack = []\nwindow = \"1m\"\nlockout = \"1m\"\nlimit = 5\n"
+    )
+    .contains("rule[1].track: must name at least one"));
+    assert!(err(
+        "[[rule]]\nname = \"x\"\ntrack = [\"uid\"]\nwindow = \"1m\"\nlockout = \"1m\"\nlimit = 5\n"
+    )
+    .contains("rule[1].track: unknown variant `uid`"));
+    assert!(err("[[rule]]\nname = \"x\"\ntrack = [\"user\"]\nwindow = \"1m\"\nlockout = \"1m\"\nlimit = 0\n")
+        .contains("rule[1].limit: must be a whole number"));
+}
+
+#[test]
+fn duplicate_rule_names_are_refused() {
+    let one = "[[rule]]\nname = \"x\"\ntrack = [\"user\"]\nwindow = \"1m\"\nlockout = \"1m\"\nlimit = 5\n";
+    let e = err(&format!("{one}{one}"));
+    assert!(
+        e.starts_with("/etc/warden/warden.toml:8: rule[2].name: rule name \"x\" is used twice"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_file_says_what_to_do() {
+    let e = Config::load(Path::new("/nonexistent/warden.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("/nonexistent/warden.toml: cannot read the config file"),
+        "{e}"
+    );
+    assert!(e.contains("--config"), "{e}");
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let e = err("socket = \"/tmp/x\"\nstate_dir = \n");
+    assert!(
+        e.starts_with("/etc/warden/warden.toml:2: state_dir:"),
+        "{e}"
+    );
+}

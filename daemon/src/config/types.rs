@@ -1,0 +1,244 @@
+//! Config values that check themselves while they deserialize, so that a bad value
+//! is reported with its own span (and so its line and key).
+
+use super::Rule;
+use crate::time::parse_duration;
+use ipnet::IpNet;
+use serde::de::{Deserializer, Error as _};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::time::Duration;
+use toml::Spanned;
+
+/// An attempt field a rule can track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Field {
+    User,
+    Rhost,
+    Tty,
+    Service,
+}
+
+impl Field {
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::User => "user",
+            Field::Rhost => "rhost",
+            Field::Tty => "tty",
+            Field::Service => "service",
+        }
+    }
+}
+
+/// How long a rule's lock lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lockout {
+    For(Duration),
+    /// Until an admin unlocks.
+    Permanent,
+}
+
+/// A duration written as `"30s"`, `"15m"`, `"1h"` or `"7d"`, never zero.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let dur = parse_duration(&text).map_err(D::Error::custom)?;
+        if dur.is_zero() {
+            return Err(D::Error::custom(
+                "must be longer than zero; remove the key to get its default",
+            ));
+        }
+        Ok(Dur(dur))
+    }
+}
+
+pub fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    Dur::deserialize(d).map(|d| d.0)
+}
+
+pub struct LockoutValue(pub Lockout);
+
+impl<'de> Deserialize<'de> for LockoutValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text == "permanent" {
+            return Ok(LockoutValue(Lockout::Permanent));
+        }
+        match parse_duration(&text) {
+            Ok(dur) if !dur.is_zero() => Ok(LockoutValue(Lockout::For(dur))),
+            Ok(_) => Err(D::Error::custom(
+                "must be longer than zero, or \"permanent\"",
+            )),
+            Err(e) => Err(D::Error::custom(format!("{e}, or \"permanent\""))),
+        }
+    }
+}
+
+/// An address or a CIDR block; a bare address is its own /32 or /128.
+pub struct Cidr(pub IpNet);
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if let Ok(net) = text.parse::<IpNet>() {
+            return Ok(Cidr(net.trunc()));
+        }
+        if let Ok(addr) = text.parse::<IpAddr>() {
+            return Ok(Cidr(IpNet::from(addr)));
+        }
+        Err(D::Error::custom(format!(
+            "invalid CIDR \"{text}\": write an address or a block such as \"192.0.2.0/24\" or \"2001:db8::/48\""
+        )))
+    }
+}
+
+fn prefix<'de, D: Deserializer<'de>>(d: D, max: u8) -> Result<u8, D::Error> {
+    let n = i64::deserialize(d)?;
+    u8::try_from(n)
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| D::Error::custom(format!("must be a prefix length from 1 to {max}")))
+}
+
+pub fn prefix_v4<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    prefix(d, 32)
+}
+
+pub fn prefix_v6<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    prefix(d, 128)
+}
+
+fn limit<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = i64::deserialize(d)?;
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| D::Error::custom("must be a whole number of failures from 1 to 10000"))
+}
+
+fn escalate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let x = f64::deserialize(d)?;
+    if x.is_finite() && (1.0..=100.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(D::Error::custom(
+            "must be a factor from 1.0 (no escalation) to 100.0",
+        ))
+    }
+}
+
+fn track<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Field>, D::Error> {
+    let mut fields = Vec::<Field>::deserialize(d)?;
+    if fields.is_empty() {
+        return Err(D::Error::custom(
+            "must name at least one of \"user\", \"rhost\", \"tty\", \"service\"",
+        ));
+    }
+    let before = fields.len();
+    fields.sort();
+    fields.dedup();
+    if fields.len() != before {
+        return Err(D::Error::custom("names a field twice"));
+    }
+    Ok(fields)
+}
+
+fn rule_name<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<String>, D::Error> {
+    let name = Spanned::<String>::deserialize(d)?;
+    let ok = !name.get_ref().is_empty()
+        && name.get_ref().len() <= 64
+        && name
+            .get_ref()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        return Err(D::Error::custom(
+            "must be 1 to 64 letters, digits, '-' or '_'",
+        ));
+    }
+    if name.get_ref() == "admin" {
+        return Err(D::Error::custom(
+            "\"admin\" is reserved for locks set with wardenctl; choose another name",
+        ));
+    }
+    Ok(name)
+}
+
+fn default_escalate() -> f64 {
+    1.0
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    #[serde(deserialize_with = "rule_name")]
+    pub name: Spanned<String>,
+    #[serde(deserialize_with = "track")]
+    pub track: Vec<Field>,
+    #[serde(deserialize_with = "limit")]
+    pub limit: u32,
+    #[serde(deserialize_with = "positive_duration")]
+    pub window: Duration,
+    pub lockout: LockoutValue,
+    #[serde(default = "default_escalate", deserialize_with = "escalate")]
+    pub escalate: f64,
+    #[serde(default)]
+    pub max_lockout: Option<Spanned<Dur>>,
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
+}
+
+impl RawRule {
+    pub fn into_rule(self) -> Rule {
+        let lockout = self.lockout.0;
+        let max_lockout = match (self.max_lockout, lockout) {
+            (Some(max), _) => max.into_inner().0,
+            // Without a cap, an escalating rule stops at a day: long enough to stop
+            // a guesser, short enough that a forgotten lock heals itself.
+            (None, Lockout::For(d)) if self.escalate > 1.0 => d.max(Duration::from_secs(86_400)),
+            (None, Lockout::For(d)) => d,
+            (None, Lockout::Permanent) => Duration::ZERO,
+        };
+        Rule {
+            name: self.name.into_inner(),
+            track: self.track,
+            limit: self.limit,
+            window: self.window,
+            lockout,
+            escalate: self.escalate,
+            max_lockout,
+            services: self.services,
+        }
+    }
+}
+
+/// The shipped rules, used when the file has no `[[rule]]` at all.
+pub fn default_rules() -> Vec<RawRule> {
+    let m = |n: u64| Duration::from_secs(60 * n);
+    vec![
+        RawRule {
+            name: Spanned::new(0..0, "user".into()),
+            track: vec![Field::User],
+            limit: 5,
+            window: m(15),
+            lockout: LockoutValue(Lockout::For(m(15))),
+            escalate: 2.0,
+            max_lockout: Some(Spanned::new(0..0, Dur(m(24 * 60)))),
+            services: None,
+        },
+        RawRule {
+            name: Spanned::new(0..0, "rhost".into()),
+            track: vec![Field::Rhost],
+            limit: 20,
+            window: m(15),
+            lockout: LockoutValue(Lockout::For(m(60))),
+            escalate: 2.0,
+            max_lockout: Some(Spanned::new(0..0, Dur(m(7 * 24 * 60)))),
+            services: None,
+        },
+    ]
+}

@@ -1,0 +1,144 @@
+//! The effective configuration in words and an aligned table, as printed by
+//! `wardend --check-config`.
+
+use crate::config::{Config, Lockout};
+use crate::time::format_duration;
+use std::fmt::Write as _;
+
+pub fn describe(c: &Config) -> String {
+    let p = &c.policy;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: ok", c.path.display());
+    let _ = writeln!(out, "socket     {}", c.socket.display());
+    let _ = writeln!(out, "state_dir  {}", c.state_dir.display());
+    let _ = writeln!(out);
+    let header = [
+        "RULE", "TRACK", "LIMIT", "WINDOW", "LOCKOUT", "ESCALATE", "MAX", "SERVICES",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in &p.rules {
+        let track: Vec<&str> = r.track.iter().map(|f| f.name()).collect();
+        let (lockout, max) = match r.lockout {
+            Lockout::For(d) => (format_duration(d), format_duration(r.max_lockout)),
+            Lockout::Permanent => ("permanent".into(), "-".into()),
+        };
+        rows.push(vec![
+            r.name.clone(),
+            track.join("+"),
+            r.limit.to_string(),
+            format_duration(r.window),
+            lockout,
+            if r.escalate > 1.0 {
+                format!("x{}", r.escalate)
+            } else {
+                "-".into()
+            },
+            max,
+            r.services.as_ref().map_or("all".into(), |s| s.join(",")),
+        ]);
+    }
+    out.push_str(&table(&rows));
+    if p.rules.is_empty() {
+        let _ = writeln!(out, "(no rules: nothing will ever be locked)");
+    }
+    let _ = writeln!(out);
+    let onoff = |b: bool| if b { "on" } else { "off" };
+    let _ = writeln!(
+        out,
+        "attempt_timeout                 {}",
+        format_duration(p.attempt_timeout)
+    );
+    let _ = writeln!(
+        out,
+        "escalation_memory               {}",
+        format_duration(p.escalation_memory)
+    );
+    let _ = writeln!(
+        out,
+        "reset_on_success                {}",
+        onoff(p.reset_on_success)
+    );
+    let _ = writeln!(
+        out,
+        "extend_on_failure_while_locked  {}",
+        onoff(p.extend_on_failure_while_locked)
+    );
+    let _ = writeln!(
+        out,
+        "lock_root                       {}",
+        onoff(p.lock_root)
+    );
+    let _ = writeln!(
+        out,
+        "rhost prefixes                  IPv4 /{}, IPv6 /{}",
+        p.ipv4_prefix, p.ipv6_prefix
+    );
+    let familiar = if p.familiar_enabled {
+        format!("on, remembered {}", format_duration(p.familiar_remember))
+    } else {
+        "off".into()
+    };
+    let _ = writeln!(out, "familiar sources                {familiar}");
+    let _ = writeln!(
+        out,
+        "max_tracked_keys                {}",
+        p.max_tracked_keys
+    );
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let _ = writeln!(
+        out,
+        "allow users                     {}",
+        list(p.allow_users.clone())
+    );
+    let _ = writeln!(
+        out,
+        "allow rhosts                    {}",
+        list(p.allow_rhosts.iter().map(|n| n.to_string()).collect())
+    );
+    let _ = writeln!(
+        out,
+        "deny rhosts                     {}",
+        list(p.deny_rhosts.iter().map(|n| n.to_string()).collect())
+    );
+    let _ = writeln!(
+        out,
+        "audit                           {} events, {}",
+        c.audit.max_events,
+        format_duration(c.audit.max_age)
+    );
+    out
+}
+
+/// Left-aligned columns, two spaces apart.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,11 @@
+//! wardend: tracks failed logins and decides whether the next attempt may go ahead.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod config;
+pub mod describe;
+pub mod engine;
+pub mod log;
+pub mod logline;
+pub mod service;
+pub mod store;
+pub mod time;

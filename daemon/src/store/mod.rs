@@ -1,0 +1,54 @@
+//! Durable state behind a trait, so that a shared backend for fleets can be
+//! added later without touching the engine.
+
+mod redb_store;
+mod writer;
+
+pub use redb_store::{Opened, RedbStore};
+pub use writer::Writer;
+
+use crate::engine::{Effects, Event, KeyId, KeyState};
+use crate::time::Time;
+use thiserror::Error;
+
+/// Everything the engine needs back after a restart.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub keys: Vec<(KeyId, KeyState)>,
+    pub familiar: Vec<((String, String), Time)>,
+}
+
+/// A filter on the audit log; newest events first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub user: Option<String>,
+    pub rhost: Option<String>,
+    pub since: Option<Time>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("the state directory {0} is unusable: {1}")]
+    StateDir(String, String),
+    #[error("another wardend has the store {0} open; stop it first (systemctl stop wardend)")]
+    InUse(String),
+    #[error("the store is full or the disk failed: {0}. Free space in the state directory; wardend recovers by itself")]
+    Write(String),
+    #[error("cannot read the store: {0}")]
+    Read(String),
+    #[error("the store writer has stopped; restart wardend")]
+    WriterGone,
+}
+
+pub trait Store: Send + Sync {
+    /// Reads back every key and familiar source.
+    fn load(&self) -> Result<Snapshot, StoreError>;
+    /// Writes the effects of many operations in one durable transaction: when it
+    /// returns `Ok`, they survive kill -9 and power loss.
+    fn commit(&self, batch: &Effects) -> Result<(), StoreError>;
+    fn audit(&self, query: &AuditQuery) -> Result<Vec<Event>, StoreError>;
+    /// Applies retention: at most `max_events`, none older than `before`.
+    fn trim_audit(&self, max_events: u64, before: Time) -> Result<u64, StoreError>;
+    fn size_bytes(&self) -> u64;
+}

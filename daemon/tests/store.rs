@@ -1,0 +1,225 @@
+//! The redb store against real files: reopening, corruption, modes, retention,
+//! and a writer SIGKILLed right after its acknowledgements.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use warden_daemon::engine::{Effects, Event, EventKind, KeyId, KeyState, Lock, LockedBy};
+use warden_daemon::store::{AuditQuery, RedbStore, Store, Writer};
+use warden_daemon::time::Time;
+
+fn state(n: u64) -> KeyState {
+    KeyState {
+        failures: vec![Time(n), Time(n + 1)],
+        lock: Some(Lock {
+            since: Time(n),
+            until: Some(Time(n + 60_000)),
+            length_ms: Some(60_000),
+            by: LockedBy::Rule,
+        }),
+        lockouts: vec![Time(n)],
+        last_active: Time(n + 1),
+    }
+}
+
+fn key(i: u64) -> KeyId {
+    KeyId::new("user", [("user", format!("user{i}").as_str())])
+}
+
+fn event(i: u64, user: &str) -> Event {
+    let mut e = Event::new(Time(1_000_000 + i), EventKind::Failure);
+    e.user = Some(user.into());
+    e.rhost = Some("203.0.113.7".into());
+    e
+}
+
+#[test]
+fn state_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
+        let mut fx = Effects::default();
+        fx.keys.push((key(1), Some(state(10))));
+        fx.keys.push((key(2), Some(state(20))));
+        fx.familiar
+            .push((("alice".into(), "192.0.2.1".into()), Some(Time(5))));
+        fx.events.push(event(1, "alice"));
+        store.commit(&fx).unwrap();
+        let mut fx = Effects::default();
+        fx.keys.push((key(2), None));
+        store.commit(&fx).unwrap();
+    }
+    let opened = RedbStore::open(dir.path(), Time(0)).unwrap();
+    assert!(opened.moved_aside.is_none());
+    let snap = opened.store.load().unwrap();
+    assert_eq!(snap.keys, vec![(key(1), state(10))]);
+    assert_eq!(
+        snap.familiar,
+        vec![(("alice".into(), "192.0.2.1".into()), Time(5))]
+    );
+    let audit = opened.store.audit(&AuditQuery::default()).unwrap();
+    assert_eq!(audit, vec![event(1, "alice")]);
+}
+
+#[test]
+fn state_is_root_only() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("state");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let opened = RedbStore::open(&dir, Time(0)).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "an open directory is closed down");
+    assert_eq!(mode(opened.store.path()), 0o600);
+}
+
+#[test]
+fn a_corrupt_store_is_moved_aside_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("warden.redb");
+    let garbage: Vec<u8> = (0..20_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(&file, &garbage).unwrap();
+    let opened = RedbStore::open(dir.path(), Time(1_700_000_000_000)).unwrap();
+    let (aside, why) = opened
+        .moved_aside
+        .expect("the garbage file must be moved aside");
+    assert!(!why.is_empty());
+    assert_eq!(aside, dir.path().join("warden.redb.unusable-1700000000"));
+    assert_eq!(
+        std::fs::read(&aside).unwrap(),
+        garbage,
+        "the evidence is kept intact"
+    );
+    assert!(opened.store.load().unwrap().keys.is_empty());
+    // The fresh store works.
+    let mut fx = Effects::default();
+    fx.keys.push((key(1), Some(state(1))));
+    opened.store.commit(&fx).unwrap();
+}
+
+#[test]
+fn a_store_of_an_unknown_format_is_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = redb::Database::create(dir.path().join("warden.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn
+                .open_table(redb::TableDefinition::<&str, u64>::new("meta"))
+                .unwrap();
+            meta.insert("format", 99).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let opened = RedbStore::open(dir.path(), Time(0)).unwrap();
+    let (_, why) = opened.moved_aside.expect("format 99 must be moved aside");
+    assert!(why.contains("format 99"), "{why}");
+}
+
+#[test]
+fn audit_queries_filter_and_retention_trims() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
+    let mut fx = Effects::default();
+    for i in 0..100 {
+        fx.events
+            .push(event(i, if i % 2 == 0 { "alice" } else { "bob" }));
+    }
+    store.commit(&fx).unwrap();
+    let q = AuditQuery {
+        user: Some("alice".into()),
+        limit: 3,
+        ..Default::default()
+    };
+    let got = store.audit(&q).unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.time.0).collect::<Vec<_>>(),
+        [1_000_098, 1_000_096, 1_000_094]
+    );
+    let since = AuditQuery {
+        since: Some(Time(1_000_090)),
+        ..Default::default()
+    };
+    assert_eq!(store.audit(&since).unwrap().len(), 10);
+    // Keep at most 50, and nothing older than event 60.
+    assert_eq!(store.trim_audit(50, Time(1_000_060)).unwrap(), 60);
+    let left = store.audit(&AuditQuery::default()).unwrap();
+    assert_eq!(left.len(), 40);
+    assert_eq!(left.last().unwrap().time, Time(1_000_060));
+}
+
+const CHILD_ENV: &str = "WARDEN_STORE_CRASH_CHILD";
+
+/// Not a test on its own: the child half of `acknowledged_writes_survive_sigkill`.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.as_ref(), Time(0)).unwrap().store);
+    let writer = Writer::spawn(store).unwrap();
+    // Eight threads commit concurrently, so acknowledgements come from grouped commits.
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let writer = writer.clone();
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    let n = i * 8 + t;
+                    let mut fx = Effects::default();
+                    fx.keys.push((key(n), Some(state(n))));
+                    fx.events.push(event(n, "crash"));
+                    writer.commit_blocking(fx).unwrap();
+                    println!("ack {n}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut acked = Vec::new();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines {
+        let line = line.unwrap();
+        if let Some(n) = line.strip_prefix("ack ") {
+            acked.push(n.parse::<u64>().unwrap());
+            if acked.len() == 400 {
+                break;
+            }
+        }
+    }
+    // SIGKILL: no destructor, no flush, no chance to finish a commit.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert_eq!(acked.len(), 400, "the child stopped acknowledging early");
+
+    let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
+    let snap = store.load().unwrap();
+    let have: std::collections::HashSet<KeyId> = snap.keys.into_iter().map(|(k, _)| k).collect();
+    let lost: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|n| !have.contains(&key(*n)))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    let events = store.audit(&AuditQuery::default()).unwrap();
+    assert!(events.len() >= acked.len());
+}
