@@ -6,6 +6,8 @@ pub mod describe;
 pub mod engine;
 pub mod log;
 pub mod logline;
+pub mod notify;
+pub mod server;
 pub mod service;
 pub mod store;
 pub mod time;

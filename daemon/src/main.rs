@@ -94,6 +94,13 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     rt.block_on(async move {
+        let socket = warden.config().socket.clone();
+        let (listener, activated) = warden_daemon::server::listen(&socket)
+            .map_err(|e| format!("cannot listen on {}: {e}. Check that the directory exists and wardend runs as root", socket.display()))?;
+        tokio::spawn(warden_daemon::server::serve(listener, warden.clone()));
+        let how = if activated { "systemd" } else { "bound" };
+        log.info(&format!("listening socket={} via={how}", warden_daemon::logline::quote(&socket.display().to_string())));
+        warden_daemon::notify::ready();
         let ticker = warden.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -109,8 +116,8 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         });
         wait_for_stop().await;
         log.info("stopping");
-    });
-    Ok(())
+        Ok::<(), String>(())
+    })
 }
 
 /// Differs between runs, so attempt ids from before a restart are recognised.

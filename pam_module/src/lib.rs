@@ -1,1 +1,47 @@
+//! pam_warden: asks wardend whether a login attempt may go ahead, and tells it
+//! how the attempt ended. A thin shell over [`flow`]; see the README for the stack.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod args;
+pub mod client;
+mod ffi;
+pub mod flow;
+pub mod host;
+
+use args::Options;
+use client::SocketClient;
+use host::LibPam;
+use pam::constants::{PamFlag, PamResultCode};
+use pam::module::{PamHandle, PamHooks};
+use std::ffi::CStr;
+
+struct PamWarden;
+pam::pam_hooks!(PamWarden);
+
+fn options(args: &[&CStr]) -> Options {
+    Options::parse(args.iter().filter_map(|a| a.to_str().ok()))
+}
+
+impl PamHooks for PamWarden {
+    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        let opts = options(&args);
+        let daemon = SocketClient {
+            path: &opts.socket,
+            timeout: opts.timeout,
+        };
+        flow::authenticate(&mut LibPam(pamh), &opts, &daemon)
+    }
+
+    fn acct_mgmt(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        let opts = options(&args);
+        let daemon = SocketClient {
+            path: &opts.socket,
+            timeout: opts.timeout,
+        };
+        flow::account(&mut LibPam(pamh), &opts, &daemon)
+    }
+
+    fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_SUCCESS
+    }
+}

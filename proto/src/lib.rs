@@ -1,1 +1,19 @@
+//! The wire protocol between pam_warden and wardend.
+//!
+//! A frame is a u32 big-endian length followed by that many bytes of body, at
+//! most [`MAX_FRAME`]. Bodies are postcard-encoded [`Request`]s and
+//! [`Response`]s, each opening with the protocol version. Blocking I/O only: the
+//! PAM module uses this crate inside sshd and sudo, where no async runtime runs.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod frame;
+mod message;
+mod wire;
+
+pub use frame::{check_len, read_frame, write_frame, FrameError, MAX_FRAME};
+pub use message::locked_message;
+pub use wire::{
+    decode_request, decode_response, encode_request, encode_response, AdminRequest, Attempt,
+    AttemptFields, ErrorCode, FieldError, LockInfo, Request, RequestBody, Response, ResponseBody,
+    Verdict, MAX_RHOST, MAX_SERVICE, MAX_TTY, MAX_USER, VERSION,
+};

@@ -1,1 +1,28 @@
+//! The harness for warden's end-to-end tests and demo: a real wardend, real
+//! libpam through a private PAM directory, real sshd, real users.
 
+pub mod daemon;
+pub mod pam;
+pub mod paths;
+pub mod sshd;
+pub mod users;
+
+/// True when running as root; otherwise prints why the caller skips.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    println!("SKIP {test}: needs root (it creates users, runs sshd or writes /etc/pam.d); CI runs as root");
+    false
+}
+
+/// A name unique to this process and call, for users and PAM services.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}

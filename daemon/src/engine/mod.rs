@@ -500,6 +500,32 @@ impl Engine {
         }
     }
 
+    /// For `account` with enforce_in_account: the lock, if any, on a key of this
+    /// attempt that tracks the user (logins that skipped auth, like ssh keys).
+    pub fn account_lock(&self, attempt: &Attempt, now: Time) -> Option<Reason> {
+        let mut locked: Vec<KeyId> = self
+            .keys_for(attempt, now)
+            .into_iter()
+            .filter(|(i, _)| self.policy.rules[*i].tracks(Field::User))
+            .map(|(_, k)| k)
+            .chain(std::iter::once(KeyId::new(
+                ADMIN_RULE,
+                [("user", attempt.user.as_str())],
+            )))
+            .filter(|k| {
+                self.keys
+                    .get(k)
+                    .and_then(|s| s.lock.as_ref())
+                    .is_some_and(|l| !l.expired(now))
+            })
+            .collect();
+        if locked.is_empty() {
+            return None;
+        }
+        locked.sort();
+        Some(self.locked_reason(&locked))
+    }
+
     // ----- internals --------------------------------------------------------
 
     fn add_pending(
@@ -742,6 +768,11 @@ impl Engine {
                 continue;
             }
             if rule.tracks(Field::User) && attempt.user == "root" && !self.policy.lock_root {
+                continue;
+            }
+            // Local logins share no address: keying them all under one "local"
+            // rhost would let any local user lock every other out.
+            if rule.tracks(Field::Rhost) && source == LOCAL_SOURCE {
                 continue;
             }
             let split = self.policy.familiar_enabled && splits_by_familiarity(rule);

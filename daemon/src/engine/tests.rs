@@ -664,3 +664,19 @@ fn memory_stays_bounded_and_locks_survive_eviction() {
     }
     assert!(!s.begin(&locked).allowed(), "the lock survived the flood");
 }
+
+#[test]
+fn rhost_rules_ignore_local_attempts() {
+    let cfg = format!(
+        "{}{}",
+        rule("user", "\"user\"", 3, "1h", "1h", ""),
+        rule("rhost", "\"rhost\"", 3, "1h", "1h", "")
+    );
+    let mut s = Sim::new(&cfg);
+    // Three local users fail at sudo; no shared "local" address gets locked.
+    for user in ["mallory", "eve", "trudy"] {
+        s.wrong(&att(user, None));
+    }
+    assert!(s.begin(&att("alice", None)).allowed());
+    assert!(s.e.locks().next().is_none());
+}

@@ -1,0 +1,131 @@
+//! One connection: check the peer, then read frames under a deadline and answer
+//! each. A malformed frame gets an error reply and the connection is closed.
+
+use super::handler;
+use super::limits::Limits;
+use super::peer::Peer;
+use crate::logline::quote;
+use crate::service::Warden;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use warden_proto::{
+    check_len, decode_request, encode_response, ErrorCode, FrameError, ResponseBody,
+};
+
+/// How long a peer has to send a whole frame, or to read our answer. The module
+/// sends its frame at once, so only a stalled or hostile client hits this.
+const FRAME_DEADLINE: Duration = Duration::from_secs(2);
+
+pub async fn handle(mut stream: UnixStream, warden: Arc<Warden>, limits: Arc<Limits>) {
+    let uid = match stream.peer_cred() {
+        Ok(cred) => cred.uid(),
+        Err(e) => {
+            warden
+                .log()
+                .warn(&format!("peer-unknown error={}", quote(&e.to_string())));
+            return;
+        }
+    };
+    let Some(_slot) = limits.acquire(uid) else {
+        let _ = reply_error(
+            &mut stream,
+            ErrorCode::Busy,
+            "too many connections from this uid; try again",
+        )
+        .await;
+        return;
+    };
+    let peer = if uid == 0 {
+        Peer::Root
+    } else {
+        tokio::task::spawn_blocking(move || Peer::lookup(uid))
+            .await
+            .unwrap_or(Peer::User { uid, name: None })
+    };
+    loop {
+        let body = match tokio::time::timeout(FRAME_DEADLINE, read_frame(&mut stream)).await {
+            Err(_) => {
+                let _ = reply_error(
+                    &mut stream,
+                    ErrorCode::Malformed,
+                    "frame not received in time",
+                )
+                .await;
+                return;
+            }
+            Ok(Err(FrameError::Closed)) => return,
+            Ok(Err(FrameError::TooLarge(n))) => {
+                let _ = reply_error(
+                    &mut stream,
+                    ErrorCode::TooLarge,
+                    &format!("frame of {n} bytes is over the limit"),
+                )
+                .await;
+                return;
+            }
+            Ok(Err(e)) => {
+                let _ = reply_error(&mut stream, ErrorCode::Malformed, &e.to_string()).await;
+                return;
+            }
+            Ok(Ok(body)) => body,
+        };
+        let request = match decode_request(&body) {
+            Ok(r) => r,
+            Err((code, message)) => {
+                warden.log().warn(&format!(
+                    "bad-request uid={} code={code:?} error={}",
+                    peer.uid(),
+                    quote(&message)
+                ));
+                let _ = reply_error(&mut stream, code, &message).await;
+                return;
+            }
+        };
+        let response = handler::handle(&warden, &peer, request).await;
+        let fatal = matches!(response, ResponseBody::Error { .. });
+        if write(&mut stream, response).await.is_err() || fatal {
+            return;
+        }
+    }
+}
+
+async fn read_frame(stream: &mut UnixStream) -> Result<Vec<u8>, FrameError> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    check_len(len)?;
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+async fn write(stream: &mut UnixStream, body: ResponseBody) -> std::io::Result<()> {
+    let bytes = encode_response(body).map_err(std::io::Error::other)?;
+    let mut frame = Vec::with_capacity(bytes.len() + 4);
+    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&bytes);
+    tokio::time::timeout(FRAME_DEADLINE, stream.write_all(&frame))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+async fn reply_error(
+    stream: &mut UnixStream,
+    code: ErrorCode,
+    message: &str,
+) -> std::io::Result<()> {
+    write(
+        stream,
+        ResponseBody::Error {
+            code,
+            message: message.to_string(),
+        },
+    )
+    .await
+}

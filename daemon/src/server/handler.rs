@@ -1,0 +1,183 @@
+//! Requests to service calls, after the peer check.
+
+use super::peer::Peer;
+use crate::engine::{self, AttemptId, KeyState, ReasonKind, Selector, Until, Verdict};
+use crate::logline::quote;
+use crate::service::{ServiceError, Warden};
+use crate::time::Time;
+use warden_proto::{
+    locked_message, AdminRequest, AttemptFields, ErrorCode, LockInfo, RequestBody, ResponseBody,
+};
+
+pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseBody {
+    let now = Time::now();
+    match request {
+        RequestBody::Begin(fields) => match attempt(warden, peer, &fields) {
+            Ok(a) => match warden.begin(&a, now).await {
+                Ok(v) => ResponseBody::Verdict(to_wire(&v, now)),
+                Err(e) => service_error(warden, "begin", &e),
+            },
+            Err(r) => r,
+        },
+        RequestBody::Fail {
+            attempt: id,
+            fields,
+        } => match attempt(warden, peer, &fields) {
+            Ok(a) => match warden.fail(id.map(AttemptId), &a, now).await {
+                Ok(()) => ResponseBody::Recorded,
+                Err(e) => service_error(warden, "fail", &e),
+            },
+            Err(r) => r,
+        },
+        RequestBody::Succeed {
+            attempt: id,
+            fields,
+        } => match attempt(warden, peer, &fields) {
+            Ok(a) => match warden.succeed(id.map(AttemptId), &a, now).await {
+                Ok(()) => ResponseBody::Recorded,
+                Err(e) => service_error(warden, "succeed", &e),
+            },
+            Err(r) => r,
+        },
+        RequestBody::Account(fields) => match attempt(warden, peer, &fields) {
+            Ok(a) => match warden.with_engine(|e| e.account_lock(&a, now)) {
+                Ok(reason) => ResponseBody::Account {
+                    locked: reason.is_some(),
+                    message: reason.map(|r| message_for(r.kind, r.until, now)),
+                },
+                Err(e) => service_error(warden, "account", &e),
+            },
+            Err(r) => r,
+        },
+        RequestBody::Admin(req) => {
+            if !peer.is_root() {
+                warden
+                    .log()
+                    .warn(&format!("refused-peer uid={} op=admin", peer.uid()));
+                return error(ErrorCode::Forbidden, "admin requests need root");
+            }
+            admin(warden, req, now).await
+        }
+    }
+}
+
+/// Validates the fields and applies the peer rule: a non-root peer acts only for
+/// its own username and reports no rhost (it could otherwise lock any address).
+fn attempt(
+    warden: &Warden,
+    peer: &Peer,
+    fields: &AttemptFields,
+) -> Result<engine::Attempt, ResponseBody> {
+    let a = fields
+        .validate()
+        .map_err(|e| error(ErrorCode::BadField, &e.to_string()))?;
+    if !peer.may_act_for(&a.user) {
+        warden.log().warn(&format!(
+            "refused-peer uid={} user={} reason=\"not the peer's own user\"",
+            peer.uid(),
+            quote(&a.user)
+        ));
+        return Err(error(
+            ErrorCode::Forbidden,
+            "a non-root caller may act only for its own user",
+        ));
+    }
+    Ok(engine::Attempt {
+        service: a.service,
+        user: a.user,
+        rhost: if peer.is_root() { a.rhost } else { None },
+        tty: a.tty,
+    })
+}
+
+fn to_wire(v: &Verdict, now: Time) -> warden_proto::Verdict {
+    let r = &v.reason;
+    let refused = !v.allowed();
+    warden_proto::Verdict {
+        allowed: v.allowed(),
+        attempt: v.attempt.map(|id| id.0),
+        reason: r.kind.name().to_string(),
+        rule: r.rule.clone(),
+        failures: r.failures,
+        seconds_left: seconds_left(r.until, now),
+        message: refused.then(|| message_for(r.kind, r.until, now)),
+    }
+}
+
+fn seconds_left(until: Option<Until>, now: Time) -> Option<u64> {
+    match until {
+        Some(Until::At(t)) => Some(now.until(t).as_millis().div_ceil(1000) as u64),
+        _ => None,
+    }
+}
+
+/// The words a refused user sees; they depend only on the reason, never on
+/// whether the account exists.
+fn message_for(kind: ReasonKind, until: Option<Until>, now: Time) -> String {
+    match kind {
+        ReasonKind::Busy => "Too many login attempts in progress. Try again in a moment.".into(),
+        ReasonKind::Denied => "Access denied.".into(),
+        _ => locked_message(seconds_left(until, now)),
+    }
+}
+
+async fn admin(warden: &Warden, req: AdminRequest, now: Time) -> ResponseBody {
+    match req {
+        AdminRequest::ListLocks => match warden.with_engine(|e| {
+            e.locks()
+                .map(|(k, st)| lock_info(k, st))
+                .collect::<Vec<_>>()
+        }) {
+            Ok(mut locks) => {
+                locks.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.key.cmp(&b.key)));
+                ResponseBody::Locks(locks)
+            }
+            Err(e) => service_error(warden, "list-locks", &e),
+        },
+        AdminRequest::UnlockUser(u) => unlock(warden, Selector::User(u), now).await,
+        AdminRequest::UnlockRhost(r) => unlock(warden, Selector::Rhost(r), now).await,
+        AdminRequest::UnlockAll => unlock(warden, Selector::All, now).await,
+    }
+}
+
+async fn unlock(warden: &Warden, sel: Selector, now: Time) -> ResponseBody {
+    match warden
+        .apply_durably(|e, fx| e.unlock(&sel, 0, now, fx))
+        .await
+    {
+        Ok(n) => ResponseBody::Unlocked(u32::try_from(n).unwrap_or(u32::MAX)),
+        Err(e) => service_error(warden, "unlock", &e),
+    }
+}
+
+pub fn lock_info(k: &engine::KeyId, st: &KeyState) -> LockInfo {
+    let lock = st.lock.as_ref();
+    LockInfo {
+        rule: k.rule().to_string(),
+        key: k.to_string(),
+        failures: u32::try_from(st.failures.len()).unwrap_or(u32::MAX),
+        since: lock.map_or(0, |l| l.since.0 / 1000),
+        until: lock.and_then(|l| l.until).map(|t| t.0 / 1000),
+        lockouts: u32::try_from(st.lockouts.len()).unwrap_or(u32::MAX),
+    }
+}
+
+fn error(code: ErrorCode, message: &str) -> ResponseBody {
+    ResponseBody::Error {
+        code,
+        message: message.to_string(),
+    }
+}
+
+fn service_error(warden: &Warden, op: &str, e: &ServiceError) -> ResponseBody {
+    warden.log().error(&format!(
+        "request-failed op={op} error={}",
+        quote(&e.to_string())
+    ));
+    let code = match e {
+        ServiceError::Store(_) => ErrorCode::Store,
+        ServiceError::Attempt(_) => ErrorCode::Forbidden,
+        ServiceError::Poisoned => ErrorCode::Internal,
+    };
+    error(code, &e.to_string())
+}

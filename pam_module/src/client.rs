@@ -1,0 +1,145 @@
+//! A blocking client for wardend's socket with one deadline over connect, send
+//! and receive, so a stuck daemon can never hang sshd or sudo.
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use warden_proto::{
+    decode_response, encode_request, read_frame, write_frame, RequestBody, ResponseBody,
+};
+
+#[derive(Debug)]
+pub enum ClientError {
+    /// The daemon is not there (no socket, refused).
+    Unreachable(String),
+    /// It did not answer within the deadline.
+    Timeout,
+    /// It answered something we could not read.
+    Protocol(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Unreachable(e) => write!(f, "wardend unreachable: {e}"),
+            ClientError::Timeout => write!(f, "wardend did not answer in time"),
+            ClientError::Protocol(e) => write!(f, "wardend answered badly: {e}"),
+        }
+    }
+}
+
+/// The daemon as the flow sees it.
+pub trait Daemon {
+    fn call(&self, request: RequestBody) -> Result<ResponseBody, ClientError>;
+}
+
+pub struct SocketClient<'a> {
+    pub path: &'a Path,
+    pub timeout: Duration,
+}
+
+impl Daemon for SocketClient<'_> {
+    fn call(&self, request: RequestBody) -> Result<ResponseBody, ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        let body = encode_request(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut stream = Deadlined {
+            stream: connect_by(self.path, deadline)?,
+            deadline,
+        };
+        write_frame(&mut stream, &body).map_err(|e| io_error(&e.to_string(), deadline))?;
+        let reply = read_frame(&mut stream).map_err(|e| io_error(&e.to_string(), deadline))?;
+        decode_response(&reply).map_err(|(_, e)| ClientError::Protocol(e))
+    }
+}
+
+fn io_error(e: &str, deadline: Instant) -> ClientError {
+    if Instant::now() >= deadline {
+        ClientError::Timeout
+    } else {
+        ClientError::Protocol(e.to_string())
+    }
+}
+
+fn remaining(deadline: Instant) -> Result<Duration, ClientError> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or(ClientError::Timeout)
+}
+
+/// A non-blocking, close-on-exec connect, retried while the listen backlog is
+/// full, until the deadline.
+fn connect_by(path: &Path, deadline: Instant) -> Result<UnixStream, ClientError> {
+    let addr = UnixAddr::new(path).map_err(|e| ClientError::Unreachable(e.to_string()))?;
+    let fd: OwnedFd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+    loop {
+        match connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
+            Ok(()) => break,
+            Err(Errno::EINTR) => continue,
+            // A full backlog: wait a little and try again.
+            Err(Errno::EAGAIN) => {
+                let wait = remaining(deadline)?.min(Duration::from_millis(5));
+                std::thread::sleep(wait);
+            }
+            Err(Errno::EINPROGRESS) => {
+                let ms = remaining(deadline)?.as_millis().min(u128::from(u16::MAX)) as u16;
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLOUT)];
+                match poll(&mut fds, PollTimeout::from(ms)) {
+                    Ok(0) => return Err(ClientError::Timeout),
+                    Ok(_) => break,
+                    Err(e) => return Err(ClientError::Unreachable(e.to_string())),
+                }
+            }
+            Err(e) => return Err(ClientError::Unreachable(format!("{}: {e}", path.display()))),
+        }
+    }
+    let stream = UnixStream::from(fd);
+    stream
+        .set_nonblocking(false)
+        .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+    Ok(stream)
+}
+
+/// Sets the time left before every read and write, so that many short reads
+/// cannot stretch the call past its deadline.
+struct Deadlined {
+    stream: UnixStream,
+    deadline: Instant,
+}
+
+impl Deadlined {
+    fn left(&self) -> io::Result<Duration> {
+        remaining(self.deadline).map_err(|_| io::Error::from(io::ErrorKind::TimedOut))
+    }
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for Deadlined {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_write_timeout(Some(left))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}

@@ -1,0 +1,174 @@
+//! What each mode does, over the [`Host`] and [`Daemon`] traits.
+
+use crate::args::{Mode, OnUnavailable, Options};
+use crate::client::{ClientError, Daemon};
+use crate::host::{Host, Level};
+use pam::constants::PamResultCode;
+use warden_proto::{AttemptFields, ErrorCode, RequestBody, ResponseBody};
+
+pub fn authenticate(host: &mut impl Host, opts: &Options, daemon: &impl Daemon) -> PamResultCode {
+    log_unknown(host, opts);
+    let Some(mode) = opts.mode else {
+        host.log(
+            Level::Alert,
+            "auth line has no mode: add preauth, authfail or authsucc",
+        );
+        return PamResultCode::PAM_IGNORE;
+    };
+    let Some(fields) = fields(host) else {
+        host.log(Level::Warning, "no user name on the handle");
+        return PamResultCode::PAM_USER_UNKNOWN;
+    };
+    match mode {
+        Mode::Preauth => preauth(host, opts, daemon, fields),
+        Mode::Authfail => {
+            let attempt = host.attempt();
+            host.set_attempt(None);
+            match daemon.call(RequestBody::Fail { attempt, fields }) {
+                // The password was wrong: the stack fails whatever we record.
+                Ok(ResponseBody::Recorded) => PamResultCode::PAM_AUTH_ERR,
+                other => unavailable(host, opts, "authfail", other),
+            }
+        }
+        Mode::Authsucc => {
+            let attempt = host.attempt();
+            host.set_attempt(None);
+            match daemon.call(RequestBody::Succeed { attempt, fields }) {
+                Ok(ResponseBody::Recorded) => PamResultCode::PAM_SUCCESS,
+                other => unavailable(host, opts, "authsucc", other),
+            }
+        }
+    }
+}
+
+fn preauth(
+    host: &mut impl Host,
+    opts: &Options,
+    daemon: &impl Daemon,
+    fields: AttemptFields,
+) -> PamResultCode {
+    host.set_attempt(None);
+    match daemon.call(RequestBody::Begin(fields)) {
+        Ok(ResponseBody::Verdict(v)) if v.allowed => {
+            host.set_attempt(v.attempt);
+            if opts.debug {
+                host.log(
+                    Level::Debug,
+                    &format!(
+                        "preauth allowed reason={} failures={}",
+                        v.reason, v.failures
+                    ),
+                );
+            }
+            PamResultCode::PAM_SUCCESS
+        }
+        Ok(ResponseBody::Verdict(v)) => {
+            if !opts.silent {
+                if let Some(m) = &v.message {
+                    host.tell(true, m);
+                }
+            }
+            host.log(
+                Level::Notice,
+                &format!(
+                    "preauth refused reason={} rule={}",
+                    v.reason,
+                    v.rule.as_deref().unwrap_or("-")
+                ),
+            );
+            refuse(host, opts)
+        }
+        // A name that is too long, has a NUL, or is not UTF-8 is no account here.
+        Ok(ResponseBody::Error {
+            code: ErrorCode::BadField,
+            message,
+        }) => {
+            host.log(Level::Notice, &format!("preauth refused: {message}"));
+            refuse(host, opts)
+        }
+        other => unavailable(host, opts, "preauth", other),
+    }
+}
+
+pub fn account(host: &mut impl Host, opts: &Options, daemon: &impl Daemon) -> PamResultCode {
+    log_unknown(host, opts);
+    if !opts.enforce_in_account {
+        return PamResultCode::PAM_SUCCESS;
+    }
+    let Some(fields) = fields(host) else {
+        return PamResultCode::PAM_USER_UNKNOWN;
+    };
+    match daemon.call(RequestBody::Account(fields)) {
+        Ok(ResponseBody::Account { locked: false, .. }) => PamResultCode::PAM_SUCCESS,
+        Ok(ResponseBody::Account {
+            locked: true,
+            message,
+        }) => {
+            if let (false, Some(m)) = (opts.silent, &message) {
+                host.tell(true, m);
+            }
+            host.log(Level::Notice, "account refused: the user is locked");
+            PamResultCode::PAM_PERM_DENIED
+        }
+        other => unavailable(host, opts, "account", other),
+    }
+}
+
+fn refuse(host: &mut impl Host, opts: &Options) -> PamResultCode {
+    let micros = u32::try_from(opts.fail_delay.as_micros()).unwrap_or(u32::MAX);
+    if micros > 0 {
+        host.fail_delay(micros);
+    }
+    PamResultCode::PAM_AUTH_ERR
+}
+
+fn unavailable(
+    host: &mut impl Host,
+    opts: &Options,
+    phase: &str,
+    outcome: Result<ResponseBody, ClientError>,
+) -> PamResultCode {
+    let why = match outcome {
+        Ok(ResponseBody::Error { code, message }) => {
+            format!("wardend refused the request ({code:?}): {message}")
+        }
+        Ok(other) => format!("unexpected answer from wardend: {other:?}"),
+        Err(e) => e.to_string(),
+    };
+    let (action, code) = match opts.on_unavailable {
+        OnUnavailable::Ignore => (
+            "ignoring (on_unavailable=ignore)",
+            PamResultCode::PAM_IGNORE,
+        ),
+        OnUnavailable::Deny => (
+            "denying (on_unavailable=deny)",
+            PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        ),
+    };
+    host.log(Level::Alert, &format!("{phase}: {why}; {action}"));
+    code
+}
+
+fn fields(host: &mut impl Host) -> Option<AttemptFields> {
+    let user = host.user()?;
+    Some(AttemptFields {
+        service: host.service().unwrap_or_default(),
+        user,
+        rhost: host.rhost(),
+        tty: host.tty(),
+    })
+}
+
+fn log_unknown(host: &mut impl Host, opts: &Options) {
+    for arg in &opts.unknown {
+        host.log(
+            Level::Warning,
+            &format!("ignoring unknown or invalid argument \"{arg}\""),
+        );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+#[path = "flow/tests.rs"]
+mod tests;

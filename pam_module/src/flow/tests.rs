@@ -1,0 +1,206 @@
+//! The flow against a fake host and a scripted daemon.
+
+use super::*;
+use std::cell::RefCell;
+use warden_proto::Verdict;
+
+#[derive(Default)]
+struct FakeHost {
+    told: Vec<String>,
+    logged: RefCell<Vec<(Level, String)>>,
+    attempt: Option<u64>,
+    delay: Option<u32>,
+}
+
+impl Host for FakeHost {
+    fn user(&mut self) -> Option<Vec<u8>> {
+        Some(b"alice".to_vec())
+    }
+    fn service(&self) -> Option<Vec<u8>> {
+        Some(b"sshd".to_vec())
+    }
+    fn rhost(&self) -> Option<Vec<u8>> {
+        Some(b"203.0.113.7".to_vec())
+    }
+    fn tty(&self) -> Option<Vec<u8>> {
+        None
+    }
+    fn tell(&mut self, _error: bool, text: &str) {
+        self.told.push(text.to_string());
+    }
+    fn log(&self, level: Level, text: &str) {
+        self.logged.borrow_mut().push((level, text.to_string()));
+    }
+    fn attempt(&self) -> Option<u64> {
+        self.attempt
+    }
+    fn set_attempt(&mut self, id: Option<u64>) {
+        self.attempt = id;
+    }
+    fn fail_delay(&mut self, micros: u32) {
+        self.delay = Some(micros);
+    }
+}
+
+/// Answers with one canned reply and remembers the request.
+struct Scripted {
+    reply: RefCell<Option<Result<ResponseBody, ClientError>>>,
+    seen: RefCell<Vec<RequestBody>>,
+}
+
+fn daemon(reply: Result<ResponseBody, ClientError>) -> Scripted {
+    Scripted {
+        reply: RefCell::new(Some(reply)),
+        seen: RefCell::new(Vec::new()),
+    }
+}
+
+impl Daemon for Scripted {
+    fn call(&self, request: RequestBody) -> Result<ResponseBody, ClientError> {
+        self.seen.borrow_mut().push(request);
+        self.reply
+            .borrow_mut()
+            .take()
+            .unwrap_or(Err(ClientError::Timeout))
+    }
+}
+
+fn verdict(allowed: bool) -> ResponseBody {
+    ResponseBody::Verdict(Verdict {
+        allowed,
+        attempt: allowed.then_some(77),
+        reason: if allowed { "clear" } else { "locked" }.into(),
+        rule: None,
+        failures: 5,
+        seconds_left: Some(840),
+        message: (!allowed).then(|| "Too many failed attempts. Try again in 14 minutes.".into()),
+    })
+}
+
+fn opts(args: &[&str]) -> Options {
+    Options::parse(args.iter().copied())
+}
+
+#[test]
+fn preauth_keeps_the_attempt_for_the_later_phases() {
+    let mut h = FakeHost::default();
+    let d = daemon(Ok(verdict(true)));
+    assert_eq!(
+        authenticate(&mut h, &opts(&["preauth"]), &d),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert_eq!(h.attempt, Some(77));
+
+    let d = daemon(Ok(ResponseBody::Recorded));
+    assert_eq!(
+        authenticate(&mut h, &opts(&["authfail"]), &d),
+        PamResultCode::PAM_AUTH_ERR
+    );
+    match &d.seen.borrow()[0] {
+        RequestBody::Fail { attempt, fields } => {
+            assert_eq!(*attempt, Some(77));
+            assert_eq!(fields.user, b"alice");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.attempt, None, "an attempt is resolved once");
+}
+
+#[test]
+fn a_refusal_tells_the_user_and_asks_for_a_delay() {
+    let mut h = FakeHost::default();
+    let d = daemon(Ok(verdict(false)));
+    assert_eq!(
+        authenticate(&mut h, &opts(&["preauth"]), &d),
+        PamResultCode::PAM_AUTH_ERR
+    );
+    assert_eq!(
+        h.told,
+        ["Too many failed attempts. Try again in 14 minutes."]
+    );
+    assert_eq!(h.delay, Some(2_000_000));
+    let mut h = FakeHost::default();
+    let d = daemon(Ok(verdict(false)));
+    authenticate(&mut h, &opts(&["preauth", "silent", "nodelay"]), &d);
+    assert!(h.told.is_empty());
+    assert_eq!(h.delay, None);
+}
+
+#[test]
+fn an_outage_follows_on_unavailable() {
+    for (args, code) in [
+        (&["preauth"][..], PamResultCode::PAM_IGNORE),
+        (
+            &["preauth", "on_unavailable=deny"][..],
+            PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        ),
+        (&["authsucc"][..], PamResultCode::PAM_IGNORE),
+        (
+            &["authfail", "on_unavailable=deny"][..],
+            PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        ),
+    ] {
+        let mut h = FakeHost::default();
+        let d = daemon(Err(ClientError::Unreachable("no socket".into())));
+        assert_eq!(authenticate(&mut h, &opts(args), &d), code, "{args:?}");
+        let logged = h.logged.borrow();
+        assert!(
+            logged
+                .iter()
+                .any(|(l, t)| *l == Level::Alert && t.contains("unreachable")),
+            "an outage must raise an alert: {logged:?}"
+        );
+    }
+    let mut h = FakeHost::default();
+    let store_full = Ok(ResponseBody::Error {
+        code: ErrorCode::Store,
+        message: "disk full".into(),
+    });
+    assert_eq!(
+        authenticate(&mut h, &opts(&["authfail"]), &daemon(store_full)),
+        PamResultCode::PAM_IGNORE
+    );
+}
+
+#[test]
+fn bad_names_are_refused_not_ignored() {
+    let mut h = FakeHost::default();
+    let d = daemon(Ok(ResponseBody::Error {
+        code: ErrorCode::BadField,
+        message: "user is not valid UTF-8".into(),
+    }));
+    assert_eq!(
+        authenticate(&mut h, &opts(&["preauth"]), &d),
+        PamResultCode::PAM_AUTH_ERR
+    );
+}
+
+#[test]
+fn account_allows_unless_enforcing() {
+    let mut h = FakeHost::default();
+    let d = daemon(Err(ClientError::Timeout));
+    assert_eq!(account(&mut h, &opts(&[]), &d), PamResultCode::PAM_SUCCESS);
+    assert!(
+        d.seen.borrow().is_empty(),
+        "no call without enforce_in_account"
+    );
+    let d = daemon(Ok(ResponseBody::Account {
+        locked: true,
+        message: Some("Too many failed attempts. Try again in 3 minutes.".into()),
+    }));
+    assert_eq!(
+        account(&mut h, &opts(&["enforce_in_account"]), &d),
+        PamResultCode::PAM_PERM_DENIED
+    );
+    assert_eq!(h.told.len(), 1);
+}
+
+#[test]
+fn no_mode_is_ignored_not_fatal() {
+    let mut h = FakeHost::default();
+    let d = daemon(Ok(verdict(true)));
+    assert_eq!(
+        authenticate(&mut h, &opts(&[]), &d),
+        PamResultCode::PAM_IGNORE
+    );
+}

@@ -1,0 +1,131 @@
+//! A real wardend on a scratch config, socket and state directory.
+
+use crate::paths;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub state: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts wardend with `extra` appended to a config that sets the socket and
+    /// state directory inside a fresh temporary directory.
+    pub fn start(extra: &str) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("warden-test")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("tempdir: {e}"));
+        // Unprivileged peers must reach the socket; the state dir stays 0700.
+        let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755));
+        let socket = dir.path().join("run/warden.sock");
+        let state = dir.path().join("state");
+        let config = dir.path().join("warden.toml");
+        let text = format!(
+            "socket = \"{}\"\nstate_dir = \"{}\"\n{extra}",
+            socket.display(),
+            state.display()
+        );
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("write config: {e}"));
+        let log = dir.path().join("wardend.log");
+        let mut d = Daemon {
+            dir,
+            socket,
+            config,
+            state,
+            log,
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("open log: {e}"));
+        let child = Command::new(paths::wardend())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--log-stderr")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start wardend: {e}"));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("wardend exited with {status}:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("wardend did not listen within 20 s:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Sends a request through the raw client and returns what it printed.
+    pub fn request(&self, args: &[&str]) -> String {
+        let out = Command::new(paths::raw_client())
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("raw-client: {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,146 @@
+//! A real sshd on 127.0.0.1, on a free port, with UsePAM and its own PAM
+//! service. sshd names its PAM service after its program name, so a link
+//! `<dir>/NAME -> /usr/sbin/sshd` makes it use /etc/pam.d/NAME.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Sshd {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub service: String,
+    pam_file: PathBuf,
+    child: Child,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+impl Sshd {
+    /// Starts sshd with `pam_stack` as /etc/pam.d/`service`; `extra` adds sshd_config lines.
+    pub fn start(service: &str, pam_stack: &str, extra: &str) -> Sshd {
+        let dir = tempfile::Builder::new()
+            .prefix("warden-sshd")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let key = dir.path().join("host_ed25519");
+        let keygen = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status();
+        assert!(keygen.is_ok_and(|s| s.success()), "ssh-keygen failed");
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let pam_file = PathBuf::from("/etc/pam.d").join(service);
+        std::fs::write(&pam_file, pam_stack)
+            .unwrap_or_else(|e| panic!("write {}: {e}", pam_file.display()));
+        let link = dir.path().join(service);
+        std::os::unix::fs::symlink("/usr/sbin/sshd", &link).unwrap_or_else(|e| panic!("{e}"));
+        let port = free_port();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}/sshd.pid\n\
+                 UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+                 PubkeyAuthentication no\nPermitRootLogin no\nStrictModes no\nMaxAuthTries 10\n\
+                 LogLevel VERBOSE\n{extra}\n",
+                key.display(),
+                dir.path().display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let log =
+            std::fs::File::create(dir.path().join("sshd.log")).unwrap_or_else(|e| panic!("{e}"));
+        let child = Command::new(&link)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start sshd: {e}"));
+        let s = Sshd {
+            port,
+            dir,
+            service: service.to_string(),
+            pam_file,
+            child,
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("sshd did not listen:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// One login with the real OpenSSH client, answering the password prompt
+    /// with sshpass. Returns whether `true` ran remotely, and what ssh printed.
+    pub fn login(&self, user: &str, password: &str) -> (bool, String) {
+        let out = Command::new("sshpass")
+            .args([
+                "-p",
+                password,
+                "ssh",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args([
+                "-o",
+                "PreferredAuthentications=keyboard-interactive",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+            ])
+            .args([
+                "-o",
+                "BatchMode=no",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "ConnectTimeout=10",
+            ])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                &format!("{user}@127.0.0.1"),
+                "echo",
+                "warden-login-ok",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("sshpass: {e}"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (text.contains("warden-login-ok"), text)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.pam_file);
+    }
+}

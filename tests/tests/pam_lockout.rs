@@ -1,0 +1,138 @@
+//! The module and daemon through real libpam (`pam_start_confdir`), with a
+//! counting pam_exec script in the password's place.
+
+use std::thread;
+use std::time::Duration;
+use warden_e2e::daemon::Daemon;
+use warden_e2e::pam::{PamDir, PAM_AUTH_ERR, PAM_SUCCESS, WRONG_PASSWORD};
+
+const RULES: &str = r#"
+[familiar]
+enabled = false
+
+[[rule]]
+name = "user"
+track = ["user"]
+limit = 3
+window = "15m"
+lockout = "15m"
+"#;
+
+#[test]
+fn locks_after_the_limit_and_refuses_the_right_password() {
+    let d = Daemon::start(RULES);
+    let pam = PamDir::new(&d.socket, "0", "");
+    for _ in 0..3 {
+        let o = pam.attempt("alice", "wrong", Some("203.0.113.7"));
+        assert_eq!(o.auth, WRONG_PASSWORD, "{o:?}");
+        assert!(o.messages.is_empty(), "no message before the lock: {o:?}");
+    }
+    assert_eq!(pam.checks(), 3);
+    let o = pam.attempt("alice", "right", Some("203.0.113.7"));
+    assert_eq!(o.auth, PAM_AUTH_ERR);
+    assert_eq!(
+        o.messages,
+        ["Too many failed attempts. Try again in 15 minutes."]
+    );
+    assert_eq!(
+        pam.checks(),
+        3,
+        "a locked attempt never reaches the password check"
+    );
+    let log = d.log_text();
+    assert!(
+        log.contains(
+            "locked rule=user service=warden-test user=alice rhost=203.0.113.7 failures=3 until="
+        ),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unknown_user_gets_the_same_words_and_codes() {
+    let d = Daemon::start(RULES);
+    let pam = PamDir::new(&d.socket, "0", "");
+    let run = |user: &str| {
+        (0..4)
+            .map(|_| {
+                let o = pam.attempt(user, "wrong", None);
+                (o.auth, o.messages)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run("root-no-such-user-1"), run("alice"));
+}
+
+#[test]
+fn success_resets_the_count() {
+    let d = Daemon::start(RULES);
+    let pam = PamDir::new(&d.socket, "0", "");
+    for _ in 0..2 {
+        assert_eq!(pam.attempt("bob", "wrong", None).auth, WRONG_PASSWORD);
+    }
+    assert_eq!(pam.attempt("bob", "right", None).auth, PAM_SUCCESS);
+    for _ in 0..2 {
+        assert_eq!(pam.attempt("bob", "wrong", None).auth, WRONG_PASSWORD);
+    }
+    // Two failures since the success: still below the limit of three.
+    assert_eq!(pam.attempt("bob", "right", None).auth, PAM_SUCCESS);
+}
+
+#[test]
+fn the_lock_expires() {
+    let d = Daemon::start(
+        &RULES
+            .replace("lockout = \"15m\"", "lockout = \"2s\"")
+            .replace(
+                "[familiar]",
+                "extend_on_failure_while_locked = false\n[familiar]",
+            ),
+    );
+    let pam = PamDir::new(&d.socket, "0", "");
+    for _ in 0..3 {
+        pam.attempt("carol", "wrong", None);
+    }
+    let o = pam.attempt("carol", "right", None);
+    assert_eq!(
+        o.messages,
+        ["Too many failed attempts. Try again in 1 minute."]
+    );
+    thread::sleep(Duration::from_millis(3200));
+    assert_eq!(pam.attempt("carol", "right", None).auth, PAM_SUCCESS);
+    assert!(
+        d.log_text()
+            .contains("unlocked rule=user user=carol by=expired"),
+        "{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn exactly_limit_checks_under_32_concurrent_attackers() {
+    let d = Daemon::start(&RULES.replace("limit = 3", "limit = 5"));
+    // Each password check takes 300 ms, so all 32 attempts overlap.
+    let pam = PamDir::new(&d.socket, "0.3", "");
+    let handles: Vec<_> = (0..32)
+        .map(|i| {
+            let confdir = pam.dir.path().to_path_buf();
+            let service = pam.service.clone();
+            thread::spawn(move || {
+                let rhost = format!("198.51.100.{i}");
+                warden_e2e::pam::drive(&confdir, &service, "dave", Some(&rhost), &["wrong"], false)
+                    .auth
+            })
+        })
+        .collect();
+    let codes: Vec<i32> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap_or(-1))
+        .collect();
+    let checked = codes.iter().filter(|c| **c == WRONG_PASSWORD).count();
+    let refused = codes.iter().filter(|c| **c == PAM_AUTH_ERR).count();
+    assert_eq!((checked, refused), (5, 27), "{codes:?}");
+    assert_eq!(
+        pam.checks(),
+        5,
+        "with limit 5, exactly 5 password checks may run"
+    );
+}
