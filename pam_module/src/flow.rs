@@ -35,7 +35,13 @@ pub fn authenticate(host: &mut impl Host, opts: &Options, daemon: &impl Daemon) 
             host.set_attempt(None);
             match daemon.call(RequestBody::Succeed { attempt, fields }) {
                 Ok(ResponseBody::Recorded) => PamResultCode::PAM_SUCCESS,
-                other => unavailable(host, opts, "authsucc", other),
+                other => match unavailable(host, opts, "authsucc", other) {
+                    // The password passed and the stack reached us by a jump,
+                    // which libpam does not count as success: PAM_IGNORE here
+                    // would fail the login, so "ignore" must let it stand.
+                    PamResultCode::PAM_IGNORE => PamResultCode::PAM_SUCCESS,
+                    code => code,
+                },
             }
         }
     }

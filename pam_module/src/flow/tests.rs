@@ -134,7 +134,11 @@ fn an_outage_follows_on_unavailable() {
             &["preauth", "on_unavailable=deny"][..],
             PamResultCode::PAM_AUTHINFO_UNAVAIL,
         ),
-        (&["authsucc"][..], PamResultCode::PAM_IGNORE),
+        (&["authsucc"][..], PamResultCode::PAM_SUCCESS),
+        (
+            &["authsucc", "on_unavailable=deny"][..],
+            PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        ),
         (
             &["authfail", "on_unavailable=deny"][..],
             PamResultCode::PAM_AUTHINFO_UNAVAIL,

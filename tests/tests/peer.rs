@@ -1,0 +1,61 @@
+//! SO_PEERCRED: a non-root peer may act only for its own user.
+
+use std::process::Command;
+use warden_e2e::daemon::Daemon;
+use warden_e2e::users::TestUser;
+use warden_e2e::{paths, root_or_skip, unique};
+
+fn as_user(user: &TestUser, d: &Daemon, args: &[&str]) -> String {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid",
+            &user.uid.to_string(),
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--",
+        ])
+        .arg(paths::raw_client())
+        .arg(&d.socket)
+        .args(args)
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_user_reports_only_for_themself() {
+    if !root_or_skip("a_user_reports_only_for_themself") {
+        return;
+    }
+    let d = Daemon::start("[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 2\nwindow = \"1h\"\nlockout = \"1h\"\n");
+    let me = TestUser::create(&unique("wpeer"), "pw-unused-1");
+    let other = unique("wvictim");
+
+    let out = as_user(&me, &d, &["fail", &me.name]);
+    assert!(out.contains("Recorded"), "{out}");
+    let out = as_user(&me, &d, &["fail", &other]);
+    assert!(out.contains("Forbidden"), "{out}");
+    let out = as_user(&me, &d, &["locks"]);
+    assert!(out.contains("Forbidden"), "{out}");
+    let out = as_user(&me, &d, &["unlock-all"]);
+    assert!(out.contains("Forbidden"), "{out}");
+    assert!(
+        d.log_text()
+            .contains(&format!("refused-peer uid={} user={other}", me.uid)),
+        "{}",
+        d.log_text()
+    );
+
+    // Its own second failure locks its own user key, and nobody else's.
+    as_user(&me, &d, &["fail", &me.name, "203.0.113.99"]);
+    let locks = d.request(&["locks"]);
+    assert!(locks.contains(&format!("user={}", me.name)), "{locks}");
+    assert!(!locks.contains(&other), "{locks}");
+    // The rhost it claimed was dropped: no one can lock an address from a shell.
+    assert!(!locks.contains("203.0.113.99"), "{locks}");
+}

@@ -1,0 +1,125 @@
+//! A real sshd on loopback and the real OpenSSH client, end to end.
+
+use warden_e2e::daemon::Daemon;
+use warden_e2e::sshd::Sshd;
+use warden_e2e::users::TestUser;
+use warden_e2e::{paths, root_or_skip, unique};
+
+pub fn sshd_stack(socket: &std::path::Path) -> String {
+    let m = paths::module();
+    let (m, s) = (m.display(), socket.display());
+    format!(
+        "auth     requisite                {m} preauth socket={s} nodelay\n\
+         auth     [success=1 default=bad]  pam_unix.so nodelay\n\
+         auth     [default=die]            {m} authfail socket={s}\n\
+         auth     required                 {m} authsucc socket={s}\n\
+         account  required                 pam_unix.so\n\
+         account  required                 {m} socket={s}\n\
+         session  required                 pam_permit.so\n"
+    )
+}
+
+#[test]
+fn ssh_logins_are_locked_out_and_unlocked() {
+    if !root_or_skip("ssh_logins_are_locked_out_and_unlocked") {
+        return;
+    }
+    let d = Daemon::start("[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"15m\"\nlockout = \"15m\"\n");
+    let user = TestUser::create(&unique("wssh"), "Corr3ct-Horse");
+    let sshd = Sshd::start(&unique("sshd-warden-t"), &sshd_stack(&d.socket), "");
+
+    for _ in 0..3 {
+        let (ok, out) = sshd.login(&user.name, "wrong-password");
+        assert!(!ok, "{out}");
+    }
+    let (ok, out) = sshd.login(&user.name, "Corr3ct-Horse");
+    assert!(
+        !ok,
+        "the right password is refused while locked: {out}\n{}",
+        sshd.log()
+    );
+    assert!(
+        d.log_text().contains(&format!(
+            "refused rule=user service={} user={}",
+            sshd.service, user.name
+        )),
+        "{}",
+        d.log_text()
+    );
+
+    let locks = d.request(&["locks"]);
+    assert!(locks.contains(&format!("user={}", user.name)), "{locks}");
+    let out = d.request(&["unlock-user", &user.name]);
+    assert!(out.contains("Unlocked(1)"), "{out}");
+
+    let (ok, out) = sshd.login(&user.name, "Corr3ct-Horse");
+    assert!(
+        ok,
+        "after the unlock the right password works: {out}\n{}",
+        sshd.log()
+    );
+}
+
+#[test]
+fn one_ssh_connection_retrying_passwords_is_counted_per_try() {
+    if !root_or_skip("one_ssh_connection_retrying_passwords_is_counted_per_try") {
+        return;
+    }
+    // sshd calls pam_authenticate again on the same handle for each try.
+    let d = Daemon::start("[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 2\nwindow = \"15m\"\nlockout = \"15m\"\n");
+    let user = TestUser::create(&unique("wssh"), "Corr3ct-Horse");
+    let sshd = Sshd::start(&unique("sshd-warden-t"), &sshd_stack(&d.socket), "");
+    // ssh asks this program at every prompt, so each of the three tries is answered.
+    let askpass = sshd.dir.path().join("askpass");
+    std::fs::write(&askpass, "#!/bin/sh\necho wrong\n").unwrap();
+    std::fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = std::process::Command::new("setsid")
+        .args([
+            "-w",
+            "ssh",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args([
+            "-o",
+            "PreferredAuthentications=keyboard-interactive",
+            "-o",
+            "NumberOfPasswordPrompts=3",
+        ])
+        .args([
+            "-p",
+            &sshd.port.to_string(),
+            &format!("{}@127.0.0.1", user.name),
+            "true",
+        ])
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let log = d.log_text();
+    assert_eq!(
+        log.matches(&format!(
+            "failure service={} user={}",
+            sshd.service, user.name
+        ))
+        .count(),
+        2,
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "locked rule=user service={} user={}",
+            sshd.service, user.name
+        )),
+        "{log}"
+    );
+}
