@@ -6,14 +6,17 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-APT_PACKAGES := build-essential pkg-config libpam0g-dev
+# To build: a C toolchain and libpam's headers.
+BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
+# To run the demo and the end-to-end tests: real sshd, ssh, sudo, pamtester.
+RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux libpam-modules
 
 .PHONY: all build deps test lint demo clean
 
 all: build
 
 deps:
-	@./scripts/install-deps $(APT_PACKAGES)
+	@./scripts/install-deps $(BUILD_PACKAGES) $(RUN_PACKAGES)
 
 build: deps
 	$(CARGO) build --release --workspace
@@ -26,7 +29,7 @@ test: build lint
 	$(CARGO) test --release --workspace
 
 demo: build
-	./scripts/demo
+	./target/release/warden-demo
 
 clean:
 	$(CARGO) clean

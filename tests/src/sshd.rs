@@ -15,6 +15,21 @@ pub struct Sshd {
     child: Child,
 }
 
+/// The warden stack around pam_unix for an sshd service.
+pub fn sshd_stack(socket: &std::path::Path) -> String {
+    let m = crate::paths::module();
+    let (m, s) = (m.display(), socket.display());
+    format!(
+        "auth     requisite                {m} preauth socket={s} nodelay\n\
+         auth     [success=1 default=bad]  pam_unix.so nodelay\n\
+         auth     [default=die]            {m} authfail socket={s}\n\
+         auth     required                 {m} authsucc socket={s}\n\
+         account  required                 pam_unix.so\n\
+         account  required                 {m} socket={s}\n\
+         session  required                 pam_permit.so\n"
+    )
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -1,23 +1,9 @@
 //! A real sshd on loopback and the real OpenSSH client, end to end.
 
 use warden_e2e::daemon::Daemon;
-use warden_e2e::sshd::Sshd;
+use warden_e2e::sshd::{sshd_stack, Sshd};
 use warden_e2e::users::TestUser;
-use warden_e2e::{paths, root_or_skip, unique};
-
-pub fn sshd_stack(socket: &std::path::Path) -> String {
-    let m = paths::module();
-    let (m, s) = (m.display(), socket.display());
-    format!(
-        "auth     requisite                {m} preauth socket={s} nodelay\n\
-         auth     [success=1 default=bad]  pam_unix.so nodelay\n\
-         auth     [default=die]            {m} authfail socket={s}\n\
-         auth     required                 {m} authsucc socket={s}\n\
-         account  required                 pam_unix.so\n\
-         account  required                 {m} socket={s}\n\
-         session  required                 pam_permit.so\n"
-    )
-}
+use warden_e2e::{root_or_skip, unique};
 
 #[test]
 fn ssh_logins_are_locked_out_and_unlocked() {
