@@ -9,9 +9,9 @@ export CARGO_TERM_COLOR ?= never
 # To build: a C toolchain and libpam's headers.
 BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
 # To run the demo and the end-to-end tests: real sshd, ssh, sudo, pamtester.
-RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux libpam-modules
+RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux libpam-modules dbus-daemon
 
-.PHONY: all build deps test lint demo clean
+.PHONY: all build deps test lint demo docs clean
 
 all: build
 
@@ -30,6 +30,10 @@ test: build lint
 
 demo: build
 	./target/release/warden-demo
+
+# wardenctl's man page and shell completions, generated from its clap definition.
+docs: build
+	./target/release/wardenctl generate-docs target/docs
 
 clean:
 	$(CARGO) clean

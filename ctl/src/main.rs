@@ -1,1 +1,51 @@
-fn main() {}
+//! wardenctl: the admin tool for wardend.
+//!
+//! Exit codes: 0 ok, 1 error, 2 usage, 3 not authorized, 4 daemon unreachable.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod client;
+mod commands;
+mod docs;
+mod human;
+
+use clap::Parser;
+use cli::{Cli, Command, ConfigCommand};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let result = match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => commands::config_check(file.as_deref()),
+        Command::GenerateDocs { dir } => docs::generate(&dir),
+        command => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(async move {
+                match command {
+                    Command::Status => commands::status(json).await,
+                    Command::Locks => commands::locks(json).await,
+                    Command::Failures(a) => commands::failures(a, json).await,
+                    Command::Unlock(a) => commands::unlock(a, json).await,
+                    Command::Lock(a) => commands::lock(a, json).await,
+                    Command::UserStatus { user } => commands::user_status(user, json).await,
+                    Command::Watch => commands::watch(json).await,
+                    Command::Reload => commands::reload(json).await,
+                    Command::Config { .. } | Command::GenerateDocs { .. } => Ok(()),
+                }
+            }),
+            Err(e) => Err(client::CtlError::Failed(format!("cannot start: {e}"))),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wardenctl: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

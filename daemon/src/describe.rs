@@ -11,6 +11,7 @@ pub fn describe(c: &Config) -> String {
     let _ = writeln!(out, "{}: ok", c.path.display());
     let _ = writeln!(out, "socket     {}", c.socket.display());
     let _ = writeln!(out, "state_dir  {}", c.state_dir.display());
+    let _ = writeln!(out, "admins     root and group {}", c.admin_group);
     let _ = writeln!(out);
     let header = [
         "RULE", "TRACK", "LIMIT", "WINDOW", "LOCKOUT", "ESCALATE", "MAX", "SERVICES",

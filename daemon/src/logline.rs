@@ -3,7 +3,8 @@
 //!
 //! Values come from attackers (usernames, rhosts), so anything that could break
 //! the line apart (spaces, quotes, control characters) is quoted and escaped:
-//! no one can forge a second log line through a username.
+//! no one can forge a field or a second log line through a username. A bare `=`
+//! is left alone (`by=uid=0`): without a space it cannot start a field.
 
 use crate::engine::{Event, Until};
 use std::fmt::Write as _;
@@ -53,7 +54,7 @@ pub fn quote(value: &str) -> String {
     let plain = !value.is_empty()
         && value
             .chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\' && c != '=');
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
     if plain {
         return value.to_string();
     }

@@ -101,6 +101,7 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         let how = if activated { "systemd" } else { "bound" };
         log.info(&format!("listening socket={} via={how}", warden_daemon::logline::quote(&socket.display().to_string())));
         warden_daemon::notify::ready();
+        tokio::spawn(warden_daemon::bus::run(warden.clone()));
         let ticker = warden.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));

@@ -25,6 +25,8 @@ pub type Durable = tokio::sync::oneshot::Receiver<Result<(), StoreError>>;
 
 pub struct Warden {
     engine: Mutex<Engine>,
+    /// Lock and unlock events for the bus; sending never waits on a listener.
+    events: tokio::sync::broadcast::Sender<crate::engine::Event>,
     writer: Writer,
     store: Arc<dyn Store>,
     log: Arc<Log>,
@@ -43,12 +45,17 @@ impl Warden {
     ) -> Warden {
         Warden {
             engine: Mutex::new(engine),
+            events: tokio::sync::broadcast::channel(1024).0,
             writer,
             store,
             log,
             config: RwLock::new(Arc::new(config)),
             started,
         }
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::engine::Event> {
+        self.events.subscribe()
     }
 
     pub fn log(&self) -> &Log {
@@ -85,6 +92,9 @@ impl Warden {
                 _ => Level::Info,
             };
             self.log.write(level, &logline::format(e));
+            if matches!(e.kind, EventKind::Locked | EventKind::Unlocked) {
+                let _ = self.events.send(e.clone());
+            }
         }
         let pending = (!fx.is_empty()).then(|| self.writer.submit(fx));
         Ok((out, pending))

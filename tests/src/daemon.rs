@@ -13,6 +13,7 @@ pub struct Daemon {
     pub config: PathBuf,
     pub state: PathBuf,
     pub log: PathBuf,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -20,6 +21,11 @@ impl Daemon {
     /// Starts wardend with `extra` appended to a config that sets the socket and
     /// state directory inside a fresh temporary directory.
     pub fn start(extra: &str) -> Daemon {
+        Daemon::start_with_env(extra, &[])
+    }
+
+    /// As [`start`](Self::start), with extra environment (the bus address).
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("warden-test")
             .tempdir()
@@ -42,6 +48,10 @@ impl Daemon {
             config,
             state,
             log,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
         };
         d.spawn();
@@ -58,6 +68,7 @@ impl Daemon {
             .arg("--config")
             .arg(&self.config)
             .arg("--log-stderr")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -79,6 +90,18 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("wardend did not listen within 20 s:\n{}", self.log_text());
+    }
+
+    /// Waits until the log shows `needle`, for up to `secs` seconds.
+    pub fn wait_for_log(&self, needle: &str, secs: u64) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     pub fn log_text(&self) -> String {

@@ -1,6 +1,7 @@
 //! The harness for warden's end-to-end tests and demo: a real wardend, real
 //! libpam through a private PAM directory, real sshd, real users.
 
+pub mod bus;
 pub mod daemon;
 pub mod pam;
 pub mod paths;

@@ -37,3 +37,14 @@ pub fn pam_driver() -> PathBuf {
 pub fn raw_client() -> PathBuf {
     artefact("raw-client")
 }
+
+pub fn wardenctl() -> PathBuf {
+    artefact("wardenctl")
+}
+
+/// A file of the repository, such as the shipped D-Bus policy.
+pub fn repo_file(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
+}

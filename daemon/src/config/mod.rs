@@ -75,6 +75,8 @@ pub struct Audit {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub path: PathBuf,
+    /// Members may call the mutating D-Bus methods and read others' data.
+    pub admin_group: String,
     pub socket: PathBuf,
     pub state_dir: PathBuf,
     pub audit: Audit,
@@ -105,6 +107,8 @@ struct RawConfig {
     socket: PathBuf,
     #[serde(default = "default_state_dir")]
     state_dir: PathBuf,
+    #[serde(default = "default_admin_group")]
+    admin_group: String,
     #[serde(default = "secs::<60>", deserialize_with = "positive_duration")]
     attempt_timeout: Duration,
     #[serde(default = "secs::<86400>", deserialize_with = "positive_duration")]
@@ -221,6 +225,7 @@ impl RawConfig {
         let rules = self.rule.into_iter().map(RawRule::into_rule).collect();
         Config {
             path,
+            admin_group: self.admin_group,
             socket: self.socket,
             state_dir: self.state_dir,
             audit: Audit {
@@ -250,6 +255,9 @@ impl RawConfig {
 
 fn default_socket() -> PathBuf {
     PathBuf::from(DEFAULT_SOCKET)
+}
+fn default_admin_group() -> String {
+    "warden-admin".into()
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from(DEFAULT_STATE_DIR)

@@ -16,6 +16,7 @@ fn empty_file_gives_the_documented_defaults() {
     let c = parse("").unwrap();
     assert_eq!(c.socket, PathBuf::from("/run/warden/warden.sock"));
     assert_eq!(c.state_dir, PathBuf::from("/var/lib/warden"));
+    assert_eq!(c.admin_group, "warden-admin");
     let p = &c.policy;
     assert_eq!(p.rules.len(), 2);
     let user = &p.rules[0];

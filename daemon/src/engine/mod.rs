@@ -161,6 +161,14 @@ impl Engine {
         self.keys.iter().filter(|(_, st)| st.lock.is_some())
     }
 
+    /// Every key that names this user, locked or not, with its state.
+    pub fn user_keys(&self, user: &str) -> Vec<(&KeyId, &KeyState)> {
+        self.keys
+            .iter()
+            .filter(|(k, _)| k.part("user") == Some(user))
+            .collect()
+    }
+
     pub fn pending_attempts(&self) -> usize {
         self.pending.len()
     }

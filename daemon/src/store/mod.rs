@@ -25,6 +25,8 @@ pub struct AuditQuery {
     pub rhost: Option<String>,
     pub since: Option<Time>,
     pub limit: usize,
+    /// Only these kinds; empty for all.
+    pub kinds: Vec<crate::engine::EventKind>,
 }
 
 #[derive(Clone, Debug, Error, PartialEq, Eq)]

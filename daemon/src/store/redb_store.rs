@@ -243,6 +243,9 @@ impl Store for RedbStore {
             if q.since.is_some_and(|s| e.time < s) {
                 break;
             }
+            if !q.kinds.is_empty() && !q.kinds.contains(&e.kind) {
+                continue;
+            }
             if q.user.as_ref().is_some_and(|u| e.user.as_ref() != Some(u)) {
                 continue;
             }

@@ -3,6 +3,7 @@
 //! an attacker and then the owner. Everything it makes it removes.
 
 use std::process::{Command, ExitCode};
+use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus};
 use warden_e2e::daemon::Daemon;
 use warden_e2e::sshd::{sshd_stack, Sshd};
 use warden_e2e::users::TestUser;
@@ -19,11 +20,26 @@ fn main() -> ExitCode {
         eprintln!("make demo needs root: it adds a throwaway user, a PAM service in /etc/pam.d and runs sshd");
         return ExitCode::FAILURE;
     }
+    say("Starting a private system bus (dbus-daemon) with warden's D-Bus policy");
+    let bus = Bus::start();
+    println!("{}", bus.address);
     say("Starting wardend with a scratch config and the embedded redb store");
-    let daemon = Daemon::start(
+    let daemon = Daemon::start_with_env(
         "[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"15m\"\nlockout = \"15m\"\nescalate = 2.0\nmax_lockout = \"24h\"\n\n\
          [[rule]]\nname = \"rhost\"\ntrack = [\"rhost\"]\nlimit = 20\nwindow = \"15m\"\nlockout = \"1h\"\n",
+        &bus.env(),
     );
+    if !wait_for_daemon(&bus.address) {
+        eprintln!("wardend did not come on the bus:\n{}", daemon.log_text());
+        return ExitCode::FAILURE;
+    }
+    let ctl = |args: &[&str]| {
+        println!("   $ wardenctl {}", args.join(" "));
+        let c = wardenctl(&bus.address, None, args);
+        for line in c.stdout.lines().chain(c.stderr.lines()) {
+            println!("   {line}");
+        }
+    };
     let check = Command::new(paths::wardend())
         .arg("--config")
         .arg(&daemon.config)
@@ -71,7 +87,9 @@ fn main() -> ExitCode {
     }
 
     say("3. The lock, as wardend reports it");
-    println!("   {}", daemon.request(&["locks"]).trim());
+    ctl(&["locks"]);
+    ctl(&["failures", "--user", &user.name]);
+    ctl(&["user-status", &user.name]);
     for line in daemon
         .log_text()
         .lines()
@@ -81,7 +99,7 @@ fn main() -> ExitCode {
     }
 
     say("4. An admin unlocks the user");
-    println!("   {}", daemon.request(&["unlock-user", &user.name]).trim());
+    ctl(&["unlock", &user.name]);
 
     say("5. The owner logs in");
     let (ok, out) = sshd.login(&user.name, PASSWORD);
@@ -97,10 +115,11 @@ fn main() -> ExitCode {
         println!("{out}\n{}", sshd.log());
     }
 
-    say("Cleaning up: the user, /etc/pam.d/sshd-warden, sshd and wardend");
+    say("Cleaning up: the user, /etc/pam.d/sshd-warden, sshd, wardend and the bus");
     drop(sshd);
     drop(user);
     drop(daemon);
+    drop(bus);
     if ok {
         ExitCode::SUCCESS
     } else {

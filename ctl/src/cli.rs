@@ -1,0 +1,102 @@
+//! The command line, as clap sees it; also the source of the man page and the
+//! shell completions.
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Admin tool for wardend: list, lock and unlock, over the system D-Bus.
+#[derive(Parser)]
+#[command(name = "wardenctl", version, about, long_about = None)]
+pub struct Cli {
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// The daemon's version, uptime, counts, store size and paths.
+    Status,
+    /// Every active lock.
+    Locks,
+    /// Recent failures from the audit log.
+    Failures(FailuresArgs),
+    /// Lift locks and clear counters.
+    Unlock(UnlockArgs),
+    /// Lock a user or an address.
+    Lock(LockArgs),
+    /// Whether a user is locked and for how long (your own without USER).
+    UserStatus {
+        /// The user; you by default.
+        user: Option<String>,
+    },
+    /// Print lock and unlock events as they happen.
+    Watch,
+    /// Ask wardend to re-read its configuration; a bad file is refused.
+    Reload,
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Write the man page and shell completions into DIR.
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file offline, with the daemon's own errors.
+    Check {
+        /// The file; /etc/warden/warden.toml by default.
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct FailuresArgs {
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub rhost: Option<String>,
+    /// How far back, e.g. 30m, 1h, 7d.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// At most this many (default 100).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["user", "rhost", "all", "key"])))]
+pub struct UnlockArgs {
+    pub user: Option<String>,
+    #[arg(long, value_name = "ADDR")]
+    pub rhost: Option<String>,
+    /// Every lock and counter.
+    #[arg(long)]
+    pub all: bool,
+    /// One key, as `wardenctl locks` prints it: "RULE field=value ...".
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["user", "rhost"])))]
+#[command(group(ArgGroup::new("length").required(true).args(["for_", "permanent"])))]
+pub struct LockArgs {
+    pub user: Option<String>,
+    #[arg(long, value_name = "ADDR")]
+    pub rhost: Option<String>,
+    /// How long, e.g. 30m, 1h, 7d.
+    #[arg(long = "for", id = "for_", value_name = "DURATION")]
+    pub for_: Option<String>,
+    /// Until an admin unlocks.
+    #[arg(long)]
+    pub permanent: bool,
+    /// Why, for the audit log.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}

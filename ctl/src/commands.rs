@@ -1,0 +1,285 @@
+//! One function per command: call wardend, then print a table or JSON.
+
+use crate::cli::{FailuresArgs, LockArgs, UnlockArgs};
+use crate::client::{connect, CtlError};
+use crate::human::{relative, short, stamp, table};
+use serde::Serialize;
+use std::path::Path;
+use warden_daemon::bus::api::LockEntry;
+use warden_daemon::config::Config;
+use warden_daemon::time::{format_duration, parse_duration};
+
+fn now() -> i64 {
+    warden_daemon::time::Time::now().0 as i64 / 1000
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<(), CtlError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CtlError::Failed(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn duration_secs(text: &str) -> Result<u64, CtlError> {
+    parse_duration(text)
+        .map(|d| d.as_secs())
+        .map_err(CtlError::Failed)
+}
+
+pub async fn status(json: bool) -> Result<(), CtlError> {
+    let s = connect().await?.status().await?;
+    if json {
+        return print_json(&s);
+    }
+    let rows = vec![
+        vec!["version".into(), s.version.clone()],
+        vec!["uptime".into(), short(s.uptime_secs)],
+        vec!["keys tracked".into(), s.keys.to_string()],
+        vec!["active locks".into(), s.locks.to_string()],
+        vec![
+            "attempts in flight".into(),
+            s.attempts_in_flight.to_string(),
+        ],
+        vec![
+            "store size".into(),
+            format!("{} KiB", s.store_bytes.div_ceil(1024)),
+        ],
+        vec!["config".into(), s.config_path.clone()],
+        vec!["socket".into(), s.socket_path.clone()],
+    ];
+    print!("{}", table(&rows));
+    Ok(())
+}
+
+fn until_text(l: &LockEntry, now: i64) -> String {
+    if l.permanent {
+        "permanent".into()
+    } else {
+        relative(l.until, now)
+    }
+}
+
+pub fn locks_table(locks: &[LockEntry]) -> String {
+    let now = now();
+    let mut rows = vec![[
+        "RULE", "KEY", "FAILURES", "SINCE", "UNTIL", "LOCKOUTS", "BY",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for l in locks {
+        let by = if l.reason.is_empty() {
+            l.by.clone()
+        } else {
+            format!("{} ({})", l.by, l.reason)
+        };
+        rows.push(vec![
+            l.rule.clone(),
+            l.key.clone(),
+            l.failures.to_string(),
+            relative(l.since, now),
+            until_text(l, now),
+            l.lockouts.to_string(),
+            by,
+        ]);
+    }
+    table(&rows)
+}
+
+pub async fn locks(json: bool) -> Result<(), CtlError> {
+    let locks = connect().await?.list_locks().await?;
+    if json {
+        return print_json(&locks);
+    }
+    if locks.is_empty() {
+        println!("no active locks");
+    } else {
+        print!("{}", locks_table(&locks));
+    }
+    Ok(())
+}
+
+pub async fn failures(args: FailuresArgs, json: bool) -> Result<(), CtlError> {
+    let since = match &args.since {
+        Some(d) => now() - duration_secs(d)? as i64,
+        None => 0,
+    };
+    let list = connect()
+        .await?
+        .list_failures(
+            args.user.as_deref().unwrap_or(""),
+            args.rhost.as_deref().unwrap_or(""),
+            since,
+            args.limit.unwrap_or(100),
+        )
+        .await?;
+    if json {
+        return print_json(&list);
+    }
+    if list.is_empty() {
+        println!("no failures");
+        return Ok(());
+    }
+    let now = now();
+    let mut rows = vec![["WHEN", "TIME", "USER", "RHOST", "SERVICE", "TTY", "KIND"]
+        .map(String::from)
+        .to_vec()];
+    for f in &list {
+        let dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        rows.push(vec![
+            relative(f.time, now),
+            stamp(f.time),
+            f.user.clone(),
+            dash(&f.rhost),
+            dash(&f.service),
+            dash(&f.tty),
+            f.kind.clone(),
+        ]);
+    }
+    print!("{}", table(&rows));
+    Ok(())
+}
+
+pub async fn unlock(args: UnlockArgs, json: bool) -> Result<(), CtlError> {
+    let (what, value) = match (&args.user, &args.rhost, &args.key, args.all) {
+        (Some(u), _, _, _) => ("user", u.clone()),
+        (_, Some(r), _, _) => ("rhost", r.clone()),
+        (_, _, Some(k), _) => ("key", k.clone()),
+        _ => ("all", String::new()),
+    };
+    let n = connect().await?.unlock(what, &value).await?;
+    if json {
+        return print_json(&serde_json::json!({ "cleared": n }));
+    }
+    match n {
+        0 => println!("nothing to unlock for {what} {value}"),
+        1 => println!("unlocked 1 key"),
+        n => println!("unlocked {n} keys"),
+    }
+    Ok(())
+}
+
+pub async fn lock(args: LockArgs, json: bool) -> Result<(), CtlError> {
+    let (what, value) = match (&args.user, &args.rhost) {
+        (Some(u), _) => ("user", u.clone()),
+        (_, Some(r)) => ("rhost", r.clone()),
+        _ => return Err(CtlError::Failed("name a user or --rhost".into())),
+    };
+    let seconds = match &args.for_ {
+        Some(d) => duration_secs(d)?,
+        None => 0,
+    };
+    let key = connect()
+        .await?
+        .lock(what, &value, seconds, &args.reason)
+        .await?;
+    if json {
+        return print_json(
+            &serde_json::json!({ "key": key, "seconds": seconds, "permanent": seconds == 0 }),
+        );
+    }
+    let how = if seconds == 0 {
+        "permanently".to_string()
+    } else {
+        format!(
+            "for {}",
+            format_duration(std::time::Duration::from_secs(seconds))
+        )
+    };
+    println!("locked {key} {how}");
+    Ok(())
+}
+
+pub async fn user_status(user: Option<String>, json: bool) -> Result<(), CtlError> {
+    let user = match user {
+        Some(u) => u,
+        None => nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .ok_or_else(|| CtlError::Failed("cannot tell who you are; name the user".into()))?,
+    };
+    let s = connect().await?.get_user_status(&user).await?;
+    if json {
+        return print_json(&s);
+    }
+    if !s.locked {
+        println!("{} is not locked ({} recent failures)", s.user, s.failures);
+        return Ok(());
+    }
+    if s.permanent {
+        println!("{} is locked until an admin unlocks", s.user);
+    } else {
+        println!("{} is locked for {} more", s.user, short(s.seconds_left));
+    }
+    print!("{}", locks_table(&s.locks));
+    Ok(())
+}
+
+pub async fn reload(json: bool) -> Result<(), CtlError> {
+    let path = connect().await?.reload_config().await?;
+    if json {
+        return print_json(&serde_json::json!({ "reloaded": path }));
+    }
+    println!("reloaded {path}");
+    Ok(())
+}
+
+pub async fn watch(json: bool) -> Result<(), CtlError> {
+    use tokio_stream_lite::next;
+    let proxy = connect().await?;
+    let mut locked = proxy.receive_locked().await?;
+    let mut unlocked = proxy.receive_unlocked().await?;
+    // On stderr, so that --json output stays one object per line.
+    eprintln!("watching lock events; Ctrl-C to stop");
+    loop {
+        tokio::select! {
+            Some(sig) = next(&mut locked) => {
+                let a = sig.args()?;
+                if json {
+                    print_json_line(&serde_json::json!({"event": "locked", "key": a.key(), "rule": a.rule(), "until": a.until()}));
+                } else {
+                    let until = if *a.until() == 0 { "permanently".to_string() } else { format!("until {} ({})", stamp(*a.until()), relative(*a.until(), now())) };
+                    println!("{} locked   {} [rule {}] {until}", stamp(now()), a.key(), a.rule());
+                }
+            }
+            Some(sig) = next(&mut unlocked) => {
+                let a = sig.args()?;
+                if json {
+                    print_json_line(&serde_json::json!({"event": "unlocked", "key": a.key(), "rule": a.rule(), "by": a.by()}));
+                } else {
+                    println!("{} unlocked {} [rule {}] by {}", stamp(now()), a.key(), a.rule(), a.by());
+                }
+            }
+            else => return Err(CtlError::Unreachable("the bus connection closed".into())),
+        }
+    }
+}
+
+fn print_json_line(v: &serde_json::Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+/// Polls a signal stream without pulling in a stream crate.
+mod tokio_stream_lite {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    pub async fn next<S: zbus::export::futures_core::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
+        poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
+    }
+}
+
+pub fn config_check(file: Option<&Path>) -> Result<(), CtlError> {
+    let path = file.unwrap_or(Path::new(warden_daemon::config::DEFAULT_PATH));
+    let config = Config::load(path).map_err(|e| CtlError::Failed(e.to_string()))?;
+    print!("{}", warden_daemon::describe::describe(&config));
+    Ok(())
+}

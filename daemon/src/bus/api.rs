@@ -1,0 +1,81 @@
+//! The D-Bus API's names and types, shared by wardend and wardenctl. Every type
+//! is plain data that serializes both to D-Bus and to wardenctl's `--json`.
+
+use serde::{Deserialize, Serialize};
+use zbus::zvariant::Type;
+
+pub const NAME: &str = "org.warden.Warden1";
+pub const PATH: &str = "/org/warden/Warden1";
+pub const INTERFACE: &str = "org.warden.Warden1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct Status {
+    pub version: String,
+    pub uptime_secs: u64,
+    pub keys: u64,
+    pub locks: u64,
+    pub attempts_in_flight: u64,
+    pub store_bytes: u64,
+    pub config_path: String,
+    pub socket_path: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct LockEntry {
+    pub rule: String,
+    /// `user=alice from=unfamiliar`, as in the log.
+    pub key: String,
+    /// The key's fields, in order: `[("user", "alice"), ("from", "unfamiliar")]`.
+    pub fields: Vec<(String, String)>,
+    pub failures: u32,
+    /// Unix seconds.
+    pub since: i64,
+    /// Unix seconds; 0 when permanent.
+    pub until: i64,
+    pub permanent: bool,
+    /// Lockouts of this key within the escalation memory, this one included.
+    pub lockouts: u32,
+    /// `rule`, or `uid=N` for an admin lock.
+    pub by: String,
+    /// An admin lock's reason; empty otherwise.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct AuditEntry {
+    /// Unix seconds.
+    pub time: i64,
+    /// `failure`, `abandoned`, `success`, `refused`, `locked`, `unlocked`.
+    pub kind: String,
+    pub service: String,
+    pub user: String,
+    pub rhost: String,
+    pub tty: String,
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct UserStatus {
+    pub user: String,
+    pub locked: bool,
+    pub permanent: bool,
+    /// Seconds until every lock on the user has ended; 0 when not locked or permanent.
+    pub seconds_left: u64,
+    /// Failures counted now on the user's busiest key.
+    pub failures: u32,
+    pub locks: Vec<LockEntry>,
+}
+
+/// Errors carry D-Bus names, so clients can tell them apart.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.warden.Warden1.Error")]
+pub enum BusError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The caller's uid may not do this.
+    NotAuthorized(String),
+    InvalidArgument(String),
+    Failed(String),
+}
+
+pub const ERROR_NOT_AUTHORIZED: &str = "org.warden.Warden1.Error.NotAuthorized";

@@ -1,0 +1,412 @@
+//! The `org.warden.Warden1` interface. Every method checks the caller's uid
+//! through the bus (GetConnectionUnixUser), whatever the policy file allowed.
+
+use super::api::{AuditEntry, BusError, LockEntry, Status, UserStatus};
+use super::auth::Caller;
+use crate::config::{Config, Field};
+use crate::engine::{AdminLock, EventKind, KeyId, KeyState, LockedBy, Selector};
+use crate::logline::quote;
+use crate::service::Warden;
+use crate::store::AuditQuery;
+use crate::time::Time;
+use std::sync::Arc;
+use std::time::Duration;
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::{interface, Connection};
+
+pub struct Control {
+    pub warden: Arc<Warden>,
+}
+
+const MAX_VALUE: usize = 256;
+const MAX_REASON: usize = 512;
+
+impl Control {
+    async fn caller(&self, hdr: &Header<'_>, conn: &Connection) -> Result<Caller, BusError> {
+        let sender = hdr
+            .sender()
+            .ok_or_else(|| BusError::Failed("the call has no sender".into()))?;
+        let dbus = zbus::fdo::DBusProxy::new(conn).await?;
+        let uid = dbus
+            .get_connection_unix_user(sender.clone().into())
+            .await
+            .map_err(|e| BusError::Failed(format!("cannot learn the caller's uid: {e}")))?;
+        let group = self.warden.config().admin_group.clone();
+        tokio::task::spawn_blocking(move || Caller::lookup(uid, &group))
+            .await
+            .map_err(|e| BusError::Failed(e.to_string()))
+    }
+
+    async fn admin(
+        &self,
+        hdr: &Header<'_>,
+        conn: &Connection,
+        method: &str,
+    ) -> Result<Caller, BusError> {
+        let caller = self.caller(hdr, conn).await?;
+        if !caller.admin {
+            let why = format!(
+                "{method} needs root or membership of the group {}",
+                self.warden.config().admin_group
+            );
+            return Err(self.refused(&caller, method, &why));
+        }
+        Ok(caller)
+    }
+
+    fn refused(&self, caller: &Caller, method: &str, why: &str) -> BusError {
+        self.warden
+            .log()
+            .warn(&format!("bus-refused method={method} uid={}", caller.uid));
+        BusError::NotAuthorized(why.to_string())
+    }
+}
+
+fn internal<E: std::fmt::Display>(e: E) -> BusError {
+    BusError::Failed(e.to_string())
+}
+
+fn check_value(what: &str, value: &str, max: usize) -> Result<(), BusError> {
+    if value.len() > max || value.contains('\0') {
+        return Err(BusError::InvalidArgument(format!(
+            "{what} is longer than {max} bytes or has a NUL"
+        )));
+    }
+    Ok(())
+}
+
+pub fn lock_entry(k: &KeyId, st: &KeyState) -> LockEntry {
+    let lock = st.lock.as_ref();
+    let (by, reason) = match lock.map(|l| &l.by) {
+        Some(LockedBy::Admin { uid, reason }) => (format!("uid={uid}"), reason.clone()),
+        _ => ("rule".to_string(), String::new()),
+    };
+    let until = lock.and_then(|l| l.until);
+    LockEntry {
+        rule: k.rule().to_string(),
+        key: k.to_string(),
+        fields: k
+            .parts()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        failures: u32::try_from(st.failures.len()).unwrap_or(u32::MAX),
+        since: lock.map_or(0, |l| secs(l.since)),
+        until: until.map_or(0, secs),
+        permanent: lock.is_some() && until.is_none(),
+        lockouts: u32::try_from(st.lockouts.len()).unwrap_or(u32::MAX),
+        by,
+        reason,
+    }
+}
+
+fn secs(t: Time) -> i64 {
+    i64::try_from(t.0 / 1000).unwrap_or(i64::MAX)
+}
+
+/// Parses `RULE field=value ...`, the form `wardenctl locks` prints.
+fn parse_key(text: &str) -> Result<KeyId, BusError> {
+    let mut words = text.split_whitespace();
+    let rule = words.next().ok_or_else(|| {
+        BusError::InvalidArgument("a key is a rule name then field=value pairs".into())
+    })?;
+    let mut parts = Vec::new();
+    for w in words {
+        let (n, v) = w
+            .split_once('=')
+            .ok_or_else(|| BusError::InvalidArgument(format!("\"{w}\" is not field=value")))?;
+        parts.push((n, v));
+    }
+    if parts.is_empty() {
+        return Err(BusError::InvalidArgument(
+            "a key needs at least one field=value".into(),
+        ));
+    }
+    Ok(KeyId::new(rule, parts))
+}
+
+#[interface(name = "org.warden.Warden1")]
+impl Control {
+    /// Version, uptime, counts, store size and paths. Anyone may read it: it
+    /// holds no one's data.
+    async fn status(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Status, BusError> {
+        self.caller(&hdr, conn).await?;
+        let (keys, locks, attempts) = self
+            .warden
+            .with_engine(|e| (e.tracked_keys(), e.locks().count(), e.pending_attempts()))
+            .map_err(internal)?;
+        let config = self.warden.config();
+        Ok(Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_secs: self.warden.started().until(Time::now()).as_secs(),
+            keys: keys as u64,
+            locks: locks as u64,
+            attempts_in_flight: attempts as u64,
+            store_bytes: self.warden.store().size_bytes(),
+            config_path: config.path.display().to_string(),
+            socket_path: config.socket.display().to_string(),
+        })
+    }
+
+    /// Every active lock.
+    async fn list_locks(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<LockEntry>, BusError> {
+        self.admin(&hdr, conn, "ListLocks").await?;
+        let now = Time::now();
+        let mut locks = self
+            .warden
+            .with_engine(|e| {
+                e.locks()
+                    .filter(|(_, st)| st.lock.as_ref().is_some_and(|l| !l.expired(now)))
+                    .map(|(k, st)| lock_entry(k, st))
+                    .collect::<Vec<_>>()
+            })
+            .map_err(internal)?;
+        locks.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.key.cmp(&b.key)));
+        Ok(locks)
+    }
+
+    /// Failures from the audit log, newest first. Empty strings and zeros mean
+    /// no filter. A user may list their own.
+    async fn list_failures(
+        &self,
+        user: String,
+        rhost: String,
+        since: i64,
+        limit: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<AuditEntry>, BusError> {
+        let caller = self.caller(&hdr, conn).await?;
+        if !(caller.admin || (!user.is_empty() && caller.may_read_user(&user))) {
+            return Err(self.refused(
+                &caller,
+                "ListFailures",
+                "listing failures of others needs root or the admin group",
+            ));
+        }
+        check_value("user", &user, MAX_VALUE)?;
+        check_value("rhost", &rhost, MAX_VALUE)?;
+        let query = AuditQuery {
+            user: (!user.is_empty()).then_some(user),
+            rhost: (!rhost.is_empty()).then_some(rhost),
+            since: (since > 0).then(|| Time::from_secs(since as u64)),
+            limit: if limit == 0 {
+                100
+            } else {
+                limit.min(10_000) as usize
+            },
+            kinds: vec![EventKind::Failure, EventKind::Abandoned],
+        };
+        let store = self.warden.store().clone();
+        let events = tokio::task::spawn_blocking(move || store.audit(&query))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        Ok(events
+            .into_iter()
+            .map(|e| AuditEntry {
+                time: secs(e.time),
+                kind: e.kind.name().into(),
+                service: e.service.unwrap_or_default(),
+                user: e.user.unwrap_or_default(),
+                rhost: e.rhost.unwrap_or_default(),
+                tty: e.tty.unwrap_or_default(),
+                rule: e.rule.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Lifts locks and clears counters: `what` is `user`, `rhost`, `key` (as
+    /// `RULE field=value ...`) or `all`. Returns how many keys were cleared.
+    async fn unlock(
+        &self,
+        what: String,
+        value: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, BusError> {
+        let caller = self.admin(&hdr, conn, "Unlock").await?;
+        check_value("value", &value, MAX_VALUE * 2)?;
+        let sel = match what.as_str() {
+            "user" if !value.is_empty() => Selector::User(value),
+            "rhost" if !value.is_empty() => Selector::Rhost(value),
+            "key" => Selector::Key(parse_key(&value)?),
+            "all" => Selector::All,
+            _ => {
+                return Err(BusError::InvalidArgument(
+                    "unlock takes user, rhost, key or all, with a value".into(),
+                ))
+            }
+        };
+        let now = Time::now();
+        let n = self
+            .warden
+            .apply_durably(|e, fx| e.unlock(&sel, caller.uid, now, fx))
+            .await
+            .map_err(internal)?;
+        self.warden.log().info(&format!(
+            "admin-unlock by=uid={} target={} cleared={n}",
+            caller.uid,
+            quote(&format!("{sel:?}"))
+        ));
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// An admin lock on a `user` or an `rhost`; `seconds` 0 is permanent.
+    /// Returns the key locked.
+    async fn lock(
+        &self,
+        what: String,
+        value: String,
+        seconds: u64,
+        reason: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, BusError> {
+        let caller = self.admin(&hdr, conn, "Lock").await?;
+        check_value("value", &value, MAX_VALUE)?;
+        check_value("reason", &reason, MAX_REASON)?;
+        let target = match what.as_str() {
+            "user" => Field::User,
+            "rhost" => Field::Rhost,
+            _ => return Err(BusError::InvalidArgument("lock takes user or rhost".into())),
+        };
+        if value.is_empty() {
+            return Err(BusError::InvalidArgument(
+                "lock needs a user or an address".into(),
+            ));
+        }
+        let req = AdminLock {
+            target,
+            value,
+            length: (seconds > 0).then(|| Duration::from_secs(seconds)),
+            reason,
+            by_uid: caller.uid,
+        };
+        let now = Time::now();
+        let key = self
+            .warden
+            .apply_durably(|e, fx| e.admin_lock(&req, now, fx))
+            .await
+            .map_err(internal)?;
+        Ok(key.to_string())
+    }
+
+    /// Whether a user is locked, for how long, and their failures. Open to
+    /// admins and to the user themself (a screen locker can say how long to wait).
+    async fn get_user_status(
+        &self,
+        user: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<UserStatus, BusError> {
+        let caller = self.caller(&hdr, conn).await?;
+        if !caller.may_read_user(&user) {
+            return Err(self.refused(
+                &caller,
+                "GetUserStatus",
+                "reading another user's status needs root or the admin group",
+            ));
+        }
+        check_value("user", &user, MAX_VALUE)?;
+        let now = Time::now();
+        let (locks, failures) = self
+            .warden
+            .with_engine(|e| {
+                let keys = e.user_keys(&user);
+                let failures = keys
+                    .iter()
+                    .map(|(_, st)| st.failures.len())
+                    .max()
+                    .unwrap_or(0);
+                let locks: Vec<LockEntry> = keys
+                    .iter()
+                    .filter(|(_, st)| st.lock.as_ref().is_some_and(|l| !l.expired(now)))
+                    .map(|(k, st)| lock_entry(k, st))
+                    .collect();
+                (locks, failures)
+            })
+            .map_err(internal)?;
+        let permanent = locks.iter().any(|l| l.permanent);
+        let last = locks.iter().map(|l| l.until).max().unwrap_or(0);
+        let seconds_left = if permanent {
+            0
+        } else {
+            u64::try_from(last - secs(now)).unwrap_or(0)
+        };
+        Ok(UserStatus {
+            user,
+            locked: !locks.is_empty(),
+            permanent,
+            seconds_left,
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            locks,
+        })
+    }
+
+    /// Re-reads the config file. A bad file is refused with its error and the
+    /// running config stays in force. Returns the path read.
+    async fn reload_config(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, BusError> {
+        let caller = self.admin(&hdr, conn, "ReloadConfig").await?;
+        let old = self.warden.config();
+        let path = old.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(internal)?;
+        match loaded {
+            Ok(new) => {
+                if new.socket != old.socket || new.state_dir != old.state_dir {
+                    self.warden
+                        .log()
+                        .warn("config-reload socket and state_dir changes take effect at restart");
+                }
+                self.warden.replace_config(new).map_err(internal)?;
+                self.warden.log().info(&format!(
+                    "config-reloaded by=uid={} path={}",
+                    caller.uid,
+                    quote(&old.path.display().to_string())
+                ));
+                Ok(old.path.display().to_string())
+            }
+            Err(e) => {
+                self.warden.log().warn(&format!(
+                    "config-reload-refused error={}",
+                    quote(&e.to_string())
+                ));
+                Err(BusError::InvalidArgument(format!(
+                    "{e}; the running configuration is unchanged"
+                )))
+            }
+        }
+    }
+
+    /// A key was locked; `until` is Unix seconds, 0 when permanent.
+    #[zbus(signal)]
+    pub async fn locked(
+        emitter: &SignalEmitter<'_>,
+        key: &str,
+        rule: &str,
+        until: i64,
+    ) -> zbus::Result<()>;
+
+    /// A key was unlocked; `by` is `uid=N` or `expired`.
+    #[zbus(signal)]
+    pub async fn unlocked(
+        emitter: &SignalEmitter<'_>,
+        key: &str,
+        rule: &str,
+        by: &str,
+    ) -> zbus::Result<()>;
+}

@@ -1,0 +1,383 @@
+//! wardenctl against a running wardend on a private dbus-daemon that uses the
+//! shipped policy file, with real state.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus, Ctl};
+use warden_e2e::daemon::Daemon;
+use warden_e2e::pam::PamDir;
+use warden_e2e::users::TestUser;
+use warden_e2e::{paths, root_or_skip, unique};
+
+const RULES: &str = "[familiar]\nenabled = false\n[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 2\nwindow = \"1h\"\nlockout = \"15m\"\n";
+
+fn setup(rules: &str) -> (Bus, Daemon) {
+    let bus = Bus::start();
+    let d = Daemon::start_with_env(rules, &bus.env());
+    assert!(
+        wait_for_daemon(&bus.address),
+        "wardend never came on the bus:\n{}",
+        d.log_text()
+    );
+    (bus, d)
+}
+
+fn ok(c: Ctl) -> Ctl {
+    assert_eq!(c.code, 0, "{c:?}");
+    c
+}
+
+fn json(c: Ctl) -> serde_json::Value {
+    let c = ok(c);
+    serde_json::from_str(&c.stdout).unwrap_or_else(|e| panic!("{e}: {}", c.stdout))
+}
+
+fn lock_out(d: &Daemon, user: &str) {
+    let pam = PamDir::new(&d.socket, "0", "");
+    for _ in 0..2 {
+        pam.attempt(user, "wrong", Some("198.51.100.4"));
+    }
+}
+
+#[test]
+fn every_command_and_its_json() {
+    let (bus, d) = setup(RULES);
+    let ctl = |args: &[&str]| wardenctl(&bus.address, None, args);
+
+    let s = ok(ctl(&["status"]));
+    assert!(
+        s.stdout.contains("version") && s.stdout.contains(&d.socket.display().to_string()),
+        "{s:?}"
+    );
+    let s = json(ctl(&["status", "--json"]));
+    assert_eq!(s["locks"], 0);
+    assert_eq!(s["config_path"], d.config.display().to_string());
+
+    assert_eq!(ok(ctl(&["locks"])).stdout.trim(), "no active locks");
+    lock_out(&d, "alice");
+    let t = ok(ctl(&["locks"]));
+    assert!(t.stdout.starts_with("RULE"), "{}", t.stdout);
+    assert!(
+        t.stdout.contains("user=alice") && t.stdout.contains("in 15m"),
+        "{}",
+        t.stdout
+    );
+    let locks = json(ctl(&["locks", "--json"]));
+    assert_eq!(locks[0]["rule"], "user");
+    assert_eq!(locks[0]["fields"][0], serde_json::json!(["user", "alice"]));
+    assert_eq!(locks[0]["failures"], 2);
+    assert_eq!(locks[0]["permanent"], false);
+    assert_eq!(
+        locks[0]["until"].as_i64().unwrap() - locks[0]["since"].as_i64().unwrap(),
+        900
+    );
+
+    let f = json(ctl(&["failures", "--user", "alice", "--json"]));
+    assert_eq!(f.as_array().unwrap().len(), 2);
+    assert_eq!(f[0]["kind"], "failure");
+    assert_eq!(f[0]["rhost"], "198.51.100.4");
+    assert_eq!(
+        json(ctl(&[
+            "failures", "--since", "1h", "--limit", "1", "--json"
+        ]))
+        .as_array()
+        .unwrap()
+        .len(),
+        1
+    );
+    assert!(ok(ctl(&["failures", "--rhost", "198.51.100.4"]))
+        .stdout
+        .contains("alice"));
+
+    let u = json(ctl(&["user-status", "alice", "--json"]));
+    assert_eq!(u["locked"], true);
+    assert!(u["seconds_left"].as_u64().unwrap() > 890);
+    assert!(ok(ctl(&["user-status", "alice"]))
+        .stdout
+        .contains("alice is locked for 15m more"));
+
+    let l = ok(ctl(&[
+        "lock",
+        "--rhost",
+        "203.0.113.9",
+        "--for",
+        "1h",
+        "--reason",
+        "scanner",
+    ]));
+    assert_eq!(l.stdout.trim(), "locked rhost=203.0.113.9 for 1h");
+    ok(ctl(&["lock", "bob", "--permanent", "--reason", "left"]));
+    let b = json(ctl(&["user-status", "bob", "--json"]));
+    assert_eq!(b["permanent"], true);
+    let t = ok(ctl(&["locks"]));
+    assert!(
+        t.stdout.contains("uid=0 (scanner)") && t.stdout.contains("permanent"),
+        "{}",
+        t.stdout
+    );
+    assert!(
+        d.log_text().contains("locked rule=admin rhost=203.0.113.9"),
+        "{}",
+        d.log_text()
+    );
+
+    assert_eq!(
+        ok(ctl(&["unlock", "alice"])).stdout.trim(),
+        "unlocked 1 key"
+    );
+    assert!(d
+        .log_text()
+        .contains("unlocked rule=user user=alice by=uid=0"));
+    assert_eq!(
+        ok(ctl(&["unlock", "--rhost", "203.0.113.9"])).stdout.trim(),
+        "unlocked 1 key"
+    );
+    assert_eq!(json(ctl(&["unlock", "--all", "--json"]))["cleared"], 1);
+    assert_eq!(ok(ctl(&["locks"])).stdout.trim(), "no active locks");
+
+    // Usage errors exit 2; a key named as `locks` prints it unlocks just that key.
+    assert_eq!(ctl(&["unlock"]).code, 2);
+    assert_eq!(ctl(&["lock", "carol"]).code, 2);
+    lock_out(&d, "carol");
+    assert_eq!(
+        ok(ctl(&["unlock", "--key", "user user=carol"]))
+            .stdout
+            .trim(),
+        "unlocked 1 key"
+    );
+}
+
+#[test]
+fn config_check_gives_the_daemons_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, RULES).unwrap();
+    let c = wardenctl(
+        "unix:path=/nonexistent",
+        None,
+        &["config", "check", good.to_str().unwrap()],
+    );
+    assert_eq!(c.code, 0, "{c:?}");
+    assert!(
+        c.stdout.contains("RULE") && c.stdout.contains("user"),
+        "{c:?}"
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[rule]]\nname = \"x\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"5q\"\nlockout = \"1m\"\n").unwrap();
+    let c = wardenctl(
+        "unix:path=/nonexistent",
+        None,
+        &["config", "check", bad.to_str().unwrap()],
+    );
+    assert_eq!(c.code, 1);
+    assert!(
+        c.stderr.contains(&format!(
+            "{}:5: rule[1].window: invalid duration \"5q\"",
+            bad.display()
+        )),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn unreachable_daemon_or_bus_exits_4_and_says_what_to_do() {
+    let c = wardenctl("unix:path=/nonexistent/bus", None, &["locks"]);
+    assert_eq!(c.code, 4, "{c:?}");
+    assert!(c.stderr.contains("cannot reach the system bus"), "{c:?}");
+    let bus = Bus::start();
+    let c = wardenctl(&bus.address, None, &["locks"]);
+    assert_eq!(c.code, 4, "{c:?}");
+    assert!(
+        c.stderr
+            .contains("wardend is not on the system bus: is it running? systemctl status wardend"),
+        "{c:?}"
+    );
+}
+
+#[test]
+fn unprivileged_users_are_refused_but_read_their_own_status() {
+    if !root_or_skip("unprivileged_users_are_refused_but_read_their_own_status") {
+        return;
+    }
+    let (bus, d) = setup(RULES);
+    let me = TestUser::create(&unique("wctl"), "pw-unused-2");
+    lock_out(&d, "alice");
+    lock_out(&d, &me.name);
+    let as_me = |args: &[&str]| wardenctl(&bus.address, Some(me.uid), args);
+    for args in [
+        &["unlock", "--all"][..],
+        &["unlock", "alice"],
+        &["lock", "alice", "--permanent"],
+        &["locks"],
+        &["failures"],
+        &["reload"],
+        &["user-status", "alice"],
+    ] {
+        let c = as_me(args);
+        assert_eq!(c.code, 3, "{args:?}: {c:?}");
+        assert!(c.stderr.contains("not authorized"), "{c:?}");
+    }
+    let mine = as_me(&["user-status", "--json"]);
+    assert_eq!(mine.code, 0, "{mine:?}");
+    assert!(mine.stdout.contains("\"locked\": true"), "{mine:?}");
+    assert_eq!(as_me(&["status"]).code, 0);
+    // GetUserStatus of another user passes the policy file and is refused by
+    // wardend's own uid check.
+    let log = d.log_text();
+    assert!(
+        log.contains(&format!("bus-refused method=GetUserStatus uid={}", me.uid)),
+        "{log}"
+    );
+    let still = ok(wardenctl(&bus.address, None, &["locks"]));
+    assert!(
+        still.stdout.contains("user=alice"),
+        "nothing was unlocked: {}",
+        still.stdout
+    );
+}
+
+#[test]
+fn members_of_warden_admin_may_act() {
+    if !root_or_skip("members_of_warden_admin_may_act") {
+        return;
+    }
+    /// Removes the group afterwards if this test made it, even on a panic.
+    struct Group(bool);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            if self.0 {
+                let _ = Command::new("groupdel").arg("warden-admin").status();
+            }
+        }
+    }
+    let _group = Group(
+        Command::new("groupadd")
+            .arg("warden-admin")
+            .status()
+            .is_ok_and(|s| s.success()),
+    );
+    let (bus, d) = setup(RULES);
+    let admin = TestUser::create(&unique("wadm"), "pw-unused-3");
+    assert!(Command::new("usermod")
+        .args(["-aG", "warden-admin", &admin.name])
+        .status()
+        .unwrap()
+        .success());
+    lock_out(&d, "alice");
+    let c = wardenctl(&bus.address, Some(admin.uid), &["unlock", "alice"]);
+    assert_eq!(c.code, 0, "{c:?}\n{}", d.log_text());
+    assert!(
+        d.log_text().contains(&format!(
+            "unlocked rule=user user=alice by=uid={}",
+            admin.uid
+        )),
+        "{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn watch_sees_a_real_lockout_and_its_expiry() {
+    let rules = RULES
+        .replace("lockout = \"15m\"", "lockout = \"2s\"")
+        .replace(
+            "[familiar]",
+            "extend_on_failure_while_locked = false\n[familiar]",
+        );
+    let (bus, d) = setup(&rules);
+    let mut watch = Command::new(paths::wardenctl())
+        .args(["watch", "--json"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It says so once it has subscribed.
+    let mut ready = String::new();
+    BufReader::new(watch.stderr.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert!(ready.contains("watching"), "{ready}");
+    lock_out(&d, "dave");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let start = Instant::now();
+    while lines.len() < 2 && start.elapsed() < Duration::from_secs(10) {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            lines.push(l);
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let locked: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(locked["event"], "locked");
+    assert_eq!(locked["key"], "user=dave");
+    let unlocked: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(unlocked["event"], "unlocked");
+    assert_eq!(unlocked["by"], "expired");
+}
+
+#[test]
+fn a_broken_reload_keeps_the_old_config() {
+    let (bus, d) = setup(RULES);
+    std::fs::write(
+        &d.config,
+        format!(
+            "{}\nlimit_typo = 3\n",
+            std::fs::read_to_string(&d.config).unwrap()
+        ),
+    )
+    .unwrap();
+    let c = wardenctl(&bus.address, None, &["reload"]);
+    assert_eq!(c.code, 1, "{c:?}");
+    assert!(
+        c.stderr.contains("unknown field `limit_typo`")
+            && c.stderr.contains("running configuration is unchanged"),
+        "{c:?}"
+    );
+    // Still limit 2.
+    lock_out(&d, "erin");
+    assert!(ok(wardenctl(&bus.address, None, &["locks"]))
+        .stdout
+        .contains("user=erin"));
+    // A good file is taken: limit 5 now, so two more failures lock no one new.
+    let text = std::fs::read_to_string(&d.config)
+        .unwrap()
+        .replace("\nlimit_typo = 3\n", "")
+        .replace("limit = 2", "limit = 5");
+    std::fs::write(&d.config, text).unwrap();
+    ok(wardenctl(&bus.address, None, &["reload"]));
+    lock_out(&d, "frank");
+    assert!(!ok(wardenctl(&bus.address, None, &["locks"]))
+        .stdout
+        .contains("user=frank"));
+}
+
+#[test]
+fn without_a_bus_logins_are_still_guarded() {
+    let d = Daemon::start_with_env(
+        RULES,
+        &[(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "unix:path=/nonexistent/system_bus_socket",
+        )],
+    );
+    let pam = PamDir::new(&d.socket, "0", "");
+    for _ in 0..2 {
+        pam.attempt("gina", "wrong", None);
+    }
+    let o = pam.attempt("gina", "right", None);
+    assert_eq!(
+        o.messages,
+        ["Too many failed attempts. Try again in 15 minutes."]
+    );
+    assert!(d.wait_for_log("bus-unavailable", 5), "{}", d.log_text());
+}
