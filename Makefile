@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR ?= never
 # To build: a C toolchain and libpam's headers.
 BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
 # To run the demo and the end-to-end tests: real sshd, ssh, sudo, pamtester.
-RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux libpam-modules dbus-daemon
+RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux libpam-modules dbus-daemon oathtool
 
 .PHONY: all build deps test lint demo docs clean
 

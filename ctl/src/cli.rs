@@ -36,6 +36,11 @@ pub enum Command {
     Watch,
     /// Ask wardend to re-read its configuration; a bad file is refused.
     Reload,
+    /// TOTP second factor: enroll, confirm, status, remove, recovery codes.
+    Totp {
+        #[command(subcommand)]
+        command: TotpCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -44,6 +49,26 @@ pub enum Command {
     /// Write the man page and shell completions into DIR.
     #[command(hide = true)]
     GenerateDocs { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum TotpCommand {
+    /// Start an enrollment: prints the otpauth URI, a QR code and recovery
+    /// codes, once. You by default (needs self_enroll = true).
+    Enroll { user: Option<String> },
+    /// Activate an enrollment with a first code: `confirm [USER] CODE`.
+    #[command(arg_required_else_help = true)]
+    Confirm {
+        /// USER CODE, or just CODE for yourself.
+        #[arg(num_args = 1..=2, value_names = ["USER", "CODE"])]
+        args: Vec<String>,
+    },
+    /// Whether a user is enrolled, and recovery codes left.
+    Status { user: Option<String> },
+    /// Remove a user's enrollment (admins only).
+    Remove { user: String },
+    /// Replace a user's recovery codes; the old ones stop working.
+    RecoveryCodes { user: Option<String> },
 }
 
 #[derive(Subcommand)]

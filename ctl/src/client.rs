@@ -1,7 +1,9 @@
 //! The D-Bus proxy to wardend, and errors mapped to wardenctl's exit codes.
 
 use std::fmt;
-use warden_daemon::bus::api::{AuditEntry, LockEntry, Status, UserStatus, ERROR_NOT_AUTHORIZED};
+use warden_daemon::bus::api::{
+    AuditEntry, LockEntry, Status, TotpEnrollment, TotpStatus, UserStatus, ERROR_NOT_AUTHORIZED,
+};
 
 #[zbus::proxy(
     interface = "org.warden.Warden1",
@@ -22,6 +24,11 @@ pub trait Warden1 {
     fn lock(&self, what: &str, value: &str, seconds: u64, reason: &str) -> zbus::Result<String>;
     fn get_user_status(&self, user: &str) -> zbus::Result<UserStatus>;
     fn reload_config(&self) -> zbus::Result<String>;
+    fn totp_enroll(&self, user: &str) -> zbus::Result<TotpEnrollment>;
+    fn totp_confirm(&self, user: &str, code: &str) -> zbus::Result<()>;
+    fn totp_status(&self, user: &str) -> zbus::Result<TotpStatus>;
+    fn totp_remove(&self, user: &str) -> zbus::Result<bool>;
+    fn totp_recovery_codes(&self, user: &str) -> zbus::Result<Vec<String>>;
     #[zbus(signal)]
     fn locked(&self, key: &str, rule: &str, until: i64) -> zbus::Result<()>;
     #[zbus(signal)]

@@ -13,7 +13,7 @@ fn now() -> i64 {
     warden_daemon::time::Time::now().0 as i64 / 1000
 }
 
-fn print_json<T: Serialize>(value: &T) -> Result<(), CtlError> {
+pub fn print_json<T: Serialize>(value: &T) -> Result<(), CtlError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CtlError::Failed(e.to_string()))?;
     println!("{text}");
     Ok(())

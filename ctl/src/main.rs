@@ -8,6 +8,7 @@ mod client;
 mod commands;
 mod docs;
 mod human;
+mod totp;
 
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand};
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
                     Command::UserStatus { user } => commands::user_status(user, json).await,
                     Command::Watch => commands::watch(json).await,
                     Command::Reload => commands::reload(json).await,
+                    Command::Totp { command } => totp::run(command, json).await,
                     Command::Config { .. } | Command::GenerateDocs { .. } => Ok(()),
                 }
             }),

@@ -1,6 +1,7 @@
 //! wardend: tracks failed logins and decides whether the next attempt may go ahead.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod accounts;
 pub mod bus;
 pub mod config;
 pub mod describe;
@@ -12,3 +13,4 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod time;
+pub mod totp;

@@ -80,9 +80,13 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
             .count(),
     );
     engine.restore(snapshot.keys, snapshot.familiar);
+    let totp_records = snapshot.totp;
     let writer =
         Writer::spawn(store.clone()).map_err(|e| format!("cannot start the store writer: {e}"))?;
     let warden = Arc::new(Warden::new(config, engine, store, writer, log.clone(), now));
+    warden
+        .restore_totp(totp_records)
+        .map_err(|e| e.to_string())?;
     log.info(&format!(
         "started version={} keys={keys} locks={locks}",
         env!("CARGO_PKG_VERSION")

@@ -33,8 +33,28 @@ pub fn authenticate(host: &mut impl Host, opts: &Options, daemon: &impl Daemon) 
         Mode::Authsucc => {
             let attempt = host.attempt();
             host.set_attempt(None);
-            match daemon.call(RequestBody::Succeed { attempt, fields }) {
+            match daemon.call(RequestBody::Succeed {
+                attempt,
+                fields: fields.clone(),
+            }) {
                 Ok(ResponseBody::Recorded) => PamResultCode::PAM_SUCCESS,
+                Ok(ResponseBody::Notice { message }) => {
+                    if !opts.silent {
+                        host.tell(false, &message);
+                    }
+                    PamResultCode::PAM_SUCCESS
+                }
+                Ok(ResponseBody::Refused { message }) => {
+                    host.tell(true, &message);
+                    host.log(
+                        Level::Notice,
+                        "authsucc refused: a required code is not set up",
+                    );
+                    PamResultCode::PAM_AUTH_ERR
+                }
+                Ok(ResponseBody::NeedCode { prompt }) => {
+                    second_factor(host, opts, daemon, attempt, fields, &prompt)
+                }
                 other => match unavailable(host, opts, "authsucc", other) {
                     // The password passed and the stack reached us by a jump,
                     // which libpam does not count as success: PAM_IGNORE here
@@ -93,6 +113,42 @@ fn preauth(
             refuse(host, opts)
         }
         other => unavailable(host, opts, "preauth", other),
+    }
+}
+
+/// Asks for the code and has the daemon check it. Once a code has been asked
+/// for, anything but a confirmed good code refuses: an outage must not turn a
+/// required second factor into none.
+fn second_factor(
+    host: &mut impl Host,
+    opts: &Options,
+    daemon: &impl Daemon,
+    attempt: Option<u64>,
+    fields: AttemptFields,
+    prompt: &str,
+) -> PamResultCode {
+    let code = match host.prompt(prompt) {
+        Some(secret) => secret.as_bytes().to_vec(),
+        // No way to ask (or no answer): checked as an empty, wrong code.
+        None => Vec::new(),
+    };
+    match daemon.call(RequestBody::Code {
+        attempt,
+        fields,
+        code,
+    }) {
+        Ok(ResponseBody::Recorded) => PamResultCode::PAM_SUCCESS,
+        Ok(ResponseBody::Refused { message }) => {
+            if !opts.silent {
+                host.tell(true, &message);
+            }
+            host.log(Level::Notice, "second factor refused");
+            PamResultCode::PAM_AUTH_ERR
+        }
+        other => {
+            let _ = unavailable(host, opts, "code", other);
+            PamResultCode::PAM_AUTH_ERR
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! flow can be tested without libpam; and its implementation over libpam.
 
 use crate::ffi;
-use pam::constants::{PAM_ERROR_MSG, PAM_TEXT_INFO};
+use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
 use pam::conv::Conv;
 use pam::items::{RHost, Service, Tty, User};
 use pam::module::PamHandle;
@@ -24,6 +24,9 @@ pub trait Host {
     fn tty(&self) -> Option<Vec<u8>>;
     /// Shows the user a line, as an error or as information.
     fn tell(&mut self, error: bool, text: &str);
+    /// Asks with echo off (a second-factor code); `None` if the application
+    /// cannot ask or the user gave nothing.
+    fn prompt(&mut self, text: &str) -> Option<pam::secret::SecretBytes>;
     fn log(&self, level: Level, text: &str);
     /// The attempt begun by preauth on this handle, if any.
     fn attempt(&self) -> Option<u64>;
@@ -76,6 +79,11 @@ impl Host for LibPam<'_> {
             let style = if error { PAM_ERROR_MSG } else { PAM_TEXT_INFO };
             let _ = conv.send(style, text);
         }
+    }
+
+    fn prompt(&mut self, text: &str) -> Option<pam::secret::SecretBytes> {
+        let conv = self.0.get_item::<Conv>().ok().flatten()?;
+        conv.send(PAM_PROMPT_ECHO_OFF, text).ok().flatten()
     }
 
     fn log(&self, level: Level, text: &str) {

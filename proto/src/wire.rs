@@ -8,6 +8,8 @@ pub const MAX_USER: usize = 256;
 pub const MAX_RHOST: usize = 255;
 pub const MAX_TTY: usize = 64;
 pub const MAX_SERVICE: usize = 64;
+/// A TOTP code is 6 digits and a recovery code 12 letters; room for spacing.
+pub const MAX_CODE: usize = 64;
 
 /// The attempt as it crosses the wire: raw bytes, so that the daemon, not the
 /// decoder, says exactly what is wrong with a field.
@@ -96,6 +98,12 @@ pub enum RequestBody {
         attempt: Option<u64>,
         fields: AttemptFields,
     },
+    /// The code typed at the "Verification code: " prompt, after `NeedCode`.
+    Code {
+        attempt: Option<u64>,
+        fields: AttemptFields,
+        code: Vec<u8>,
+    },
     /// account with enforce_in_account: is the user's own key locked?
     Account(AttemptFields),
     /// Root peers only.
@@ -164,6 +172,19 @@ pub enum ErrorCode {
 pub enum ResponseBody {
     Verdict(Verdict),
     Recorded,
+    /// Recorded; show the user this line.
+    Notice {
+        message: String,
+    },
+    /// authsucc: prompt for a second-factor code (echo off) and send `Code`.
+    NeedCode {
+        prompt: String,
+    },
+    /// The password was right but the login may not go on (wrong code, or a
+    /// required code that is not set up); show the user this line.
+    Refused {
+        message: String,
+    },
     Account {
         locked: bool,
         message: Option<String>,

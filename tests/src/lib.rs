@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod pam;
 pub mod paths;
 pub mod sshd;
+pub mod totp;
 pub mod users;
 
 /// True when running as root; otherwise prints why the caller skips.

@@ -66,6 +66,25 @@ pub struct UserStatus {
     pub locks: Vec<LockEntry>,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct TotpStatus {
+    pub user: String,
+    pub enrolled: bool,
+    /// Codes are asked for only once confirmed.
+    pub confirmed: bool,
+    pub recovery_codes_left: u32,
+    /// Unix seconds; 0 when not enrolled.
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
+pub struct TotpEnrollment {
+    pub user: String,
+    /// The otpauth:// URI, holding the secret: shown once.
+    pub uri: String,
+    pub recovery_codes: Vec<String>,
+}
+
 /// Errors carry D-Bus names, so clients can tell them apart.
 #[derive(Debug, zbus::DBusError)]
 #[zbus(prefix = "org.warden.Warden1.Error")]

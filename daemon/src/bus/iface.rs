@@ -1,7 +1,7 @@
 //! The `org.warden.Warden1` interface. Every method checks the caller's uid
 //! through the bus (GetConnectionUnixUser), whatever the policy file allowed.
 
-use super::api::{AuditEntry, BusError, LockEntry, Status, UserStatus};
+use super::api::{AuditEntry, BusError, LockEntry, Status, TotpEnrollment, TotpStatus, UserStatus};
 use super::auth::Caller;
 use crate::config::{Config, Field};
 use crate::engine::{AdminLock, EventKind, KeyId, KeyState, LockedBy, Selector};
@@ -53,6 +53,39 @@ impl Control {
             return Err(self.refused(&caller, method, &why));
         }
         Ok(caller)
+    }
+
+    /// For TOTP self-service: an empty user means the caller; others need an
+    /// admin, and so does acting on oneself unless `self_enroll` is on.
+    async fn totp_target(
+        &self,
+        hdr: &Header<'_>,
+        conn: &Connection,
+        user: String,
+        method: &str,
+        self_service: bool,
+    ) -> Result<(Caller, String), BusError> {
+        let caller = self.caller(hdr, conn).await?;
+        let user = if user.is_empty() {
+            caller.name.clone().ok_or_else(|| {
+                BusError::InvalidArgument("your uid has no user name; name the user".into())
+            })?
+        } else {
+            user
+        };
+        check_value("user", &user, MAX_VALUE)?;
+        let own = caller.name.as_deref() == Some(user.as_str());
+        let allowed =
+            caller.admin || (own && self_service && self.warden.config().totp.self_enroll);
+        if !allowed {
+            let why = if own {
+                format!("{method} for yourself needs self_enroll = true in [totp], or an admin")
+            } else {
+                format!("{method} for another user needs root or the admin group")
+            };
+            return Err(self.refused(&caller, method, &why));
+        }
+        Ok((caller, user))
     }
 
     fn refused(&self, caller: &Caller, method: &str, why: &str) -> BusError {
@@ -203,7 +236,11 @@ impl Control {
             } else {
                 limit.min(10_000) as usize
             },
-            kinds: vec![EventKind::Failure, EventKind::Abandoned],
+            kinds: vec![
+                EventKind::Failure,
+                EventKind::TotpFailure,
+                EventKind::Abandoned,
+            ],
         };
         let store = self.warden.store().clone();
         let events = tokio::task::spawn_blocking(move || store.audit(&query))
@@ -390,6 +427,120 @@ impl Control {
                 )))
             }
         }
+    }
+
+    /// Starts a TOTP enrollment (unconfirmed until `TotpConfirm`). Returns the
+    /// otpauth URI and the recovery codes, once. An empty user is the caller.
+    async fn totp_enroll(
+        &self,
+        user: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<TotpEnrollment, BusError> {
+        let (caller, user) = self
+            .totp_target(&hdr, conn, user, "TotpEnroll", true)
+            .await?;
+        let (uri, codes) = self
+            .warden
+            .totp_enroll(&user, caller.uid, Time::now())
+            .await
+            .map_err(|e| BusError::InvalidArgument(e.to_string()))?;
+        Ok(TotpEnrollment {
+            user,
+            uri: uri.to_string(),
+            recovery_codes: codes.iter().map(|c| c.to_string()).collect(),
+        })
+    }
+
+    /// Activates an enrollment with a first code from the authenticator.
+    async fn totp_confirm(
+        &self,
+        user: String,
+        code: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), BusError> {
+        let (caller, user) = self
+            .totp_target(&hdr, conn, user, "TotpConfirm", true)
+            .await?;
+        check_value("code", &code, 64)?;
+        self.warden
+            .totp_confirm(&user, &code, caller.uid, Time::now())
+            .await
+            .map_err(|e| BusError::InvalidArgument(e.to_string()))
+    }
+
+    /// Whether a user is enrolled and confirmed, and how many recovery codes are left.
+    async fn totp_status(
+        &self,
+        user: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<TotpStatus, BusError> {
+        let caller = self.caller(&hdr, conn).await?;
+        let user = if user.is_empty() {
+            caller.name.clone().unwrap_or_default()
+        } else {
+            user
+        };
+        if !caller.may_read_user(&user) {
+            return Err(self.refused(
+                &caller,
+                "TotpStatus",
+                "reading another user's TOTP status needs root or the admin group",
+            ));
+        }
+        let status = self.warden.totp_status(&user).map_err(internal)?;
+        Ok(match status {
+            Some((confirmed, left, created)) => TotpStatus {
+                user,
+                enrolled: true,
+                confirmed,
+                recovery_codes_left: left,
+                created: secs(created),
+            },
+            None => TotpStatus {
+                user,
+                enrolled: false,
+                confirmed: false,
+                recovery_codes_left: 0,
+                created: 0,
+            },
+        })
+    }
+
+    /// Removes a user's TOTP enrollment. Admins only.
+    async fn totp_remove(
+        &self,
+        user: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, BusError> {
+        let (caller, user) = self
+            .totp_target(&hdr, conn, user, "TotpRemove", false)
+            .await?;
+        self.warden
+            .totp_remove(&user, caller.uid)
+            .await
+            .map_err(internal)
+    }
+
+    /// Replaces a user's recovery codes and returns the new ones, once.
+    async fn totp_recovery_codes(
+        &self,
+        user: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<String>, BusError> {
+        let (caller, user) = self
+            .totp_target(&hdr, conn, user, "TotpRecoveryCodes", true)
+            .await?;
+        let codes = self
+            .warden
+            .totp_new_recovery(&user, caller.uid)
+            .await
+            .map_err(|e| BusError::InvalidArgument(e.to_string()))?;
+        Ok(codes.iter().map(|c| c.to_string()).collect())
     }
 
     /// A key was locked; `until` is Unix seconds, 0 when permanent.

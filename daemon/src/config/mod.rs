@@ -71,6 +71,22 @@ pub struct Audit {
     pub max_age: Duration,
 }
 
+/// Who must give a TOTP code, and who is spared.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct TotpPolicy {
+    pub required_for_users: Vec<String>,
+    pub required_for_groups: Vec<String>,
+    /// `None`: every service.
+    pub services: Option<Vec<String>>,
+    pub optional: bool,
+    /// Required but not enrolled users are let in, with a warning, before this.
+    pub grace_until: Option<crate::time::Time>,
+    pub trusted_rhosts: Vec<IpNet>,
+    pub remember: Option<Duration>,
+    pub self_enroll: bool,
+    pub issuer: String,
+}
+
 /// The whole validated file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -81,6 +97,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub audit: Audit,
     pub policy: Policy,
+    pub totp: TotpPolicy,
 }
 
 impl Config {
@@ -133,6 +150,8 @@ struct RawConfig {
     deny: RawDeny,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    totp: RawTotp,
     #[serde(default = "default_rules")]
     rule: Vec<RawRule>,
 }
@@ -162,6 +181,49 @@ struct RawAllow {
     users: Vec<String>,
     #[serde(default)]
     rhosts: Vec<Cidr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTotp {
+    #[serde(default)]
+    required_for_users: Vec<String>,
+    #[serde(default)]
+    required_for_groups: Vec<String>,
+    #[serde(default)]
+    services: Option<Vec<String>>,
+    #[serde(default = "yes")]
+    optional: bool,
+    #[serde(default)]
+    grace_until: Option<types::Date>,
+    #[serde(default)]
+    trusted_rhosts: Vec<Cidr>,
+    #[serde(default)]
+    remember: Option<types::Dur>,
+    #[serde(default)]
+    self_enroll: bool,
+    #[serde(default = "default_issuer")]
+    issuer: String,
+}
+
+impl Default for RawTotp {
+    fn default() -> Self {
+        RawTotp {
+            required_for_users: Vec::new(),
+            required_for_groups: Vec::new(),
+            services: None,
+            optional: true,
+            grace_until: None,
+            trusted_rhosts: Vec::new(),
+            remember: None,
+            self_enroll: false,
+            issuer: default_issuer(),
+        }
+    }
+}
+
+fn default_issuer() -> String {
+    "warden".into()
 }
 
 #[derive(Deserialize, Default)]
@@ -195,6 +257,15 @@ impl RawConfig {
         let at = |span: std::ops::Range<usize>, message: String| {
             ConfigError::at(path, text, Some(span), None, message)
         };
+        if self.totp.issuer.contains(':') || self.totp.issuer.is_empty() {
+            return Err(ConfigError::at(
+                path,
+                text,
+                None,
+                Some("totp.issuer"),
+                "must be a non-empty name without ':' (authenticator apps split on it)".into(),
+            ));
+        }
         if *self.max_tracked_keys.get_ref() < 1000 {
             return Err(at(
                 self.max_tracked_keys.span(),
@@ -223,11 +294,24 @@ impl RawConfig {
 
     fn into_config(self, path: PathBuf) -> Config {
         let rules = self.rule.into_iter().map(RawRule::into_rule).collect();
+        let t = self.totp;
+        let totp = TotpPolicy {
+            required_for_users: t.required_for_users,
+            required_for_groups: t.required_for_groups,
+            services: t.services,
+            optional: t.optional,
+            grace_until: t.grace_until.map(|d| d.0),
+            trusted_rhosts: t.trusted_rhosts.into_iter().map(|c| c.0).collect(),
+            remember: t.remember.map(|d| d.0),
+            self_enroll: t.self_enroll,
+            issuer: t.issuer,
+        };
         Config {
             path,
             admin_group: self.admin_group,
             socket: self.socket,
             state_dir: self.state_dir,
+            totp,
             audit: Audit {
                 max_events: self.audit.max_events,
                 max_age: self.audit.max_age,

@@ -180,3 +180,23 @@ fn syntax_error_has_a_line() {
         "{e}"
     );
 }
+
+#[test]
+fn totp_section_parses_and_checks_dates() {
+    let c = parse("[totp]\nrequired_for_users = [\"alice\"]\nservices = [\"sshd\"]\ngrace_until = \"2026-12-31\"\ntrusted_rhosts = [\"10.0.0.0/8\"]\nremember = \"12h\"\n").unwrap();
+    assert_eq!(c.totp.required_for_users, ["alice"]);
+    assert_eq!(c.totp.services, Some(vec!["sshd".to_string()]));
+    // Through the end of 2026-12-31 UTC.
+    assert_eq!(
+        c.totp.grace_until.unwrap().to_string(),
+        "2027-01-01T00:00:00Z"
+    );
+    assert_eq!(c.totp.remember, Some(Duration::from_secs(43_200)));
+    assert!(c.totp.optional && !c.totp.self_enroll);
+    let e = err("[totp]\ngrace_until = \"2026-02-30\"\n");
+    assert!(
+        e.starts_with("/etc/warden/warden.toml:2: totp.grace_until: invalid date"),
+        "{e}"
+    );
+    assert!(err("[totp]\nrequired_users = []\n").contains("totp.required_users: unknown field"));
+}

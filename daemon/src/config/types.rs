@@ -242,3 +242,67 @@ pub fn default_rules() -> Vec<RawRule> {
         },
     ]
 }
+
+/// A calendar date, `"2026-12-31"`, meaning through the end of that day (UTC).
+pub struct Date(pub crate::time::Time);
+
+impl<'de> Deserialize<'de> for Date {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bad = || {
+            D::Error::custom(format!(
+                "invalid date \"{text}\": write it as \"YYYY-MM-DD\""
+            ))
+        };
+        let mut parts = text.split('-');
+        let (Some(y), Some(m), Some(day), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let (Ok(y), Ok(m), Ok(day)) = (y.parse::<i64>(), m.parse::<u32>(), day.parse::<u32>())
+        else {
+            return Err(bad());
+        };
+        let days_in = [
+            31,
+            if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) {
+                29
+            } else {
+                28
+            },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        if !(1970..=9999).contains(&y)
+            || !(1..=12).contains(&m)
+            || day < 1
+            || day > days_in[(m - 1) as usize]
+        {
+            return Err(bad());
+        }
+        let next_day = days_from_civil(y, m, day) + 1;
+        Ok(Date(crate::time::Time::from_secs(
+            u64::try_from(next_day * 86_400).map_err(|_| bad())?,
+        )))
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}

@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
-    /// A password (or later a code) was wrong.
+    /// A password was wrong.
     Failure,
+    /// A TOTP or recovery code was wrong.
+    TotpFailure,
     /// An attempt that was never resolved, counted as a failure.
     Abandoned,
     Success,
@@ -22,6 +24,7 @@ impl EventKind {
     pub fn name(self) -> &'static str {
         match self {
             EventKind::Failure => "failure",
+            EventKind::TotpFailure => "totp",
             EventKind::Abandoned => "abandoned",
             EventKind::Success => "success",
             EventKind::Refused => "refused",

@@ -54,11 +54,25 @@ pub struct Effects {
     pub keys: Vec<(KeyId, Option<KeyState>)>,
     /// `(user, source)`: the time of the last success there, or `None` to forget it.
     pub familiar: Vec<((String, String), Option<Time>)>,
+    /// TOTP records to write (`None` removes one). The engine never sets these;
+    /// the service adds them so they commit with the attempt they belong to.
+    pub totp: Vec<(String, Option<crate::totp::TotpRecord>)>,
 }
 
 impl Effects {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.keys.is_empty() && self.familiar.is_empty()
+        self.events.is_empty()
+            && self.keys.is_empty()
+            && self.familiar.is_empty()
+            && self.totp.is_empty()
+    }
+
+    /// Appends another operation's effects, keeping their order.
+    pub fn absorb(&mut self, other: Effects) {
+        self.events.extend(other.events);
+        self.keys.extend(other.keys);
+        self.familiar.extend(other.familiar);
+        self.totp.extend(other.totp);
     }
 }
 
@@ -66,6 +80,8 @@ impl Effects {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureKind {
     Password,
+    /// A wrong second-factor code: it counts in the same rules as passwords.
+    Totp,
     Abandoned,
 }
 
@@ -94,6 +110,8 @@ struct Pending {
     keys: Vec<KeyId>,
     allowlisted: bool,
     deadline: Time,
+    /// The password passed; the attempt now waits for its TOTP code.
+    awaiting_code: bool,
 }
 
 pub struct Engine {
@@ -270,27 +288,73 @@ impl Engine {
         &mut self,
         id: Option<AttemptId>,
         attempt: &Attempt,
+        kind: FailureKind,
         now: Time,
         fx: &mut Effects,
     ) -> Result<(), AttemptError> {
         self.tick(now, fx);
         match self.take_pending(id, attempt)? {
-            Taken::Found(p) => self.count_failure(
-                &p.attempt,
-                &p.keys,
-                p.allowlisted,
-                FailureKind::Password,
-                now,
-                fx,
-            ),
+            Taken::Found(p) => {
+                self.count_failure(&p.attempt, &p.keys, p.allowlisted, kind, now, fx)
+            }
             Taken::Stale => {
                 let keys = self.resolve_keys_afresh(attempt, now);
                 let allow = self.allowlisted(attempt, attempt.rhost.as_deref().and_then(parse_ip));
-                self.count_failure(attempt, &keys, allow, FailureKind::Password, now, fx)
+                self.count_failure(attempt, &keys, allow, kind, now, fx)
             }
             // Already resolved, or already counted when it was abandoned.
             Taken::Resolved => {}
         }
+        Ok(())
+    }
+
+    /// The password passed and a code is needed: the attempt keeps its places
+    /// and gets a fresh `attempt_timeout` to answer. False when the attempt is
+    /// not pending in this run (the daemon restarted): the login must start over.
+    pub fn await_code(
+        &mut self,
+        id: Option<AttemptId>,
+        attempt: &Attempt,
+        now: Time,
+    ) -> Result<bool, AttemptError> {
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        let timeout = self.policy.attempt_timeout;
+        let Some(p) = self.pending.get_mut(&id) else {
+            return Ok(false);
+        };
+        if p.attempt.user != attempt.user {
+            return Err(AttemptError::UserMismatch);
+        }
+        self.deadlines.remove(&(p.deadline, id));
+        p.deadline = now.plus(timeout);
+        p.awaiting_code = true;
+        self.deadlines.insert((p.deadline, id));
+        Ok(true)
+    }
+
+    /// Whether this attempt passed its password and waits for a code.
+    pub fn awaiting_code(&self, id: Option<AttemptId>, attempt: &Attempt) -> bool {
+        id.and_then(|id| self.pending.get(&id))
+            .is_some_and(|p| p.awaiting_code && p.attempt.user == attempt.user)
+    }
+
+    /// Ends an attempt that passed its password but may not log in (a code is
+    /// required and none is set up): not a failure, but refused and audited.
+    pub fn refuse_after_password(
+        &mut self,
+        id: Option<AttemptId>,
+        attempt: &Attempt,
+        why: &str,
+        now: Time,
+        fx: &mut Effects,
+    ) -> Result<(), AttemptError> {
+        self.tick(now, fx);
+        self.take_pending(id, attempt)?;
+        let mut e = attempt_event(attempt, now, EventKind::Refused);
+        e.reason = Some(why.to_string());
+        fx.events.push(e);
         Ok(())
     }
 
@@ -554,6 +618,7 @@ impl Engine {
                 keys,
                 allowlisted,
                 deadline,
+                awaiting_code: false,
             },
         );
         id
@@ -609,6 +674,7 @@ impl Engine {
             now,
             match kind {
                 FailureKind::Password => EventKind::Failure,
+                FailureKind::Totp => EventKind::TotpFailure,
                 FailureKind::Abandoned => EventKind::Abandoned,
             },
         );

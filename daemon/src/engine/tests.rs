@@ -52,7 +52,9 @@ impl Sim {
 
     fn fail(&mut self, a: &Attempt, id: Option<AttemptId>) {
         let mut fx = Effects::default();
-        self.e.fail(id, a, self.now, &mut fx).unwrap();
+        self.e
+            .fail(id, a, FailureKind::Password, self.now, &mut fx)
+            .unwrap();
         self.events.extend(fx.events);
     }
 
@@ -504,7 +506,8 @@ fn an_attempt_cannot_be_resolved_for_another_user() {
     let mut s = Sim::new("");
     let id = s.begin(&att("alice", None)).attempt;
     let mut fx = Effects::default();
-    let err = s.e.fail(id, &att("bob", None), s.now, &mut fx);
+    let err =
+        s.e.fail(id, &att("bob", None), FailureKind::Password, s.now, &mut fx);
     assert_eq!(err, Err(AttemptError::UserMismatch));
 }
 
@@ -679,4 +682,32 @@ fn rhost_rules_ignore_local_attempts() {
     }
     assert!(s.begin(&att("alice", None)).allowed());
     assert!(s.e.locks().next().is_none());
+}
+
+#[test]
+fn wrong_codes_count_with_passwords_and_waiting_keeps_the_place() {
+    let cfg = format!(
+        "attempt_timeout = \"60s\"\n{}",
+        rule("user", "\"user\"", 2, "1h", "1h", "")
+    );
+    let mut s = Sim::new(&cfg);
+    let a = att("alice", None);
+    s.wrong(&a);
+    let id = s.begin(&a).attempt;
+    s.advance(50);
+    assert!(s.e.await_code(id, &a, s.now).unwrap());
+    assert!(s.e.awaiting_code(id, &a));
+    assert!(!s.e.awaiting_code(id, &att("bob", None)));
+    // The wait restarted the timeout: at 50 + 59 s it is still pending.
+    s.advance(59);
+    s.tick();
+    assert_eq!(s.count(EventKind::Abandoned), 0);
+    let mut fx = Effects::default();
+    s.e.fail(id, &a, FailureKind::Totp, s.now, &mut fx).unwrap();
+    assert!(fx.events.iter().any(|e| e.kind == EventKind::TotpFailure));
+    assert_eq!(
+        s.begin(&a).reason.kind,
+        ReasonKind::Locked,
+        "one password and one code failure make two"
+    );
 }

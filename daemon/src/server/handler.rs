@@ -3,10 +3,11 @@
 use super::peer::Peer;
 use crate::engine::{self, AttemptId, KeyState, ReasonKind, Selector, Until, Verdict};
 use crate::logline::quote;
-use crate::service::{ServiceError, Warden};
+use crate::service::{ServiceError, SuccessOutcome, Warden};
 use crate::time::Time;
 use warden_proto::{
     locked_message, AdminRequest, AttemptFields, ErrorCode, LockInfo, RequestBody, ResponseBody,
+    MAX_CODE,
 };
 
 pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseBody {
@@ -33,10 +34,48 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
             attempt: id,
             fields,
         } => match attempt(warden, peer, &fields) {
-            Ok(a) => match warden.succeed(id.map(AttemptId), &a, now).await {
-                Ok(()) => ResponseBody::Recorded,
-                Err(e) => service_error(warden, "succeed", &e),
-            },
+            Ok(a) => {
+                let groups = if warden.config().totp.required_for_groups.is_empty() {
+                    Vec::new()
+                } else {
+                    let user = a.user.clone();
+                    tokio::task::spawn_blocking(move || crate::accounts::groups_of(&user))
+                        .await
+                        .unwrap_or_default()
+                };
+                match warden
+                    .succeed_or_ask(id.map(AttemptId), &a, &groups, now)
+                    .await
+                {
+                    Ok(SuccessOutcome::Recorded) => ResponseBody::Recorded,
+                    Ok(SuccessOutcome::Notice(message)) => ResponseBody::Notice { message },
+                    Ok(SuccessOutcome::NeedCode) => ResponseBody::NeedCode {
+                        prompt: "Verification code: ".into(),
+                    },
+                    Ok(SuccessOutcome::Refused(message)) => ResponseBody::Refused { message },
+                    Err(e) => service_error(warden, "succeed", &e),
+                }
+            }
+            Err(r) => r,
+        },
+        RequestBody::Code {
+            attempt: id,
+            fields,
+            code,
+        } => match attempt(warden, peer, &fields) {
+            Ok(a) => {
+                let Some(typed) = std::str::from_utf8(&code)
+                    .ok()
+                    .filter(|c| c.len() <= MAX_CODE)
+                else {
+                    return error(ErrorCode::BadField, "the code is not UTF-8 or is too long");
+                };
+                match warden.check_code(id.map(AttemptId), &a, typed, now).await {
+                    Ok(None) => ResponseBody::Recorded,
+                    Ok(Some(message)) => ResponseBody::Refused { message },
+                    Err(e) => service_error(warden, "code", &e),
+                }
+            }
             Err(r) => r,
         },
         RequestBody::Account(fields) => match attempt(warden, peer, &fields) {
@@ -177,7 +216,7 @@ fn service_error(warden: &Warden, op: &str, e: &ServiceError) -> ResponseBody {
     let code = match e {
         ServiceError::Store(_) => ErrorCode::Store,
         ServiceError::Attempt(_) => ErrorCode::Forbidden,
-        ServiceError::Poisoned => ErrorCode::Internal,
+        ServiceError::Poisoned | ServiceError::Totp(_) => ErrorCode::Internal,
     };
     error(code, &e.to_string())
 }

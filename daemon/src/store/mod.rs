@@ -11,11 +11,12 @@ use crate::engine::{Effects, Event, KeyId, KeyState};
 use crate::time::Time;
 use thiserror::Error;
 
-/// Everything the engine needs back after a restart.
+/// Everything the engine and the TOTP book need back after a restart.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub keys: Vec<(KeyId, KeyState)>,
     pub familiar: Vec<((String, String), Time)>,
+    pub totp: Vec<(String, crate::totp::TotpRecord)>,
 }
 
 /// A filter on the audit log; newest events first.

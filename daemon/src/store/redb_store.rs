@@ -15,6 +15,8 @@ const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const FAMILIAR: TableDefinition<&str, u64> = TableDefinition::new("familiar");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// TOTP secrets: root-only like the rest of the file, never anywhere else.
+const TOTP: TableDefinition<&str, &[u8]> = TableDefinition::new("totp");
 
 /// Bumped whenever the layout of a record changes.
 const FORMAT: u64 = 1;
@@ -115,6 +117,7 @@ impl RedbStore {
             }
             txn.open_table(KEYS).map_err(|e| e.to_string())?;
             txn.open_table(FAMILIAR).map_err(|e| e.to_string())?;
+            txn.open_table(TOTP).map_err(|e| e.to_string())?;
             let audit = txn.open_table(AUDIT).map_err(|e| e.to_string())?;
             let last = audit.last().map_err(|e| e.to_string())?;
             last.map_or(0, |(k, _)| k.value() + 1)
@@ -184,7 +187,18 @@ impl Store for RedbStore {
                 familiar.push(((user.to_string(), source.to_string()), Time(v.value())));
             }
         }
-        Ok(Snapshot { keys, familiar })
+        let mut totp = Vec::new();
+        for item in txn.open_table(TOTP).map_err(r)?.iter().map_err(r)? {
+            let (k, v) = item.map_err(r)?;
+            let record = postcard::from_bytes(v.value())
+                .map_err(|e| StoreError::Read(format!("totp record of {:?}: {e}", k.value())))?;
+            totp.push((k.value().to_string(), record));
+        }
+        Ok(Snapshot {
+            keys,
+            familiar,
+            totp,
+        })
     }
 
     fn commit(&self, batch: &Effects) -> Result<(), StoreError> {
@@ -215,6 +229,18 @@ impl Store for RedbStore {
                     }
                     None => {
                         familiar.remove(key.as_str()).map_err(w)?;
+                    }
+                }
+            }
+            let mut totp = txn.open_table(TOTP).map_err(w)?;
+            for (user, record) in &batch.totp {
+                match record {
+                    Some(rec) => {
+                        let bytes = zeroize::Zeroizing::new(postcard::to_allocvec(rec).map_err(w)?);
+                        totp.insert(user.as_str(), bytes.as_slice()).map_err(w)?;
+                    }
+                    None => {
+                        totp.remove(user.as_str()).map_err(w)?;
                     }
                 }
             }

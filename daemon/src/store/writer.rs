@@ -62,9 +62,7 @@ fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>) {
         while waiting.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => {
-                    batch.events.extend(job.fx.events);
-                    batch.keys.extend(job.fx.keys);
-                    batch.familiar.extend(job.fx.familiar);
+                    batch.absorb(job.fx);
                     waiting.push(job.done);
                 }
                 Err(_) => break,

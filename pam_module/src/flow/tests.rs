@@ -28,6 +28,9 @@ impl Host for FakeHost {
     fn tell(&mut self, _error: bool, text: &str) {
         self.told.push(text.to_string());
     }
+    fn prompt(&mut self, _text: &str) -> Option<pam::secret::SecretBytes> {
+        None
+    }
     fn log(&self, level: Level, text: &str) {
         self.logged.borrow_mut().push((level, text.to_string()));
     }
@@ -42,15 +45,19 @@ impl Host for FakeHost {
     }
 }
 
-/// Answers with one canned reply and remembers the request.
+/// Answers with canned replies in order and remembers the requests.
 struct Scripted {
-    reply: RefCell<Option<Result<ResponseBody, ClientError>>>,
+    replies: RefCell<Vec<Result<ResponseBody, ClientError>>>,
     seen: RefCell<Vec<RequestBody>>,
 }
 
 fn daemon(reply: Result<ResponseBody, ClientError>) -> Scripted {
+    script(vec![reply])
+}
+
+fn script(replies: Vec<Result<ResponseBody, ClientError>>) -> Scripted {
     Scripted {
-        reply: RefCell::new(Some(reply)),
+        replies: RefCell::new(replies.into_iter().rev().collect()),
         seen: RefCell::new(Vec::new()),
     }
 }
@@ -58,9 +65,9 @@ fn daemon(reply: Result<ResponseBody, ClientError>) -> Scripted {
 impl Daemon for Scripted {
     fn call(&self, request: RequestBody) -> Result<ResponseBody, ClientError> {
         self.seen.borrow_mut().push(request);
-        self.reply
+        self.replies
             .borrow_mut()
-            .take()
+            .pop()
             .unwrap_or(Err(ClientError::Timeout))
     }
 }
@@ -206,5 +213,41 @@ fn no_mode_is_ignored_not_fatal() {
     assert_eq!(
         authenticate(&mut h, &opts(&[]), &d),
         PamResultCode::PAM_IGNORE
+    );
+}
+
+#[test]
+fn a_code_is_asked_for_and_an_outage_then_refuses() {
+    // The fake host cannot prompt, so the daemon is sent an empty code.
+    let mut h = FakeHost::default();
+    let need = ResponseBody::NeedCode {
+        prompt: "Verification code: ".into(),
+    };
+    let d = script(vec![Ok(need.clone()), Ok(ResponseBody::Recorded)]);
+    assert_eq!(
+        authenticate(&mut h, &opts(&["authsucc"]), &d),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert!(matches!(&d.seen.borrow()[1], RequestBody::Code { code, .. } if code.is_empty()));
+
+    let d = script(vec![Ok(need.clone()), Err(ClientError::Timeout)]);
+    assert_eq!(
+        authenticate(&mut h, &opts(&["authsucc"]), &d),
+        PamResultCode::PAM_AUTH_ERR,
+        "on_unavailable=ignore must not skip a second factor"
+    );
+    let d = script(vec![
+        Ok(need),
+        Ok(ResponseBody::Refused {
+            message: "Wrong verification code.".into(),
+        }),
+    ]);
+    assert_eq!(
+        authenticate(&mut h, &opts(&["authsucc"]), &d),
+        PamResultCode::PAM_AUTH_ERR
+    );
+    assert_eq!(
+        h.told.last().map(String::as_str),
+        Some("Wrong verification code.")
     );
 }

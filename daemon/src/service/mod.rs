@@ -1,8 +1,14 @@
 //! The daemon's shared core: the engine behind a lock, the store writer, and
 //! the log. The socket server and the bus both act through it.
 
+mod totp;
+
+pub use totp::{SuccessOutcome, NOT_ENROLLED, WRONG_CODE};
+
 use crate::config::Config;
-use crate::engine::{Attempt, AttemptError, AttemptId, Effects, Engine, EventKind, Verdict};
+use crate::engine::{
+    Attempt, AttemptError, AttemptId, Effects, Engine, EventKind, FailureKind, Verdict,
+};
 use crate::log::{Level, Log};
 use crate::logline;
 use crate::store::{Store, StoreError, Writer};
@@ -18,6 +24,8 @@ pub enum ServiceError {
     Attempt(#[from] AttemptError),
     #[error("internal error: the engine lock is poisoned; restart wardend")]
     Poisoned,
+    #[error("{0}")]
+    Totp(String),
 }
 
 /// Resolves once queued writes are durable.
@@ -25,6 +33,8 @@ pub type Durable = tokio::sync::oneshot::Receiver<Result<(), StoreError>>;
 
 pub struct Warden {
     engine: Mutex<Engine>,
+    /// Enrolled users' TOTP records. Locked after the engine when both are held.
+    totp: Mutex<std::collections::HashMap<String, crate::totp::TotpRecord>>,
     /// Lock and unlock events for the bus; sending never waits on a listener.
     events: tokio::sync::broadcast::Sender<crate::engine::Event>,
     writer: Writer,
@@ -45,6 +55,7 @@ impl Warden {
     ) -> Warden {
         Warden {
             engine: Mutex::new(engine),
+            totp: Mutex::new(std::collections::HashMap::new()),
             events: tokio::sync::broadcast::channel(1024).0,
             writer,
             store,
@@ -52,6 +63,15 @@ impl Warden {
             config: RwLock::new(Arc::new(config)),
             started,
         }
+    }
+
+    /// Loads TOTP records read back from the store.
+    pub fn restore_totp(
+        &self,
+        records: Vec<(String, crate::totp::TotpRecord)>,
+    ) -> Result<(), ServiceError> {
+        self.book()?.extend(records);
+        Ok(())
     }
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::engine::Event> {
@@ -133,7 +153,7 @@ impl Warden {
         attempt: &Attempt,
         now: Time,
     ) -> Result<(), ServiceError> {
-        self.apply_durably(|e, fx| e.fail(id, attempt, now, fx))
+        self.apply_durably(|e, fx| e.fail(id, attempt, FailureKind::Password, now, fx))
             .await?
             .map_err(Into::into)
     }

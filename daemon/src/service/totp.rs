@@ -1,0 +1,302 @@
+//! The TOTP part of the service: deciding at authsucc, checking codes, and
+//! the admin's enrollment operations. Records live in memory (few users enrol)
+//! and in the store; every change is durable before it is answered.
+
+use super::{ServiceError, Warden};
+use crate::engine::{parse_ip, source_of, Attempt, AttemptId, EventKind, FailureKind};
+use crate::logline::quote;
+use crate::store::StoreError;
+use crate::time::Time;
+use crate::totp::{self, CodeCheck, Need, Situation, TotpRecord};
+use std::collections::HashMap;
+use zeroize::Zeroizing;
+
+/// What authsucc answers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SuccessOutcome {
+    Recorded,
+    /// Recorded, and the user should read this.
+    Notice(String),
+    /// Ask for a code and send it back.
+    NeedCode,
+    /// The password was right but the login may not go on.
+    Refused(String),
+}
+
+pub const WRONG_CODE: &str = "Wrong verification code.";
+pub const NOT_ENROLLED: &str =
+    "A verification code is required, but none is set up for this account. Contact an administrator.";
+const START_AGAIN: &str = "The login took too long. Please start again.";
+
+/// Random bytes for secrets, salts and recovery codes.
+fn random(n: usize) -> Result<Zeroizing<Vec<u8>>, ServiceError> {
+    let mut buf = Zeroizing::new(vec![0u8; n]);
+    getrandom::fill(&mut buf).map_err(|e| ServiceError::Totp(format!("no randomness: {e}")))?;
+    Ok(buf)
+}
+
+impl Warden {
+    pub(super) fn book(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, TotpRecord>>, ServiceError> {
+        self.totp.lock().map_err(|_| ServiceError::Poisoned)
+    }
+
+    /// authsucc: the password passed. Decides whether a code is needed.
+    pub async fn succeed_or_ask(
+        &self,
+        id: Option<AttemptId>,
+        attempt: &Attempt,
+        groups: &[String],
+        now: Time,
+    ) -> Result<SuccessOutcome, ServiceError> {
+        let config = self.config();
+        let source = source_of(
+            attempt.rhost.as_deref(),
+            config.policy.ipv4_prefix,
+            config.policy.ipv6_prefix,
+        );
+        let need = {
+            let book = self.book()?;
+            totp::decide(
+                &config.totp,
+                &Situation {
+                    user: &attempt.user,
+                    service: &attempt.service,
+                    ip: attempt.rhost.as_deref().and_then(parse_ip),
+                    source: &source,
+                    groups,
+                    record: book.get(&attempt.user),
+                    now,
+                },
+            )
+        };
+        match need {
+            Need::Nothing => {
+                self.succeed(id, attempt, now).await?;
+                Ok(SuccessOutcome::Recorded)
+            }
+            Need::Grace(until) => {
+                self.succeed(id, attempt, now).await?;
+                let day = until.minus(std::time::Duration::from_secs(1)).to_string();
+                Ok(SuccessOutcome::Notice(format!(
+                    "This account needs a verification code after {}. Ask an administrator to set one up.",
+                    day.get(..10).unwrap_or(&day)
+                )))
+            }
+            Need::Refuse => {
+                self.apply_durably(|e, fx| {
+                    e.refuse_after_password(id, attempt, "totp-not-enrolled", now, fx)
+                })
+                .await??;
+                Ok(SuccessOutcome::Refused(NOT_ENROLLED.into()))
+            }
+            Need::Code => {
+                let held = self
+                    .apply_durably(|e, _| e.await_code(id, attempt, now))
+                    .await??;
+                Ok(if held {
+                    SuccessOutcome::NeedCode
+                } else {
+                    SuccessOutcome::Refused(START_AGAIN.into())
+                })
+            }
+        }
+    }
+
+    /// Checks the code typed at the prompt. Wrong codes are failures in the
+    /// lockout rules; a good one records the success.
+    pub async fn check_code(
+        &self,
+        id: Option<AttemptId>,
+        attempt: &Attempt,
+        typed: &str,
+        now: Time,
+    ) -> Result<Option<String>, ServiceError> {
+        let config = self.config();
+        let source = source_of(
+            attempt.rhost.as_deref(),
+            config.policy.ipv4_prefix,
+            config.policy.ipv6_prefix,
+        );
+        let remember = config.totp.remember;
+        let refusal = self
+            .apply_durably(|engine, fx| -> Result<Option<String>, ServiceError> {
+                if !engine.awaiting_code(id, attempt) {
+                    return Ok(Some(START_AGAIN.into()));
+                }
+                let mut book = self.book()?;
+                let Some(rec) = book.get_mut(&attempt.user).filter(|r| r.confirmed) else {
+                    engine.refuse_after_password(id, attempt, "totp-not-enrolled", now, fx)?;
+                    return Ok(Some(NOT_ENROLLED.into()));
+                };
+                let checked = totp::check(rec, typed, now);
+                match checked {
+                    CodeCheck::Good(step) => rec.last_step = step,
+                    CodeCheck::Recovery(i) => {
+                        rec.recovery.remove(i);
+                    }
+                    CodeCheck::Replayed | CodeCheck::Wrong => {
+                        engine.fail(id, attempt, FailureKind::Totp, now, fx)?;
+                        let why = if checked == CodeCheck::Replayed {
+                            "replayed"
+                        } else {
+                            "wrong"
+                        };
+                        for e in fx
+                            .events
+                            .iter_mut()
+                            .filter(|e| e.kind == EventKind::TotpFailure)
+                        {
+                            e.reason = Some(why.into());
+                        }
+                        return Ok(Some(WRONG_CODE.into()));
+                    }
+                }
+                if let Some(d) = remember {
+                    rec.remember(&source, now.plus(d), now);
+                }
+                fx.totp.push((attempt.user.clone(), Some(rec.clone())));
+                if let CodeCheck::Recovery(_) = checked {
+                    self.log.info(&format!(
+                        "totp-recovery-used user={} left={}",
+                        quote(&attempt.user),
+                        rec.recovery.len()
+                    ));
+                }
+                engine.succeed(id, attempt, now, fx)?;
+                Ok(None)
+            })
+            .await??;
+        Ok(refusal)
+    }
+
+    /// Creates an unconfirmed enrollment, replacing an unconfirmed one. Returns
+    /// the otpauth URI and the recovery codes, shown once.
+    pub async fn totp_enroll(
+        &self,
+        user: &str,
+        by_uid: u32,
+        now: Time,
+    ) -> Result<(Zeroizing<String>, Vec<Zeroizing<String>>), ServiceError> {
+        let issuer = self.config().totp.issuer.clone();
+        let bytes = random(20 + 16 + 10 * 12)?;
+        let rx = {
+            let mut book = self.book()?;
+            if book.get(user).is_some_and(|r| r.confirmed) {
+                return Err(ServiceError::Totp(format!(
+                    "{user} already has a confirmed code; remove it first (wardenctl totp remove {user})"
+                )));
+            }
+            let e = totp::new_enrollment(user, &issuer, &bytes, now).map_err(ServiceError::Totp)?;
+            book.insert(user.to_string(), e.record.clone());
+            let mut fx = crate::engine::Effects::default();
+            fx.totp.push((user.to_string(), Some(e.record.clone())));
+            (self.writer.submit(fx), e.uri, e.recovery)
+        };
+        self.durable(rx.0).await?;
+        self.log.info(&format!(
+            "totp-enrolled user={} by=uid={by_uid} confirmed=no",
+            quote(user)
+        ));
+        Ok((rx.1, rx.2))
+    }
+
+    /// Activates an enrollment once a first code checks out.
+    pub async fn totp_confirm(
+        &self,
+        user: &str,
+        typed: &str,
+        by_uid: u32,
+        now: Time,
+    ) -> Result<(), ServiceError> {
+        let rx = {
+            let mut book = self.book()?;
+            let Some(rec) = book.get_mut(user) else {
+                return Err(ServiceError::Totp(format!(
+                    "{user} is not enrolled; run wardenctl totp enroll {user} first"
+                )));
+            };
+            if rec.confirmed {
+                return Err(ServiceError::Totp(format!(
+                    "{user}'s code is already confirmed"
+                )));
+            }
+            match totp::check(rec, typed, now) {
+                CodeCheck::Good(step) => {
+                    rec.confirmed = true;
+                    rec.last_step = step;
+                }
+                _ => return Err(ServiceError::Totp("that code does not match; check the authenticator's clock and try the next code".into())),
+            }
+            let mut fx = crate::engine::Effects::default();
+            fx.totp.push((user.to_string(), Some(rec.clone())));
+            self.writer.submit(fx)
+        };
+        self.durable(rx).await?;
+        self.log.info(&format!(
+            "totp-confirmed user={} by=uid={by_uid}",
+            quote(user)
+        ));
+        Ok(())
+    }
+
+    /// `(confirmed, recovery codes left, created)`, or `None` when not enrolled.
+    pub fn totp_status(&self, user: &str) -> Result<Option<(bool, u32, Time)>, ServiceError> {
+        Ok(self.book()?.get(user).map(|r| {
+            (
+                r.confirmed,
+                u32::try_from(r.recovery.len()).unwrap_or(0),
+                r.created,
+            )
+        }))
+    }
+
+    pub async fn totp_remove(&self, user: &str, by_uid: u32) -> Result<bool, ServiceError> {
+        let rx = {
+            let mut book = self.book()?;
+            if book.remove(user).is_none() {
+                return Ok(false);
+            }
+            let mut fx = crate::engine::Effects::default();
+            fx.totp.push((user.to_string(), None));
+            self.writer.submit(fx)
+        };
+        self.durable(rx).await?;
+        self.log.info(&format!(
+            "totp-removed user={} by=uid={by_uid}",
+            quote(user)
+        ));
+        Ok(true)
+    }
+
+    /// Replaces the user's recovery codes; the old ones stop working.
+    pub async fn totp_new_recovery(
+        &self,
+        user: &str,
+        by_uid: u32,
+    ) -> Result<Vec<Zeroizing<String>>, ServiceError> {
+        let bytes = random(10 * 12)?;
+        let (rx, codes) = {
+            let mut book = self.book()?;
+            let Some(rec) = book.get_mut(user) else {
+                return Err(ServiceError::Totp(format!("{user} is not enrolled")));
+            };
+            let codes = totp::recovery_codes(rec, &bytes).map_err(ServiceError::Totp)?;
+            let mut fx = crate::engine::Effects::default();
+            fx.totp.push((user.to_string(), Some(rec.clone())));
+            (self.writer.submit(fx), codes)
+        };
+        self.durable(rx).await?;
+        self.log.info(&format!(
+            "totp-recovery-codes-replaced user={} by=uid={by_uid}",
+            quote(user)
+        ));
+        Ok(codes)
+    }
+
+    async fn durable(&self, rx: super::Durable) -> Result<(), ServiceError> {
+        rx.await.unwrap_or(Err(StoreError::WriterGone))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,10 @@
+//! The TOTP second factor: records, codes and the policy that says who must give
+//! one. Pure: the time and the randomness are handed in.
+
+mod codes;
+mod policy;
+mod record;
+
+pub use codes::{check, new_enrollment, otpauth_uri, recovery_codes, CodeCheck, Enrollment};
+pub use policy::{decide, Need, Situation};
+pub use record::TotpRecord;

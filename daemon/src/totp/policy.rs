@@ -1,0 +1,165 @@
+//! Who must give a code, where, and who is spared.
+
+use super::TotpRecord;
+use crate::config::TotpPolicy;
+use crate::time::Time;
+use std::net::IpAddr;
+
+/// The facts about one successful password.
+pub struct Situation<'a> {
+    pub user: &'a str,
+    pub service: &'a str,
+    pub ip: Option<IpAddr>,
+    /// The rhost cut to its prefix, as the lockout rules key it.
+    pub source: &'a str,
+    pub groups: &'a [String],
+    pub record: Option<&'a TotpRecord>,
+    pub now: Time,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Let the success stand.
+    Nothing,
+    /// Ask for a code.
+    Code,
+    /// Required but not enrolled: refuse.
+    Refuse,
+    /// Required but not enrolled, inside the grace period: allow with a warning.
+    Grace(Time),
+}
+
+pub fn decide(p: &TotpPolicy, s: &Situation<'_>) -> Need {
+    if p.services
+        .as_ref()
+        .is_some_and(|list| !list.iter().any(|x| x == s.service))
+    {
+        return Need::Nothing;
+    }
+    if s.ip
+        .is_some_and(|ip| p.trusted_rhosts.iter().any(|n| n.contains(&ip)))
+    {
+        return Need::Nothing;
+    }
+    let required = p.required_for_users.iter().any(|u| u == s.user)
+        || s.groups.iter().any(|g| p.required_for_groups.contains(g));
+    match s.record.filter(|r| r.confirmed) {
+        Some(r) if required || p.optional => {
+            if r.remembers(s.source, s.now) {
+                Need::Nothing
+            } else {
+                Need::Code
+            }
+        }
+        Some(_) => Need::Nothing,
+        None if !required => Need::Nothing,
+        None => match p.grace_until {
+            Some(until) if s.now < until => Need::Grace(until),
+            _ => Need::Refuse,
+        },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn record(confirmed: bool) -> TotpRecord {
+        TotpRecord {
+            secret: vec![1; 20],
+            confirmed,
+            created: Time(0),
+            last_step: 0,
+            salt: vec![2; 16],
+            recovery: Vec::new(),
+            remembered: vec![("192.0.2.1".into(), Time(5000))],
+        }
+    }
+
+    fn ask<'a>(
+        p: &TotpPolicy,
+        user: &'a str,
+        rec: Option<&'a TotpRecord>,
+        source: &'a str,
+        now: u64,
+    ) -> Need {
+        let groups = vec!["staff".to_string()];
+        decide(
+            p,
+            &Situation {
+                user,
+                service: "sshd",
+                ip: source.parse().ok(),
+                source,
+                groups: &groups,
+                record: rec,
+                now: Time(now),
+            },
+        )
+    }
+
+    #[test]
+    fn enrolled_users_are_asked_unless_spared() {
+        let mut p = TotpPolicy {
+            optional: true,
+            ..Default::default()
+        };
+        let r = record(true);
+        assert_eq!(ask(&p, "alice", Some(&r), "203.0.113.1", 0), Need::Code);
+        assert_eq!(
+            ask(&p, "alice", Some(&r), "192.0.2.1", 1000),
+            Need::Nothing,
+            "remembered"
+        );
+        assert_eq!(
+            ask(&p, "alice", Some(&r), "192.0.2.1", 6000),
+            Need::Code,
+            "remember ran out"
+        );
+        p.trusted_rhosts = vec!["203.0.113.0/24".parse().unwrap()];
+        assert_eq!(ask(&p, "alice", Some(&r), "203.0.113.1", 0), Need::Nothing);
+        p.services = Some(vec!["sudo".into()]);
+        assert_eq!(ask(&p, "alice", Some(&r), "198.51.100.1", 0), Need::Nothing);
+        p.services = None;
+        p.optional = false;
+        assert_eq!(
+            ask(&p, "alice", Some(&r), "198.51.100.1", 0),
+            Need::Nothing,
+            "not required, not optional"
+        );
+    }
+
+    #[test]
+    fn unconfirmed_enrollments_are_not_asked() {
+        let p = TotpPolicy {
+            optional: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            ask(&p, "alice", Some(&record(false)), "203.0.113.1", 0),
+            Need::Nothing
+        );
+    }
+
+    #[test]
+    fn required_but_not_enrolled_is_refused_after_the_grace() {
+        let mut p = TotpPolicy {
+            required_for_groups: vec!["staff".into()],
+            ..Default::default()
+        };
+        assert_eq!(ask(&p, "bob", None, "203.0.113.1", 0), Need::Refuse);
+        p.grace_until = Some(Time(100));
+        assert_eq!(
+            ask(&p, "bob", None, "203.0.113.1", 50),
+            Need::Grace(Time(100))
+        );
+        assert_eq!(ask(&p, "bob", None, "203.0.113.1", 100), Need::Refuse);
+        p.required_for_groups.clear();
+        p.required_for_users = vec!["bob".into()];
+        assert_eq!(
+            ask(&p, "bob", Some(&record(false)), "203.0.113.1", 150),
+            Need::Refuse
+        );
+    }
+}
