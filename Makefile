@@ -9,9 +9,9 @@ export CARGO_TERM_COLOR ?= never
 # To build: a C toolchain and libpam's headers.
 BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
 # To run the demo and the end-to-end tests: real sshd, ssh, sudo, pamtester.
-RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux libpam-modules dbus-daemon oathtool
+RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux libpam-modules libpam-runtime dbus-daemon oathtool systemd rpm
 
-.PHONY: all build deps test lint demo docs clean
+.PHONY: all build deps test lint demo docs deb rpm clean
 
 all: build
 
@@ -25,7 +25,7 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
-test: build lint
+test: build lint deb rpm
 	$(CARGO) test --release --workspace
 
 demo: build
@@ -34,6 +34,15 @@ demo: build
 # wardenctl's man page and shell completions, generated from its clap definition.
 docs: build
 	./target/release/wardenctl generate-docs target/docs
+
+# One package, warden, from the whole workspace. Each installs its tool if missing.
+deb: build docs
+	@command -v cargo-deb >/dev/null 2>&1 || $(CARGO) install --locked cargo-deb
+	$(CARGO) deb -p warden-daemon --no-build -o target/debian/warden.deb
+
+rpm: build docs
+	@command -v cargo-generate-rpm >/dev/null 2>&1 || $(CARGO) install --locked cargo-generate-rpm
+	$(CARGO) generate-rpm -p daemon -o target/generate-rpm/warden.rpm
 
 clean:
 	$(CARGO) clean

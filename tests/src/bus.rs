@@ -41,7 +41,13 @@ const CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bu
 "#;
 
 impl Bus {
+    /// With the repository's policy file.
     pub fn start() -> Bus {
+        Bus::start_with_policy(&paths::repo_file("packaging/dbus/org.warden.Warden1.conf"))
+    }
+
+    /// With a given policy file, such as the one a package installed.
+    pub fn start_with_policy(policy: &std::path::Path) -> Bus {
         let dir = tempfile::Builder::new()
             .prefix("warden-bus")
             .tempdir()
@@ -49,11 +55,8 @@ impl Bus {
         let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755));
         let d = dir.path().display().to_string();
         std::fs::create_dir(dir.path().join("system.d")).unwrap_or_else(|e| panic!("{e}"));
-        std::fs::copy(
-            paths::repo_file("packaging/dbus/org.warden.Warden1.conf"),
-            dir.path().join("system.d/org.warden.Warden1.conf"),
-        )
-        .unwrap_or_else(|e| panic!("copy the policy file: {e}"));
+        std::fs::copy(policy, dir.path().join("system.d/org.warden.Warden1.conf"))
+            .unwrap_or_else(|e| panic!("copy the policy file: {e}"));
         let config = dir.path().join("bus.conf");
         std::fs::write(&config, CONFIG.replace("@DIR@", &d)).unwrap_or_else(|e| panic!("{e}"));
         let mut child = Command::new("dbus-daemon")
