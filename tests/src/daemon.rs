@@ -131,9 +131,17 @@ impl Daemon {
         }
     }
 
+    /// Stops (SIGTERM) if running, then starts again on the same state.
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// SIGSTOP or SIGCONT: a daemon that is there but does not answer.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        if let Some(pid) = self.pid() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+        }
     }
 
     /// Sends a request through the raw client and returns what it printed.

@@ -2,6 +2,7 @@
 //! libpam through a private PAM directory, real sshd, real users.
 
 pub mod bus;
+pub mod client;
 pub mod daemon;
 pub mod pam;
 pub mod paths;

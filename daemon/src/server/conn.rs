@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use warden_proto::{
-    check_len, decode_request, encode_response, ErrorCode, FrameError, ResponseBody,
+    check_len, decode_request, encode_response, ErrorCode, FrameError, ResponseBody, MAX_FRAME,
 };
 
 /// How long a peer has to send a whole frame, or to read our answer. The module
@@ -106,7 +106,15 @@ async fn read_frame(stream: &mut UnixStream) -> Result<Vec<u8>, FrameError> {
 }
 
 async fn write(stream: &mut UnixStream, body: ResponseBody) -> std::io::Result<()> {
-    let bytes = encode_response(body).map_err(std::io::Error::other)?;
+    let mut bytes = encode_response(body).map_err(std::io::Error::other)?;
+    // The peer refuses frames over the limit, so never send one.
+    if bytes.len() > MAX_FRAME {
+        bytes = encode_response(ResponseBody::Error {
+            code: ErrorCode::Internal,
+            message: "the answer is larger than a frame".into(),
+        })
+        .map_err(std::io::Error::other)?;
+    }
     let mut frame = Vec::with_capacity(bytes.len() + 4);
     frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     frame.extend_from_slice(&bytes);

@@ -7,7 +7,7 @@ use crate::service::{ServiceError, SuccessOutcome, Warden};
 use crate::time::Time;
 use warden_proto::{
     locked_message, AdminRequest, AttemptFields, ErrorCode, LockInfo, RequestBody, ResponseBody,
-    MAX_CODE,
+    MAX_CODE, MAX_FRAME,
 };
 
 pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseBody {
@@ -168,7 +168,18 @@ async fn admin(warden: &Warden, req: AdminRequest, now: Time) -> ResponseBody {
                 .collect::<Vec<_>>()
         }) {
             Ok(mut locks) => {
-                locks.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.key.cmp(&b.key)));
+                // Newest first, and only what fits one frame: this root-only list
+                // is for tests and emergencies; wardenctl (D-Bus) has them all.
+                locks.sort_by(|a, b| b.since.cmp(&a.since).then_with(|| a.key.cmp(&b.key)));
+                let mut size = 64;
+                let fits = locks
+                    .iter()
+                    .take_while(|l| {
+                        size += l.key.len() + l.rule.len() + 48;
+                        size < MAX_FRAME
+                    })
+                    .count();
+                locks.truncate(fits);
                 ResponseBody::Locks(locks)
             }
             Err(e) => service_error(warden, "list-locks", &e),

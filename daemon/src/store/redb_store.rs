@@ -10,6 +10,7 @@ use redb::{
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
 
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const FAMILIAR: TableDefinition<&str, u64> = TableDefinition::new("familiar");
@@ -23,7 +24,8 @@ const FORMAT: u64 = 1;
 pub const FILE_NAME: &str = "warden.redb";
 
 pub struct RedbStore {
-    db: Database,
+    /// `None` only between a failed commit and a successful reopen.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
     next_seq: std::sync::atomic::AtomicU64,
 }
@@ -87,7 +89,7 @@ impl RedbStore {
         };
         let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o600));
         let store = RedbStore {
-            db,
+            db: RwLock::new(Some(db)),
             path: path.to_path_buf(),
             next_seq: std::sync::atomic::AtomicU64::new(0),
         };
@@ -95,9 +97,37 @@ impl RedbStore {
         Ok(store)
     }
 
+    fn db(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, StoreError> {
+        let guard = self
+            .db
+            .read()
+            .map_err(|_| StoreError::Read("store lock poisoned".into()))?;
+        if guard.is_none() {
+            return Err(StoreError::Write(
+                "the store could not be reopened after a write error".into(),
+            ));
+        }
+        Ok(guard)
+    }
+
+    /// redb refuses every write after an I/O error until it is reopened; a
+    /// full disk must heal once space returns, so reopen after each failure.
+    fn reopen(&self) {
+        let Ok(mut slot) = self.db.write() else {
+            return;
+        };
+        // The old handle holds the file lock: it must go before the new one.
+        drop(slot.take());
+        *slot = Database::create(&self.path).ok();
+    }
+
     /// Creates the tables, checks the format and finds the next audit number.
     fn init(&self) -> Result<(), String> {
-        let txn = self.db.begin_write().map_err(|e| e.to_string())?;
+        let guard = self.db().map_err(|e| e.to_string())?;
+        let Some(db) = guard.as_ref() else {
+            return Err("no database".into());
+        };
+        let txn = db.begin_write().map_err(|e| e.to_string())?;
         let next = {
             let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
             let format = meta
@@ -170,7 +200,12 @@ fn familiar_key(user: &str, source: &str) -> String {
 
 impl Store for RedbStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
-        let txn = self.db.begin_read().map_err(r)?;
+        let guard = self.db()?;
+        let txn = guard
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .begin_read()
+            .map_err(r)?;
         let keys_table = txn.open_table(KEYS).map_err(r)?;
         let mut keys =
             Vec::with_capacity(usize::try_from(keys_table.len().map_err(r)?).unwrap_or(0));
@@ -205,7 +240,96 @@ impl Store for RedbStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let txn = self.db.begin_write().map_err(w)?;
+        let result = self.commit_once(batch);
+        if result.is_err() {
+            self.reopen();
+        }
+        result
+    }
+
+    fn audit(&self, q: &AuditQuery) -> Result<Vec<Event>, StoreError> {
+        let guard = self.db()?;
+        let txn = guard
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .begin_read()
+            .map_err(r)?;
+        let table = txn.open_table(AUDIT).map_err(r)?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(r)?.rev() {
+            let (_, v) = item.map_err(r)?;
+            let Ok(e) = postcard::from_bytes::<Event>(v.value()) else {
+                continue;
+            };
+            if q.since.is_some_and(|s| e.time < s) {
+                break;
+            }
+            if !q.kinds.is_empty() && !q.kinds.contains(&e.kind) {
+                continue;
+            }
+            if q.user.as_ref().is_some_and(|u| e.user.as_ref() != Some(u)) {
+                continue;
+            }
+            if q.rhost
+                .as_ref()
+                .is_some_and(|h| e.rhost.as_ref() != Some(h))
+            {
+                continue;
+            }
+            out.push(e);
+            if q.limit > 0 && out.len() >= q.limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn trim_audit(&self, max_events: u64, before: Time) -> Result<u64, StoreError> {
+        let guard = self.db()?;
+        let txn = guard
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .begin_write()
+            .map_err(w)?;
+        let removed = {
+            let mut table = txn.open_table(AUDIT).map_err(w)?;
+            let len = table.len().map_err(w)?;
+            let over = len.saturating_sub(max_events);
+            let mut removed = 0;
+            loop {
+                let Some((seq, bytes)) = table
+                    .first()
+                    .map_err(w)?
+                    .map(|(k, v)| (k.value(), v.value().to_vec()))
+                else {
+                    break;
+                };
+                let old = postcard::from_bytes::<Event>(&bytes).map_or(true, |e| e.time < before);
+                if removed >= over && !old {
+                    break;
+                }
+                table.remove(seq).map_err(w)?;
+                removed += 1;
+            }
+            removed
+        };
+        txn.commit().map_err(w)?;
+        Ok(removed)
+    }
+
+    fn size_bytes(&self) -> u64 {
+        fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+impl RedbStore {
+    fn commit_once(&self, batch: &Effects) -> Result<(), StoreError> {
+        let guard = self.db()?;
+        let txn = guard
+            .as_ref()
+            .ok_or(StoreError::WriterGone)?
+            .begin_write()
+            .map_err(w)?;
         let mut seq = self.next_seq.load(std::sync::atomic::Ordering::SeqCst);
         {
             let mut keys = txn.open_table(KEYS).map_err(w)?;
@@ -255,69 +379,5 @@ impl Store for RedbStore {
         self.next_seq
             .store(seq, std::sync::atomic::Ordering::SeqCst);
         Ok(())
-    }
-
-    fn audit(&self, q: &AuditQuery) -> Result<Vec<Event>, StoreError> {
-        let txn = self.db.begin_read().map_err(r)?;
-        let table = txn.open_table(AUDIT).map_err(r)?;
-        let mut out = Vec::new();
-        for item in table.iter().map_err(r)?.rev() {
-            let (_, v) = item.map_err(r)?;
-            let Ok(e) = postcard::from_bytes::<Event>(v.value()) else {
-                continue;
-            };
-            if q.since.is_some_and(|s| e.time < s) {
-                break;
-            }
-            if !q.kinds.is_empty() && !q.kinds.contains(&e.kind) {
-                continue;
-            }
-            if q.user.as_ref().is_some_and(|u| e.user.as_ref() != Some(u)) {
-                continue;
-            }
-            if q.rhost
-                .as_ref()
-                .is_some_and(|h| e.rhost.as_ref() != Some(h))
-            {
-                continue;
-            }
-            out.push(e);
-            if q.limit > 0 && out.len() >= q.limit {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    fn trim_audit(&self, max_events: u64, before: Time) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write().map_err(w)?;
-        let removed = {
-            let mut table = txn.open_table(AUDIT).map_err(w)?;
-            let len = table.len().map_err(w)?;
-            let over = len.saturating_sub(max_events);
-            let mut removed = 0;
-            loop {
-                let Some((seq, bytes)) = table
-                    .first()
-                    .map_err(w)?
-                    .map(|(k, v)| (k.value(), v.value().to_vec()))
-                else {
-                    break;
-                };
-                let old = postcard::from_bytes::<Event>(&bytes).map_or(true, |e| e.time < before);
-                if removed >= over && !old {
-                    break;
-                }
-                table.remove(seq).map_err(w)?;
-                removed += 1;
-            }
-            removed
-        };
-        txn.commit().map_err(w)?;
-        Ok(removed)
-    }
-
-    fn size_bytes(&self) -> u64 {
-        fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
 }

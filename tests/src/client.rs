@@ -1,0 +1,50 @@
+//! An in-process client of wardend's socket, for floods and raw requests.
+
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+use warden_proto::{
+    decode_response, encode_request, read_frame, write_frame, AttemptFields, RequestBody,
+    ResponseBody,
+};
+
+pub fn request(socket: &Path, body: RequestBody) -> Result<ResponseBody, String> {
+    let mut s = UnixStream::connect(socket).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let bytes = encode_request(body).map_err(|e| e.to_string())?;
+    write_frame(&mut s, &bytes).map_err(|e| e.to_string())?;
+    let reply = read_frame(&mut s).map_err(|e| e.to_string())?;
+    decode_response(&reply).map_err(|(_, e)| e)
+}
+
+pub fn fields(user: &str, rhost: Option<&str>) -> AttemptFields {
+    AttemptFields {
+        service: b"sshd".to_vec(),
+        user: user.as_bytes().to_vec(),
+        rhost: rhost.map(|r| r.as_bytes().to_vec()),
+        tty: None,
+    }
+}
+
+/// Reports a failure with no preauth, as authfail does after a daemon restart.
+pub fn fail(socket: &Path, user: &str, rhost: Option<&str>) -> Result<ResponseBody, String> {
+    request(
+        socket,
+        RequestBody::Fail {
+            attempt: None,
+            fields: fields(user, rhost),
+        },
+    )
+}
+
+/// The keys of every active lock, as `user=alice` strings.
+pub fn locked_keys(socket: &Path) -> Vec<String> {
+    match request(
+        socket,
+        RequestBody::Admin(warden_proto::AdminRequest::ListLocks),
+    ) {
+        Ok(ResponseBody::Locks(locks)) => locks.into_iter().map(|l| l.key).collect(),
+        other => panic!("list locks: {other:?}"),
+    }
+}

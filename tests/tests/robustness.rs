@@ -1,0 +1,239 @@
+//! Faults and hostile load against a real wardend: kill -9 mid-flood, a corrupt
+//! store, a full disk, idle and rapid connections, a stopped daemon.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use warden_e2e::client::{fail, locked_keys};
+use warden_e2e::daemon::Daemon;
+use warden_e2e::pam::{PamDir, PAM_AUTHINFO_UNAVAIL, PAM_SUCCESS, WRONG_PASSWORD};
+use warden_e2e::root_or_skip;
+use warden_proto::{ErrorCode, ResponseBody};
+
+/// Every failure locks its user at once, so each acknowledgement is a lock.
+const ONE_STRIKE: &str = "[familiar]\nenabled = false\n[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 1\nwindow = \"1h\"\nlockout = \"1h\"\n";
+
+#[test]
+fn kill_9_mid_flood_loses_no_acknowledged_failure_or_lock() {
+    let mut d = Daemon::start(ONE_STRIKE);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..8)
+        .map(|t| {
+            let (socket, acked, stop) = (d.socket.clone(), acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let user = format!("flood-{t}-{i}");
+                    match fail(&socket, &user, Some("198.51.100.7")) {
+                        Ok(ResponseBody::Recorded) => acked.lock().unwrap().push(user),
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    d.kill();
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 100,
+        "the flood was too small to mean much: {}",
+        acked.len()
+    );
+
+    d.restart();
+    let lost: Vec<&String> = acked.iter().filter(|u| !is_locked(&d, u)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged locks lost: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+    println!(
+        "kill -9 after {} acknowledged failures: every one is locked after the restart",
+        acked.len()
+    );
+}
+
+/// Asks the daemon, as the account phase does, whether the user is locked.
+fn is_locked(d: &Daemon, user: &str) -> bool {
+    match warden_e2e::client::request(
+        &d.socket,
+        warden_proto::RequestBody::Account(warden_e2e::client::fields(user, None)),
+    ) {
+        Ok(ResponseBody::Account { locked, .. }) => locked,
+        other => panic!("account {user}: {other:?}"),
+    }
+}
+
+#[test]
+fn a_corrupt_store_is_moved_aside_and_the_daemon_starts_clean() {
+    let mut d = Daemon::start(ONE_STRIKE);
+    assert!(matches!(
+        fail(&d.socket, "before", None),
+        Ok(ResponseBody::Recorded)
+    ));
+    d.stop();
+    let file = d.state.join("warden.redb");
+    let garbage: Vec<u8> = (0..50_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, &garbage).unwrap();
+    d.restart();
+    let log = d.log_text();
+    assert!(log.contains("store-unusable moved_to="), "{log}");
+    let aside: Vec<_> = std::fs::read_dir(&d.state)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("warden.redb.unusable-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1);
+    assert_eq!(std::fs::read(aside[0].path()).unwrap(), garbage);
+    assert!(locked_keys(&d.socket).is_empty(), "started clean");
+    assert!(matches!(
+        fail(&d.socket, "after", None),
+        Ok(ResponseBody::Recorded)
+    ));
+}
+
+#[test]
+fn a_stopped_daemon_cannot_hang_a_login() {
+    let d = Daemon::start("");
+    let pam = PamDir::new(&d.socket, "0", "timeout_ms=300 on_unavailable=deny");
+    d.signal(nix::sys::signal::Signal::SIGSTOP);
+    let start = Instant::now();
+    let o = pam.attempt("alice", "right", None);
+    let took = start.elapsed();
+    d.signal(nix::sys::signal::Signal::SIGCONT);
+    assert_eq!(o.auth, PAM_AUTHINFO_UNAVAIL, "{o:?}");
+    assert!(took < Duration::from_millis(300 + 1500), "took {took:?}");
+    // Once it runs again, it serves.
+    let pam = PamDir::new(&d.socket, "0", "timeout_ms=2000");
+    assert_eq!(pam.attempt("alice", "right", None).auth, PAM_SUCCESS);
+}
+
+#[test]
+fn idle_and_rapid_connections_do_not_starve_logins() {
+    let d = Daemon::start("");
+    let pam = PamDir::new(&d.socket, "0", "timeout_ms=1000 on_unavailable=deny");
+    // Hundreds of idle connections (root's, which have the larger pool)...
+    let idle: Vec<_> = (0..300)
+        .map(|_| std::os::unix::net::UnixStream::connect(&d.socket).unwrap())
+        .collect();
+    assert_eq!(pam.attempt("alice", "wrong", None).auth, WRONG_PASSWORD);
+    assert_eq!(pam.attempt("alice", "right", None).auth, PAM_SUCCESS);
+    drop(idle);
+    // ...and 10,000 connections opened and closed as fast as possible.
+    let start = Instant::now();
+    for _ in 0..10_000 {
+        drop(std::os::unix::net::UnixStream::connect(&d.socket).unwrap());
+    }
+    println!("10,000 connect/close in {:?}", start.elapsed());
+    assert_eq!(pam.attempt("bob", "right", None).auth, PAM_SUCCESS);
+}
+
+/// Unmounts the small tmpfs even when an assertion fails.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_gets_errors_and_recovers_when_space_returns() {
+    if !root_or_skip("a_full_disk_gets_errors_and_recovers_when_space_returns") {
+        return;
+    }
+    let mut d = Daemon::start(ONE_STRIKE);
+    d.stop();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs"])
+        .arg(&d.state)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mount tmpfs");
+    let _mounted = Mounted(d.state.clone());
+    d.restart();
+    assert!(matches!(
+        fail(&d.socket, "early", None),
+        Ok(ResponseBody::Recorded)
+    ));
+    // Fill what is left.
+    let filler = d.state.join("filler");
+    let _ = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}", filler.display()),
+            "bs=64k",
+        ])
+        .output();
+    let mut store_errors = 0;
+    let mut recorded_while_full = 0;
+    for i in 0..3000 {
+        match fail(&d.socket, &format!("full-{i}"), None) {
+            Ok(ResponseBody::Error {
+                code: ErrorCode::Store,
+                ..
+            }) => store_errors += 1,
+            Ok(ResponseBody::Recorded) => recorded_while_full += 1,
+            other => panic!("unexpected answer on a full disk: {other:?}"),
+        }
+        if store_errors >= 3 {
+            break;
+        }
+    }
+    assert!(
+        store_errors >= 3,
+        "a full disk must give errors ({recorded_while_full} recorded first)"
+    );
+    assert!(
+        d.log_text().contains("store-error") || d.log_text().contains("request-failed"),
+        "{}",
+        d.log_text()
+    );
+    // The module follows on_unavailable: deny refuses instead of pretending.
+    let pam = PamDir::new(&d.socket, "0", "on_unavailable=deny");
+    let o = pam.attempt("someone", "wrong", None);
+    assert_ne!(o.auth, PAM_SUCCESS);
+
+    std::fs::remove_file(&filler).unwrap();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if matches!(
+            fail(&d.socket, "after-space", None),
+            Ok(ResponseBody::Recorded)
+        ) {
+            recovered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        recovered,
+        "the daemon recovers once space returns:\n{}",
+        d.log_text()
+    );
+    // Not corrupted: a restart opens the same store with what was acknowledged.
+    d.restart();
+    assert!(!d.log_text().contains("store-unusable"), "{}", d.log_text());
+    assert!(
+        is_locked(&d, "early") && is_locked(&d, "after-space"),
+        "{}",
+        d.log_text()
+    );
+}
