@@ -11,7 +11,7 @@ BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
 # To run the demo and the end-to-end tests: real sshd, ssh, sudo, pamtester.
 RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux libpam-modules libpam-runtime dbus-daemon oathtool systemd rpm
 
-.PHONY: all build deps test lint demo docs deb rpm clean
+.PHONY: all build deps test lint demo docs deb rpm bench clean
 
 all: build
 
@@ -30,6 +30,10 @@ test: build lint deb rpm
 
 demo: build
 	./target/release/warden-demo
+
+# pam_warden against pam_faillock and a bare stack; writes target/bench/report.md.
+bench: build
+	./target/release/warden-bench
 
 # wardenctl's man page and shell completions, generated from its clap definition.
 docs: build

@@ -134,16 +134,9 @@ impl Warden {
 
     pub async fn begin(&self, attempt: &Attempt, now: Time) -> Result<Verdict, ServiceError> {
         let (verdict, pending) = self.apply(|e, fx| e.begin(attempt, now, fx))?;
-        // A refusal stands even if its audit record could not be written; an
-        // allowed attempt has nothing durable to wait for. Store trouble is logged.
-        if let Some(rx) = pending {
-            if let Err(e) = rx.await.unwrap_or(Err(StoreError::WriterGone)) {
-                self.log.error(&format!(
-                    "store-error op=begin error={}",
-                    logline::quote(&e.to_string())
-                ));
-            }
-        }
+        // A refusal stands whether or not its record is on disk yet, so it is
+        // answered at once and committed right behind.
+        self.commit_behind("begin", pending);
         Ok(verdict)
     }
 
@@ -164,9 +157,27 @@ impl Warden {
         attempt: &Attempt,
         now: Time,
     ) -> Result<(), ServiceError> {
-        self.apply_durably(|e, fx| e.succeed(id, attempt, now, fx))
-            .await?
-            .map_err(Into::into)
+        // A success is answered before its commit: losing it in a crash only
+        // leaves failure counters standing, which is stricter, never looser.
+        let (result, pending) = self.apply(|e, fx| e.succeed(id, attempt, now, fx))?;
+        self.commit_behind("succeed", pending);
+        result.map_err(Into::into)
+    }
+
+    /// Lets queued writes commit without waiting for them; a failure is logged.
+    fn commit_behind(&self, op: &'static str, pending: Option<Durable>) {
+        let Some(rx) = pending else {
+            return;
+        };
+        let log = self.log.clone();
+        tokio::spawn(async move {
+            if let Err(e) = rx.await.unwrap_or(Err(StoreError::WriterGone)) {
+                log.error(&format!(
+                    "store-error op={op} error={}",
+                    logline::quote(&e.to_string())
+                ));
+            }
+        });
     }
 
     /// Read-only access to the engine.

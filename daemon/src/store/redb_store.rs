@@ -72,7 +72,7 @@ impl RedbStore {
     }
 
     fn open_file(path: &Path) -> Result<RedbStore, OpenError> {
-        let db = match Database::create(path) {
+        let db = match builder().create(path) {
             Ok(db) => db,
             Err(DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(OpenError::Fatal(StoreError::InUse(
@@ -118,7 +118,7 @@ impl RedbStore {
         };
         // The old handle holds the file lock: it must go before the new one.
         drop(slot.take());
-        *slot = Database::create(&self.path).ok();
+        *slot = builder().create(&self.path).ok();
     }
 
     /// Creates the tables, checks the format and finds the next audit number.
@@ -173,6 +173,17 @@ fn is_format_io(e: &std::io::Error) -> bool {
         e.kind(),
         std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
     )
+}
+
+/// The engine keeps its own copy of every key in memory, so redb's page cache
+/// only needs to cover a commit's working set; its default would grow to match
+/// the file and double the daemon's memory.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_cache_size(CACHE_BYTES);
+    b
 }
 
 fn prepare_dir(dir: &Path) -> Result<(), StoreError> {

@@ -1,0 +1,408 @@
+//! `make bench`: pam_warden against pam_faillock and a bare stack, through real
+//! libpam as sshd drives it (pam_start_confdir, a new handle per attempt, rhost
+//! and tty set). Writes a Markdown report to target/bench/report.md.
+//!
+//! Usage: warden-bench [--secs S] [--keys N] [--only-keys]
+//! (internal) warden-bench --worker CONFDIR SERVICE USER SECS
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use warden_e2e::daemon::Daemon;
+use warden_e2e::libpam::{login, Login};
+use warden_e2e::users::TestUser;
+use warden_e2e::{client, paths};
+
+const USERS: usize = 32;
+
+/// High limits over a short window, so the throughput runs never lock anyone:
+/// they measure the cost of counting, not of refusing.
+const BENCH_CONFIG: &str = "[familiar]\nenabled = false\n[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 10000\nwindow = \"1s\"\nlockout = \"1s\"\n";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--worker") {
+        worker(&args[1], &args[2], &args[3], args[4].parse().unwrap_or(2.0));
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("warden-bench needs root: it creates bench users and pam_faillock tally files");
+        std::process::exit(1);
+    }
+    let opt = |name: &str, default: f64| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let secs = opt("--secs", 3.0);
+    let keys = opt("--keys", 1_000_000.0) as u64;
+    if args.iter().any(|a| a == "--only-keys") {
+        println!("{}", keys_report(keys));
+        return;
+    }
+    let mut report = String::new();
+    let machine = machine();
+    report.push_str(&format!("# warden benchmark\n\n{machine}\n\n"));
+
+    let daemon = Daemon::start(BENCH_CONFIG);
+    let dir = tempfile::tempdir().unwrap();
+    let confdir = dir.path().to_str().unwrap().to_string();
+    let tally = dir.path().join("faillock");
+    std::fs::create_dir(&tally).unwrap();
+    write_stacks(dir.path(), &daemon.socket, &tally);
+    let users: Vec<TestUser> = (0..USERS)
+        .map(|i| TestUser::create(&format!("wbench{i}"), "bench-Passw0rd"))
+        .collect();
+
+    // Latency and throughput per stack.
+    let mut rows = Vec::new();
+    let mut results: HashMap<(String, String), Run> = HashMap::new();
+    for stack in ["bare", "faillock", "warden"] {
+        for outcome in ["fail", "ok"] {
+            let service = format!("{stack}-{outcome}");
+            let one = run(&confdir, &service, &users, 1, secs);
+            eprintln!(
+                "{service}: 1 process: p50 {} us, p99 {} us, {:.0}/s",
+                one.p50, one.p99, one.rate
+            );
+            results.insert((stack.into(), format!("{outcome}-1")), one);
+            if outcome == "fail" {
+                for procs in [8, 32] {
+                    let r = run(&confdir, &service, &users, procs, secs);
+                    eprintln!("{service}: {procs} processes: {:.0}/s", r.rate);
+                    results.insert((stack.into(), format!("fail-{procs}")), r);
+                }
+            }
+        }
+    }
+    let get = |s: &str, k: &str| {
+        results
+            .get(&(s.to_string(), k.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    };
+    for stack in ["bare", "faillock", "warden"] {
+        let (f, o) = (get(stack, "fail-1"), get(stack, "ok-1"));
+        rows.push(format!(
+            "| {stack} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} |",
+            f.p50,
+            f.p99,
+            o.p50,
+            o.p99,
+            f.rate,
+            get(stack, "fail-8").rate,
+            get(stack, "fail-32").rate
+        ));
+    }
+    report.push_str(
+        "## Latency (µs per attempt, one process) and failed-attempt throughput (attempts/s)\n\n",
+    );
+    report.push_str("| stack | fail p50 | fail p99 | success p50 | success p99 | fail/s ×1 | fail/s ×8 | fail/s ×32 |\n|---|---|---|---|---|---|---|---|\n");
+    for r in &rows {
+        report.push_str(r);
+        report.push('\n');
+    }
+    let cost = |s: &str, k: &str| get(s, k).p50 as i64 - get("bare", k).p50 as i64;
+    let (wf, ff) = (cost("warden", "fail-1"), cost("faillock", "fail-1"));
+    let (wo, fo) = (cost("warden", "ok-1"), cost("faillock", "ok-1"));
+    report.push_str(&format!(
+        "\nCost over bare (p50): a failure costs {wf} µs with warden, {ff} µs with faillock (ratio {:.2}); \
+         a successful login costs {wo} µs with warden, {fo} µs with faillock (ratio {:.2}).\n\
+         Failed attempts with 8 processes: warden {:.0}/s, faillock {:.0}/s; every warden failure is fsynced before its reply.\n",
+        ratio(wf, ff),
+        ratio(wo, fo),
+        get("warden", "fail-8").rate,
+        get("faillock", "fail-8").rate
+    ));
+
+    // Exactness: 32 concurrent attackers, limit (deny) 5, checks that take 300 ms.
+    let exact_daemon = Daemon::start("[familiar]\nenabled = false\n[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 5\nwindow = \"15m\"\nlockout = \"15m\"\n");
+    let exact_dir = tempfile::tempdir().unwrap();
+    let exact_tally = exact_dir.path().join("faillock");
+    std::fs::create_dir(&exact_tally).unwrap();
+    let (fl, wd) = exactness(
+        exact_dir.path(),
+        &exact_daemon.socket,
+        &exact_tally,
+        &users[0].name,
+    );
+    report.push_str(&format!(
+        "\n## Exactness: 32 concurrent attempts on one user, limit / deny 5\n\n| stack | password checks let through |\n|---|---|\n| pam_faillock | {fl} |\n| pam_warden | {wd} |\n"
+    ));
+    eprintln!("exactness: faillock {fl}, warden {wd}");
+    drop(users);
+
+    // Memory and restart with many keys.
+    report.push_str(&keys_report(keys));
+
+    let out = paths::target_dir().join("..").join("bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("report.md"), &report).unwrap();
+    println!("{report}");
+    drop(daemon);
+}
+
+fn ratio(a: i64, b: i64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let pam = Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "libpam-modules"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    format!("Machine: {cpu}, {cores} cores; Linux-PAM {pam}; release build; state on the machine's disk.")
+}
+
+fn write_stacks(dir: &Path, socket: &Path, tally: &Path) {
+    let m = paths::module();
+    let (m, s, t) = (m.display(), socket.display(), tally.display());
+    let fl = format!("dir={t} nodelay deny=100000 fail_interval=1 unlock_time=1");
+    for (outcome, check) in [("fail", "pam_deny.so"), ("ok", "pam_permit.so")] {
+        let files = [
+            ("bare", format!("auth required {check}\n")),
+            (
+                "faillock",
+                format!(
+                    "auth required pam_faillock.so preauth {fl}\nauth [success=1 default=bad] {check}\nauth [default=die] pam_faillock.so authfail {fl}\nauth sufficient pam_faillock.so authsucc {fl}\n"
+                ),
+            ),
+            (
+                "warden",
+                format!(
+                    "auth requisite {m} preauth socket={s} nodelay\nauth [success=1 default=bad] {check}\nauth [default=die] {m} authfail socket={s}\nauth required {m} authsucc socket={s}\n"
+                ),
+            ),
+        ];
+        for (stack, text) in files {
+            std::fs::write(dir.join(format!("{stack}-{outcome}")), text).unwrap();
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Run {
+    p50: u64,
+    p99: u64,
+    rate: f64,
+}
+
+/// `procs` worker processes, one bench user each, for `secs` seconds.
+fn run(confdir: &str, service: &str, users: &[TestUser], procs: usize, secs: f64) -> Run {
+    let children: Vec<_> = (0..procs)
+        .map(|i| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--worker",
+                    confdir,
+                    service,
+                    &users[i % users.len()].name,
+                    &secs.to_string(),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut lat: Vec<u64> = Vec::new();
+    let mut total = 0u64;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Ok(us) = line.parse::<u64>() {
+                lat.push(us);
+                total += 1;
+            }
+        }
+    }
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    Run {
+        p50: pct(0.50),
+        p99: pct(0.99),
+        rate: total as f64 / secs,
+    }
+}
+
+fn worker(confdir: &str, service: &str, user: &str, secs: f64) {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let answers = vec!["unused".to_string()];
+    let mut i = 0u32;
+    while Instant::now() < end {
+        i += 1;
+        let rhost = format!(
+            "10.{}.{}.{}",
+            std::process::id() % 250,
+            (i >> 8) & 255,
+            i & 255
+        );
+        let start = Instant::now();
+        login(&Login {
+            confdir,
+            service,
+            user,
+            rhost: Some(&rhost),
+            tty: Some("ssh"),
+            answers: &answers,
+            account: false,
+        });
+        let _ = writeln!(out, "{}", start.elapsed().as_micros());
+    }
+}
+
+/// How many password checks 32 concurrent attempts get through, each stack
+/// with a counting check that takes 300 ms.
+fn exactness(dir: &Path, socket: &Path, tally: &Path, user: &str) -> (usize, usize) {
+    let counter = |name: &str| dir.join(format!("{name}.count"));
+    let m = paths::module();
+    let (m, s, t) = (m.display(), socket.display(), tally.display());
+    for name in ["faillock", "warden"] {
+        let script = dir.join(format!("{name}-check"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho x >> '{}'\nsleep 0.3\nexit 1\n",
+                counter(name).display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let check = format!("pam_exec.so quiet {}", script.display());
+        let fl = format!("dir={t} nodelay deny=5 fail_interval=900 unlock_time=600");
+        let text = if name == "faillock" {
+            format!("auth required pam_faillock.so preauth {fl}\nauth [success=1 default=bad] {check}\nauth [default=die] pam_faillock.so authfail {fl}\nauth sufficient pam_faillock.so authsucc {fl}\n")
+        } else {
+            format!("auth requisite {m} preauth socket={s} nodelay\nauth [success=1 default=bad] {check}\nauth [default=die] {m} authfail socket={s}\nauth required {m} authsucc socket={s}\n")
+        };
+        std::fs::write(dir.join(format!("{name}-exact")), text).unwrap();
+    }
+    let confdir = dir.to_str().unwrap().to_string();
+    let mut counts = Vec::new();
+    for name in ["faillock", "warden"] {
+        let service = format!("{name}-exact");
+        let handles: Vec<_> = (0..32)
+            .map(|i| {
+                let (confdir, service, user) = (confdir.clone(), service.clone(), user.to_string());
+                std::thread::spawn(move || {
+                    Command::new(paths::pam_driver())
+                        .args([
+                            &confdir,
+                            &service,
+                            &user,
+                            "--rhost",
+                            &format!("198.51.100.{i}"),
+                            "--password",
+                            "x",
+                        ])
+                        .output()
+                })
+            })
+            .collect();
+        for h in handles {
+            let _ = h.join();
+        }
+        counts.push(
+            std::fs::read_to_string(counter(name))
+                .map(|c| c.lines().count())
+                .unwrap_or(0),
+        );
+    }
+    (counts[0], counts[1])
+}
+
+/// Floods `n` distinct rhosts, then reads the daemon's RSS and times a restart.
+fn keys_report(n: u64) -> String {
+    let mut d = Daemon::start("[[rule]]\nname = \"rhost\"\ntrack = [\"rhost\"]\nlimit = 20\nwindow = \"1h\"\nlockout = \"1h\"\n");
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..32)
+        .map(|_| {
+            let (socket, next) = (d.socket.clone(), next.clone());
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let rhost = format!(
+                    "{}.{}.{}.{}",
+                    1 + (i >> 24),
+                    (i >> 16) & 255,
+                    (i >> 8) & 255,
+                    i & 255
+                );
+                let _ = client::fail(&socket, "flood", Some(&rhost));
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    let flood = start.elapsed();
+    let rss = rss_mib(d.pid());
+    let file = std::fs::metadata(d.state.join("warden.redb"))
+        .map(|m| m.len() / (1024 * 1024))
+        .unwrap_or(0);
+    d.stop();
+    let start = Instant::now();
+    d.restart();
+    let ready = start.elapsed();
+    let started = d
+        .log_text()
+        .lines()
+        .rfind(|l| l.contains("started"))
+        .unwrap_or_default()
+        .to_string();
+    eprintln!("{n} keys: flood {flood:?}, RSS {rss} MiB, restart {ready:?} ({started})");
+    format!(
+        "\n## Many keys\n\n| distinct rhosts | durable failures/s (32 clients) | daemon RSS | store file | restart until the socket answers |\n|---|---|---|---|---|\n| {n} | {:.0} | {rss} MiB | {file} MiB | {} ms |\n",
+        n as f64 / flood.as_secs_f64(),
+        ready.as_millis()
+    )
+}
+
+fn rss_mib(pid: Option<u32>) -> u64 {
+    let Some(pid) = pid else { return 0 };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:").map(|v| {
+                v.trim()
+                    .trim_end_matches(" kB")
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap_or(0)
+                    / 1024
+            })
+        })
+        .unwrap_or(0)
+}
