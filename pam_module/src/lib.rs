@@ -18,27 +18,27 @@ use std::ffi::CStr;
 struct PamWarden;
 pam::pam_hooks!(PamWarden);
 
-fn options(args: &[&CStr]) -> Options {
-    Options::parse(args.iter().filter_map(|a| a.to_str().ok()))
+/// Parses the arguments and runs one phase of the flow against the socket.
+fn run(
+    pamh: &mut PamHandle,
+    args: &[&CStr],
+    phase: fn(&mut LibPam<'_>, &Options, &SocketClient<'_>) -> PamResultCode,
+) -> PamResultCode {
+    let opts = Options::parse(args.iter().filter_map(|a| a.to_str().ok()));
+    let daemon = SocketClient {
+        path: &opts.socket,
+        timeout: opts.timeout,
+    };
+    phase(&mut LibPam(pamh), &opts, &daemon)
 }
 
 impl PamHooks for PamWarden {
     fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        let opts = options(&args);
-        let daemon = SocketClient {
-            path: &opts.socket,
-            timeout: opts.timeout,
-        };
-        flow::authenticate(&mut LibPam(pamh), &opts, &daemon)
+        run(pamh, &args, |h, o, d| flow::authenticate(h, o, d))
     }
 
     fn acct_mgmt(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        let opts = options(&args);
-        let daemon = SocketClient {
-            path: &opts.socket,
-            timeout: opts.timeout,
-        };
-        flow::account(&mut LibPam(pamh), &opts, &daemon)
+        run(pamh, &args, |h, o, d| flow::account(h, o, d))
     }
 
     fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {

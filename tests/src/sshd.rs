@@ -106,6 +106,48 @@ impl Sshd {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
     }
 
+    /// One login with the real OpenSSH client, where ssh asks the shell script
+    /// `askpass` at every prompt (`$1` is the prompt), so each of several
+    /// prompts on one connection is really answered. Returns whether `echo ok`
+    /// ran remotely, and what ssh printed.
+    pub fn login_with_askpass(&self, user: &str, askpass: &str, tries: u32) -> (bool, String) {
+        let script = self.dir.path().join(format!("askpass-{}", user));
+        std::fs::write(&script, format!("#!/bin/sh\n{askpass}\n"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = Command::new("setsid")
+            .args([
+                "-w",
+                "ssh",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args(["-o", "PreferredAuthentications=keyboard-interactive"])
+            .args(["-o", &format!("NumberOfPasswordPrompts={tries}")])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                &format!("{user}@127.0.0.1"),
+                "echo",
+                "warden-login-ok",
+            ])
+            .env("SSH_ASKPASS", &script)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("ssh: {e}"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (text.contains("warden-login-ok"), text)
+    }
+
     /// One login with the real OpenSSH client, answering the password prompt
     /// with sshpass. Returns whether `true` ran remotely, and what ssh printed.
     pub fn login(&self, user: &str, password: &str) -> (bool, String) {

@@ -55,42 +55,9 @@ fn one_ssh_connection_retrying_passwords_is_counted_per_try() {
     let d = Daemon::start("[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 2\nwindow = \"15m\"\nlockout = \"15m\"\n");
     let user = TestUser::create(&unique("wssh"), "Corr3ct-Horse");
     let sshd = Sshd::start(&unique("sshd-warden-t"), &sshd_stack(&d.socket), "");
-    // ssh asks this program at every prompt, so each of the three tries is answered.
-    let askpass = sshd.dir.path().join("askpass");
-    std::fs::write(&askpass, "#!/bin/sh\necho wrong\n").unwrap();
-    std::fs::set_permissions(
-        &askpass,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let out = std::process::Command::new("setsid")
-        .args([
-            "-w",
-            "ssh",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args([
-            "-o",
-            "PreferredAuthentications=keyboard-interactive",
-            "-o",
-            "NumberOfPasswordPrompts=3",
-        ])
-        .args([
-            "-p",
-            &sshd.port.to_string(),
-            &format!("{}@127.0.0.1", user.name),
-            "true",
-        ])
-        .env("SSH_ASKPASS", &askpass)
-        .env("SSH_ASKPASS_REQUIRE", "force")
-        .env("DISPLAY", ":0")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    // ssh asks the script at every prompt, so each of the three tries is answered.
+    let (ok, _) = sshd.login_with_askpass(&user.name, "echo wrong", 3);
+    assert!(!ok);
     let log = d.log_text();
     assert_eq!(
         log.matches(&format!(

@@ -277,55 +277,13 @@ fn sshd_keyboard_interactive_asks_password_then_code() {
     let e = enroll(&bus.address, &user.name, true);
     let sshd = Sshd::start(&unique("sshd-warden-t"), &sshd_stack(&d.socket), "");
     fresh_step(10);
-    // ssh asks this program at each prompt: the password, then the code.
-    let askpass = sshd.dir.path().join("askpass");
-    std::fs::write(
-        &askpass,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in *erification*) echo {} ;; *) echo Corr3ct-Horse ;; esac\n",
-            code_at(&e.secret, now())
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &askpass,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let out = std::process::Command::new("setsid")
-        .args([
-            "-w",
-            "ssh",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args(["-o", "PreferredAuthentications=keyboard-interactive"])
-        .args([
-            "-p",
-            &sshd.port.to_string(),
-            &format!("{}@127.0.0.1", user.name),
-            "echo",
-            "totp-login-ok",
-        ])
-        .env("SSH_ASKPASS", &askpass)
-        .env("SSH_ASKPASS_REQUIRE", "force")
-        .env("DISPLAY", ":0")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    // ssh asks the script at each prompt: the password, then the code.
+    let askpass = format!(
+        "case \"$1\" in *erification*) echo {} ;; *) echo Corr3ct-Horse ;; esac",
+        code_at(&e.secret, now())
     );
-    assert!(
-        text.contains("totp-login-ok"),
-        "{text}\n{}\n{}",
-        sshd.log(),
-        d.log_text()
-    );
+    let (ok, text) = sshd.login_with_askpass(&user.name, &askpass, 1);
+    assert!(ok, "{text}\n{}\n{}", sshd.log(), d.log_text());
     assert!(d.log_text().contains(&format!(
         "success service={} user={}",
         sshd.service, user.name

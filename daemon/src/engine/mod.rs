@@ -19,14 +19,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// One login attempt, as PAM describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Attempt {
-    pub service: String,
-    pub user: String,
-    pub rhost: Option<String>,
-    pub tty: Option<String>,
-}
+/// One login attempt, as PAM describes it: the protocol's validated form.
+pub use warden_proto::Attempt;
 
 /// Names an attempt between its start and its end. The high half is the engine's
 /// epoch, so an id from before a restart is recognised as such.

@@ -107,7 +107,7 @@ fn attempt(
     peer: &Peer,
     fields: &AttemptFields,
 ) -> Result<engine::Attempt, ResponseBody> {
-    let a = fields
+    let mut a = fields
         .validate()
         .map_err(|e| error(ErrorCode::BadField, &e.to_string()))?;
     if !peer.may_act_for(&a.user) {
@@ -121,12 +121,10 @@ fn attempt(
             "a non-root caller may act only for its own user",
         ));
     }
-    Ok(engine::Attempt {
-        service: a.service,
-        user: a.user,
-        rhost: if peer.is_root() { a.rhost } else { None },
-        tty: a.tty,
-    })
+    if !peer.is_root() {
+        a.rhost = None;
+    }
+    Ok(a)
 }
 
 fn to_wire(v: &Verdict, now: Time) -> warden_proto::Verdict {

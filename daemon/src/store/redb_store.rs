@@ -97,6 +97,20 @@ impl RedbStore {
         Ok(store)
     }
 
+    fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
+        match self.db()?.as_ref() {
+            Some(db) => db.begin_read().map_err(r),
+            None => Err(StoreError::WriterGone),
+        }
+    }
+
+    fn write_txn(&self) -> Result<redb::WriteTransaction, StoreError> {
+        match self.db()?.as_ref() {
+            Some(db) => db.begin_write().map_err(w),
+            None => Err(StoreError::WriterGone),
+        }
+    }
+
     fn db(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, StoreError> {
         let guard = self
             .db
@@ -211,12 +225,7 @@ fn familiar_key(user: &str, source: &str) -> String {
 
 impl Store for RedbStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
-        let guard = self.db()?;
-        let txn = guard
-            .as_ref()
-            .ok_or(StoreError::WriterGone)?
-            .begin_read()
-            .map_err(r)?;
+        let txn = self.read_txn()?;
         let keys_table = txn.open_table(KEYS).map_err(r)?;
         let mut keys =
             Vec::with_capacity(usize::try_from(keys_table.len().map_err(r)?).unwrap_or(0));
@@ -259,12 +268,7 @@ impl Store for RedbStore {
     }
 
     fn audit(&self, q: &AuditQuery) -> Result<Vec<Event>, StoreError> {
-        let guard = self.db()?;
-        let txn = guard
-            .as_ref()
-            .ok_or(StoreError::WriterGone)?
-            .begin_read()
-            .map_err(r)?;
+        let txn = self.read_txn()?;
         let table = txn.open_table(AUDIT).map_err(r)?;
         let mut out = Vec::new();
         for item in table.iter().map_err(r)?.rev() {
@@ -296,12 +300,7 @@ impl Store for RedbStore {
     }
 
     fn trim_audit(&self, max_events: u64, before: Time) -> Result<u64, StoreError> {
-        let guard = self.db()?;
-        let txn = guard
-            .as_ref()
-            .ok_or(StoreError::WriterGone)?
-            .begin_write()
-            .map_err(w)?;
+        let txn = self.write_txn()?;
         let removed = {
             let mut table = txn.open_table(AUDIT).map_err(w)?;
             let len = table.len().map_err(w)?;
@@ -335,12 +334,7 @@ impl Store for RedbStore {
 
 impl RedbStore {
     fn commit_once(&self, batch: &Effects) -> Result<(), StoreError> {
-        let guard = self.db()?;
-        let txn = guard
-            .as_ref()
-            .ok_or(StoreError::WriterGone)?
-            .begin_write()
-            .map_err(w)?;
+        let txn = self.write_txn()?;
         let mut seq = self.next_seq.load(std::sync::atomic::Ordering::SeqCst);
         {
             let mut keys = txn.open_table(KEYS).map_err(w)?;
