@@ -11,7 +11,7 @@ BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
 # To run the demo and the end-to-end tests: real sshd, ssh, sudo, pamtester.
 RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux libpam-modules libpam-runtime dbus-daemon oathtool systemd rpm
 
-.PHONY: all build deps test lint demo docs deb rpm bench clean
+.PHONY: all build deps test lint demo docs deb rpm bench soak clean
 
 all: build
 
@@ -34,6 +34,10 @@ demo: build
 # pam_warden against pam_faillock and a bare stack; writes target/bench/report.md.
 bench: build
 	./target/release/warden-bench
+
+# The long robustness runs (a 30 s, 64-client flood), not part of make test.
+soak: build
+	$(CARGO) test --release -p warden-e2e --test soak -- --ignored --nocapture
 
 # wardenctl's man page and shell completions, generated from its clap definition.
 docs: build
