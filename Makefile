@@ -3,6 +3,7 @@
 #   make test   the whole suite
 # Each installs what it needs first.
 
+SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
@@ -26,7 +27,8 @@ lint: deps
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
 test: build lint deb rpm
-	$(CARGO) test --release --workspace
+	set -o pipefail; $(CARGO) test --release --workspace 2>&1 | tee target/test.log
+	@./scripts/test-summary target/test.log
 
 demo: build
 	./target/release/warden-demo
