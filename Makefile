@@ -12,7 +12,7 @@ BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
 # To run the demo and the end-to-end tests: real sshd, ssh, sudo, pamtester.
 RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux libpam-modules libpam-runtime dbus-daemon oathtool systemd rpm
 
-.PHONY: all build deps test lint demo docs deb rpm bench soak clean
+.PHONY: all build deps test lint demo docs deb rpm bench soak fuzz clean
 
 all: build
 
@@ -40,6 +40,16 @@ bench: build
 # The long robustness runs (a 30 s, 64-client flood), not part of make test.
 soak: build
 	$(CARGO) test --release -p warden-e2e --test soak -- --ignored --nocapture
+
+# Each fuzz target (frame decoder, request handling, config parser) for FUZZ_SECS.
+# cargo-fuzz wants nightly flags; RUSTC_BOOTSTRAP lets this stable toolchain take
+# them, and with no sanitizer none of them changes what the code does.
+FUZZ_SECS ?= 60
+fuzz: deps
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	cd fuzz && for t in frame request config; do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s none -O $$t -- -max_total_time=$(FUZZ_SECS) || exit 1; \
+	done
 
 # wardenctl's man page and shell completions, generated from its clap definition.
 docs: build
