@@ -151,6 +151,9 @@ impl Engine {
         keys: impl IntoIterator<Item = (KeyId, KeyState)>,
         familiar: impl IntoIterator<Item = ((String, String), Time)>,
     ) {
+        let keys = keys.into_iter();
+        // One allocation instead of a rehash at every doubling up to a million keys.
+        self.keys.reserve(keys.size_hint().0);
         for (id, st) in keys {
             if let Some(until) = st.lock.as_ref().and_then(|l| l.until) {
                 self.expiries.insert((until, id.clone()));

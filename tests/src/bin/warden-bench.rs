@@ -2,7 +2,7 @@
 //! libpam as sshd drives it (pam_start_confdir, a new handle per attempt, rhost
 //! and tty set). Writes a Markdown report to target/bench/report.md.
 //!
-//! Usage: warden-bench [--secs S] [--keys N] [--only-keys]
+//! Usage: warden-bench [--secs S] [--keys N] [--only-keys | --only-load]
 //! (internal) warden-bench --worker CONFDIR SERVICE USER SECS
 
 use std::collections::HashMap;
@@ -43,6 +43,10 @@ fn main() {
     };
     let secs = opt("--secs", 3.0);
     let keys = opt("--keys", 1_000_000.0) as u64;
+    if args.iter().any(|a| a == "--only-load") {
+        load_phases(keys);
+        return;
+    }
     if args.iter().any(|a| a == "--only-keys") {
         println!("{}", keys_report(keys));
         return;
@@ -405,4 +409,53 @@ fn rss_mib(pid: Option<u32>) -> u64 {
             })
         })
         .unwrap_or(0)
+}
+
+/// Where a restart's time goes: a store of `n` keys written directly, then
+/// opened, read back and handed to an engine, each phase timed.
+fn load_phases(n: u64) {
+    use warden_daemon::engine::{Effects, Engine, KeyId, KeyState};
+    use warden_daemon::store::{RedbStore, Store};
+    use warden_daemon::time::Time;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
+        let mut i = 0;
+        while i < n {
+            let mut fx = Effects::default();
+            for j in i..(i + 10_000).min(n) {
+                let rhost = format!(
+                    "{}.{}.{}.{}",
+                    1 + (j >> 24),
+                    (j >> 16) & 255,
+                    (j >> 8) & 255,
+                    j & 255
+                );
+                let st = KeyState {
+                    failures: vec![Time(1_800_000_000_000)],
+                    last_active: Time(1_800_000_000_000),
+                    ..Default::default()
+                };
+                fx.keys
+                    .push((KeyId::new("rhost", [("rhost", rhost.as_str())]), Some(st)));
+            }
+            store.commit(&fx).unwrap();
+            i += 10_000;
+        }
+    }
+    let t = Instant::now();
+    let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
+    let open = t.elapsed();
+    let t = Instant::now();
+    let snap = store.load().unwrap();
+    let load = t.elapsed();
+    let t = Instant::now();
+    let config = warden_daemon::config::Config::parse("", Path::new("x.toml")).unwrap();
+    let mut engine = Engine::new(config.policy, 1);
+    engine.restore(snap.keys, snap.familiar);
+    let restore = t.elapsed();
+    println!(
+        "{n} keys: open {open:?}, load {load:?}, restore {restore:?}, tracked {}",
+        engine.tracked_keys()
+    );
 }
