@@ -356,13 +356,7 @@ fn keys_report(n: u64) -> String {
                 if i >= n {
                     break;
                 }
-                let rhost = format!(
-                    "{}.{}.{}.{}",
-                    1 + (i >> 24),
-                    (i >> 16) & 255,
-                    (i >> 8) & 255,
-                    i & 255
-                );
+                let rhost = nth_address(i);
                 let _ = client::fail(&socket, "flood", Some(&rhost));
             })
         })
@@ -424,13 +418,7 @@ fn load_phases(n: u64) {
         while i < n {
             let mut fx = Effects::default();
             for j in i..(i + 10_000).min(n) {
-                let rhost = format!(
-                    "{}.{}.{}.{}",
-                    1 + (j >> 24),
-                    (j >> 16) & 255,
-                    (j >> 8) & 255,
-                    j & 255
-                );
+                let rhost = nth_address(j);
                 let st = KeyState {
                     failures: vec![Time(1_800_000_000_000)],
                     last_active: Time(1_800_000_000_000),
@@ -458,4 +446,15 @@ fn load_phases(n: u64) {
         "{n} keys: open {open:?}, load {load:?}, restore {restore:?}, tracked {}",
         engine.tracked_keys()
     );
+}
+
+/// The n-th of a run of distinct IPv4 addresses, from 1.0.0.0 up.
+fn nth_address(n: u64) -> String {
+    format!(
+        "{}.{}.{}.{}",
+        1 + (n >> 24),
+        (n >> 16) & 255,
+        (n >> 8) & 255,
+        n & 255
+    )
 }
