@@ -111,87 +111,68 @@ impl Sshd {
     /// prompts on one connection is really answered. Returns whether `echo ok`
     /// ran remotely, and what ssh printed.
     pub fn login_with_askpass(&self, user: &str, askpass: &str, tries: u32) -> (bool, String) {
-        let script = self.dir.path().join(format!("askpass-{}", user));
+        let script = self.dir.path().join(format!("askpass-{user}"));
         std::fs::write(&script, format!("#!/bin/sh\n{askpass}\n"))
             .unwrap_or_else(|e| panic!("{e}"));
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap_or_else(|e| panic!("{e}"));
-        let out = Command::new("setsid")
-            .args([
-                "-w",
-                "ssh",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-            ])
-            .args(["-o", "PreferredAuthentications=keyboard-interactive"])
-            .args(["-o", &format!("NumberOfPasswordPrompts={tries}")])
-            .args([
-                "-p",
-                &self.port.to_string(),
-                &format!("{user}@127.0.0.1"),
-                "echo",
-                "warden-login-ok",
-            ])
+        let mut cmd = Command::new("setsid");
+        cmd.args(["-w", "ssh"])
+            .args(self.ssh_args(user, tries))
             .env("SSH_ASKPASS", &script)
             .env("SSH_ASKPASS_REQUIRE", "force")
-            .env("DISPLAY", ":0")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("ssh: {e}"));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (text.contains("warden-login-ok"), text)
+            .env("DISPLAY", ":0");
+        logged_in(cmd)
     }
 
     /// One login with the real OpenSSH client, answering the password prompt
-    /// with sshpass. Returns whether `true` ran remotely, and what ssh printed.
+    /// with sshpass. Returns whether `echo ok` ran remotely, and what ssh printed.
     pub fn login(&self, user: &str, password: &str) -> (bool, String) {
-        let out = Command::new("sshpass")
-            .args([
-                "-p",
-                password,
-                "ssh",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-            ])
-            .args([
-                "-o",
-                "PreferredAuthentications=keyboard-interactive",
-                "-o",
-                "NumberOfPasswordPrompts=1",
-            ])
-            .args([
-                "-o",
-                "BatchMode=no",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "ConnectTimeout=10",
-            ])
-            .args([
-                "-p",
-                &self.port.to_string(),
-                &format!("{user}@127.0.0.1"),
-                "echo",
-                "warden-login-ok",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("sshpass: {e}"));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (text.contains("warden-login-ok"), text)
+        let mut cmd = Command::new("sshpass");
+        cmd.args(["-p", password, "ssh"])
+            .args(self.ssh_args(user, 1));
+        logged_in(cmd)
     }
+
+    /// ssh's arguments for one keyboard-interactive login to this sshd that runs
+    /// `echo warden-login-ok` on success.
+    fn ssh_args(&self, user: &str, tries: u32) -> Vec<String> {
+        [
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PreferredAuthentications=keyboard-interactive",
+            "-o",
+            &format!("NumberOfPasswordPrompts={tries}"),
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "ConnectTimeout=10",
+            "-p",
+            &self.port.to_string(),
+            &format!("{user}@127.0.0.1"),
+            "echo",
+            "warden-login-ok",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+}
+
+/// Runs an ssh login and reports whether the remote command ran.
+fn logged_in(mut cmd: Command) -> (bool, String) {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (text.contains("warden-login-ok"), text)
 }
 
 impl Drop for Sshd {
