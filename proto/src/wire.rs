@@ -211,9 +211,21 @@ pub fn encode_response(body: ResponseBody) -> Result<Vec<u8>, postcard::Error> {
     })
 }
 
-/// Decodes a request, checking the version before the body so that a peer of
-/// another version gets a version error rather than a decoding one.
+/// Decodes a request; see [`decode`].
 pub fn decode_request(bytes: &[u8]) -> Result<RequestBody, (ErrorCode, String)> {
+    decode::<Request>(bytes, "request").map(|r| r.body)
+}
+
+pub fn decode_response(bytes: &[u8]) -> Result<ResponseBody, (ErrorCode, String)> {
+    decode::<Response>(bytes, "response").map(|r| r.body)
+}
+
+/// Checks the version before the body, so that a peer of another version gets
+/// a version error rather than a decoding one.
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, (ErrorCode, String)> {
     let (version, _) = postcard::take_from_bytes::<u16>(bytes)
         .map_err(|e| (ErrorCode::Malformed, format!("no version: {e}")))?;
     if version != VERSION {
@@ -222,23 +234,8 @@ pub fn decode_request(bytes: &[u8]) -> Result<RequestBody, (ErrorCode, String)> 
             format!("protocol version {version} is not {VERSION}: pam_warden and wardend must come from the same release"),
         ));
     }
-    let req: Request = postcard::from_bytes(bytes)
-        .map_err(|e| (ErrorCode::Malformed, format!("malformed request: {e}")))?;
-    Ok(req.body)
-}
-
-pub fn decode_response(bytes: &[u8]) -> Result<ResponseBody, (ErrorCode, String)> {
-    let (version, _) = postcard::take_from_bytes::<u16>(bytes)
-        .map_err(|e| (ErrorCode::Malformed, format!("no version: {e}")))?;
-    if version != VERSION {
-        return Err((
-            ErrorCode::Version,
-            format!("protocol version {version} is not {VERSION}"),
-        ));
-    }
-    let resp: Response = postcard::from_bytes(bytes)
-        .map_err(|e| (ErrorCode::Malformed, format!("malformed response: {e}")))?;
-    Ok(resp.body)
+    postcard::from_bytes(bytes)
+        .map_err(|e| (ErrorCode::Malformed, format!("malformed {what}: {e}")))
 }
 
 #[cfg(test)]

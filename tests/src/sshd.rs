@@ -163,15 +163,7 @@ impl Sshd {
 
 /// Runs an ssh login and reports whether the remote command ran.
 fn logged_in(mut cmd: Command) -> (bool, String) {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_, text) = crate::run(cmd.stdin(Stdio::null()));
     (text.contains("warden-login-ok"), text)
 }
 

@@ -28,16 +28,7 @@ fn artefact(rel: &str, make: &str) -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    warden_e2e::run(cmd.env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 fn sh(line: &str) -> (bool, String) {

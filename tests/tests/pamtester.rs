@@ -26,12 +26,7 @@ fn pamtester(service: &str, user: &str, password: &str) -> (bool, String) {
         let _ = writeln!(stdin, "{password}");
     }
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    (out.status.success(), warden_e2e::joined(&out))
 }
 
 #[test]

@@ -20,11 +20,7 @@ fn as_user(user: &TestUser, d: &Daemon, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    warden_e2e::joined(&out)
 }
 
 #[test]
