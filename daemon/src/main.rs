@@ -76,7 +76,7 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         snapshot
             .keys
             .iter()
-            .filter(|(_, s)| s.lock.is_some())
+            .filter(|(_, s)| s.lock().is_some())
             .count(),
     );
     engine.restore(snapshot.keys, snapshot.familiar);

@@ -10,17 +10,16 @@ use warden_daemon::store::{AuditQuery, RedbStore, Store, Writer};
 use warden_daemon::time::Time;
 
 fn state(n: u64) -> KeyState {
-    KeyState {
-        failures: vec![Time(n), Time(n + 1)],
-        lock: Some(Lock {
-            since: Time(n),
-            until: Some(Time(n + 60_000)),
-            length_ms: Some(60_000),
-            by: LockedBy::Rule,
-        }),
-        lockouts: vec![Time(n)],
-        last_active: Time(n + 1),
-    }
+    let failures = [Time(n), Time(n + 1), Time(n + 2)].into_iter().collect();
+    let mut st = KeyState::new(failures, Time(n + 1));
+    st.set_lock(Some(Lock {
+        since: Time(n),
+        until: Some(Time(n + 60_000)),
+        length_ms: Some(60_000),
+        by: LockedBy::Rule,
+    }));
+    st.push_lockout(Time(n));
+    st
 }
 
 fn key(i: u64) -> KeyId {

@@ -110,7 +110,7 @@ fn check_value(what: &str, value: &str, max: usize) -> Result<(), BusError> {
 }
 
 pub fn lock_entry(k: &KeyId, st: &KeyState) -> LockEntry {
-    let lock = st.lock.as_ref();
+    let lock = st.lock();
     let (by, reason) = match lock.map(|l| &l.by) {
         Some(LockedBy::Admin { uid, reason }) => (format!("uid={uid}"), reason.clone()),
         _ => ("rule".to_string(), String::new()),
@@ -127,7 +127,7 @@ pub fn lock_entry(k: &KeyId, st: &KeyState) -> LockEntry {
         since: lock.map_or(0, |l| secs(l.since)),
         until: until.map_or(0, secs),
         permanent: lock.is_some() && until.is_none(),
-        lockouts: u32::try_from(st.lockouts.len()).unwrap_or(u32::MAX),
+        lockouts: u32::try_from(st.lockouts().len()).unwrap_or(u32::MAX),
         by,
         reason,
     }
@@ -197,7 +197,7 @@ impl Control {
             .warden
             .with_engine(|e| {
                 e.locks()
-                    .filter(|(_, st)| st.lock.as_ref().is_some_and(|l| !l.expired(now)))
+                    .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
                     .map(|(k, st)| lock_entry(k, st))
                     .collect::<Vec<_>>()
             })
@@ -366,7 +366,7 @@ impl Control {
                     .unwrap_or(0);
                 let locks: Vec<LockEntry> = keys
                     .iter()
-                    .filter(|(_, st)| st.lock.as_ref().is_some_and(|l| !l.expired(now)))
+                    .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
                     .map(|(k, st)| lock_entry(k, st))
                     .collect();
                 (locks, failures)

@@ -15,9 +15,10 @@ pub const LOCAL_SOURCE: &str = "local";
 /// A rule name and the attempt fields it tracks, in one canonical string.
 ///
 /// Parts are separated by NUL, which the socket refuses in every field, so two
-/// different keys can never encode to the same string.
+/// different keys can never encode to the same string. A boxed `str`, not a
+/// `String`: keys never grow, and a million of them save 8 MB of capacity fields.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct KeyId(String);
+pub struct KeyId(Box<str>);
 
 impl KeyId {
     pub fn new<'a>(rule: &str, parts: impl IntoIterator<Item = (&'a str, &'a str)>) -> KeyId {
@@ -28,12 +29,12 @@ impl KeyId {
             s.push('=');
             s.push_str(value);
         }
-        KeyId(s)
+        KeyId(s.into_boxed_str())
     }
 
     /// Rebuilds a key read back from the store.
-    pub fn from_encoded(s: String) -> KeyId {
-        KeyId(s)
+    pub fn from_encoded(s: &str) -> KeyId {
+        KeyId(s.into())
     }
 
     pub fn encoded(&self) -> &str {
@@ -174,7 +175,7 @@ mod tests {
         assert_eq!(k.rule(), "pair");
         assert_eq!(k.part("user"), Some("alice"));
         assert_eq!(k.to_string(), "user=alice rhost=2001:db8::/64");
-        let again = KeyId::from_encoded(k.encoded().to_string());
+        let again = KeyId::from_encoded(k.encoded());
         assert_eq!(again, k);
     }
 }

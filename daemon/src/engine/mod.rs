@@ -15,7 +15,7 @@ pub use state::{lockout_length, KeyState, Lock, LockedBy};
 use crate::config::{Field, Policy, Rule};
 use crate::time::{millis, Time};
 use key::{key_for, splits_by_familiarity, KeyInput};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -110,7 +110,10 @@ struct Pending {
 
 pub struct Engine {
     policy: Policy,
-    keys: HashMap<KeyId, KeyState>,
+    /// A B-tree, not a hash map: its nodes are nearly full, where a hash table of
+    /// a million entries sits at 48% load after its last doubling and so costs
+    /// twice the memory. Lookups stay in the microseconds.
+    keys: BTreeMap<KeyId, KeyState>,
     reserved: HashMap<KeyId, u32>,
     familiar: HashMap<(String, String), Time>,
     pending: HashMap<AttemptId, Pending>,
@@ -125,7 +128,7 @@ impl Engine {
     pub fn new(policy: Policy, epoch: u32) -> Engine {
         Engine {
             policy,
-            keys: HashMap::new(),
+            keys: BTreeMap::new(),
             reserved: HashMap::new(),
             familiar: HashMap::new(),
             pending: HashMap::new(),
@@ -151,14 +154,16 @@ impl Engine {
         keys: impl IntoIterator<Item = (KeyId, KeyState)>,
         familiar: impl IntoIterator<Item = ((String, String), Time)>,
     ) {
-        let keys = keys.into_iter();
-        // One allocation instead of a rehash at every doubling up to a million keys.
-        self.keys.reserve(keys.size_hint().0);
-        for (id, st) in keys {
-            if let Some(until) = st.lock.as_ref().and_then(|l| l.until) {
+        let keys = keys.into_iter().inspect(|(id, st)| {
+            if let Some(until) = st.lock().and_then(|l| l.until) {
                 self.expiries.insert((until, id.clone()));
             }
-            self.keys.insert(id, st);
+        });
+        if self.keys.is_empty() {
+            // Built in bulk from the store's sorted order: full nodes, no rebalancing.
+            self.keys = keys.collect();
+        } else {
+            self.keys.extend(keys);
         }
         self.familiar.extend(familiar);
     }
@@ -173,7 +178,7 @@ impl Engine {
 
     /// Every key under a lock.
     pub fn locks(&self) -> impl Iterator<Item = (&KeyId, &KeyState)> {
-        self.keys.iter().filter(|(_, st)| st.lock.is_some())
+        self.keys.iter().filter(|(_, st)| st.lock().is_some())
     }
 
     /// Every key that names this user, locked or not, with its state.
@@ -432,8 +437,8 @@ impl Engine {
             let Some(st) = self.keys.get_mut(&k) else {
                 continue;
             };
-            if st.lock.as_ref().is_some_and(|l| l.until == Some(until)) {
-                st.lock = None;
+            if st.lock().is_some_and(|l| l.until == Some(until)) {
+                st.set_lock(None);
                 // A finished cool-off starts a fresh budget; the lockout history
                 // stays, so the next lock escalates.
                 st.failures.clear();
@@ -468,7 +473,7 @@ impl Engine {
             .collect();
         for k in &chosen {
             if let Some(st) = self.keys.remove(k) {
-                if let Some(lock) = &st.lock {
+                if let Some(lock) = st.lock() {
                     if let Some(until) = lock.until {
                         self.expiries.remove(&(until, k.clone()));
                     }
@@ -500,10 +505,10 @@ impl Engine {
         let k = KeyId::new(ADMIN_RULE, [(target.name(), value.as_str())]);
         let until = length.map(|d| now.plus(d));
         let st = self.keys.entry(k.clone()).or_default();
-        if let Some(old) = st.lock.as_ref().and_then(|l| l.until) {
+        if let Some(old) = st.lock().and_then(|l| l.until) {
             self.expiries.remove(&(old, k.clone()));
         }
-        st.lock = Some(Lock {
+        st.set_lock(Some(Lock {
             since: now,
             until,
             length_ms: length.map(millis),
@@ -511,7 +516,7 @@ impl Engine {
                 uid: by_uid,
                 reason: reason.to_string(),
             },
-        });
+        }));
         st.last_active = now;
         let st = st.clone();
         if let Some(until) = until {
@@ -538,17 +543,17 @@ impl Engine {
             }
             let window = match self.policy.rules.iter().find(|r| r.name == k.rule()) {
                 Some(rule) => rule.window,
-                None if st.lock.is_some() => continue,
+                None if st.lock().is_some() => continue,
                 None => {
                     dead.push(k.clone());
                     continue;
                 }
             };
-            let before = (st.failures.len(), st.lockouts.len());
+            let before = (st.failures.len(), st.lockouts().len());
             st.prune(window, memory, now);
             if st.is_idle() {
                 dead.push(k.clone());
-            } else if before != (st.failures.len(), st.lockouts.len()) {
+            } else if before != (st.failures.len(), st.lockouts().len()) {
                 fx.keys.push((k.clone(), Some(st.clone())));
             }
         }
@@ -584,7 +589,7 @@ impl Engine {
             .filter(|k| {
                 self.keys
                     .get(k)
-                    .and_then(|s| s.lock.as_ref())
+                    .and_then(|s| s.lock())
                     .is_some_and(|l| !l.expired(now))
             })
             .collect();
@@ -703,7 +708,7 @@ impl Engine {
             st.failures.drain(..excess);
         }
         st.last_active = now;
-        if st.lock.is_some() {
+        if st.lock().is_some() {
             // A failure from an attempt that began before the lock landed.
             if extend {
                 self.restart_cool_off(k, now, fx);
@@ -714,16 +719,16 @@ impl Engine {
             return;
         }
         if st.failures.len() >= limit {
-            let n = st.lockouts.len() + 1;
+            let n = st.lockouts().len() + 1;
             let length = lockout_length(rule, n);
             let until = length.map(|d| now.plus(d));
-            st.lock = Some(Lock {
+            st.set_lock(Some(Lock {
                 since: now,
                 until,
                 length_ms: length.map(millis),
                 by: LockedBy::Rule,
-            });
-            st.lockouts.push(now);
+            }));
+            st.push_lockout(now);
             let failures = u32::try_from(st.failures.len()).unwrap_or(u32::MAX);
             if let Some(until) = until {
                 self.expiries.insert((until, k.clone()));
@@ -746,7 +751,7 @@ impl Engine {
         let Some(st) = self.keys.get_mut(k) else {
             return;
         };
-        let Some(lock) = st.lock.as_mut() else {
+        let Some(lock) = st.lock_mut() else {
             return;
         };
         let (Some(old), Some(len)) = (lock.until, lock.length_ms) else {
@@ -771,7 +776,7 @@ impl Engine {
     }
 
     fn is_locked(&self, k: &KeyId) -> bool {
-        self.keys.get(k).is_some_and(|s| s.lock.is_some())
+        self.keys.get(k).is_some_and(|s| s.lock().is_some())
     }
 
     fn locked_reason(&self, locked: &[KeyId]) -> Reason {
@@ -779,7 +784,7 @@ impl Engine {
         let mut best: Option<(&KeyId, &KeyState)> = None;
         for k in locked {
             let Some(st) = self.keys.get(k) else { continue };
-            let until = |s: &KeyState| s.lock.as_ref().map(|l| l.until.map_or(u64::MAX, |t| t.0));
+            let until = |s: &KeyState| s.lock().map(|l| l.until.map_or(u64::MAX, |t| t.0));
             if best.is_none_or(|(_, b)| until(st) > until(b)) {
                 best = Some((k, st));
             }
@@ -791,7 +796,7 @@ impl Engine {
                 key: Some(k.clone()),
                 failures: u32::try_from(st.failures.len()).unwrap_or(u32::MAX),
                 limit: self.rule_named(k.rule()).map_or(0, |r| r.limit),
-                until: st.lock.as_ref().map(|l| Until::from_option(l.until)),
+                until: st.lock().map(|l| Until::from_option(l.until)),
             },
             None => Reason::plain(ReasonKind::Locked),
         }
@@ -886,7 +891,7 @@ impl Engine {
         let mut candidates: Vec<(Time, KeyId)> = self
             .keys
             .iter()
-            .filter(|(k, st)| st.lock.is_none() && !self.reserved.contains_key(*k))
+            .filter(|(k, st)| st.lock().is_none() && !self.reserved.contains_key(*k))
             .map(|(k, st)| (st.last_active, k.clone()))
             .collect();
         let excess = self.keys.len().saturating_sub(target).min(candidates.len());

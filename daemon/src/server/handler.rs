@@ -199,14 +199,14 @@ async fn unlock(warden: &Warden, sel: Selector, now: Time) -> ResponseBody {
 }
 
 pub fn lock_info(k: &engine::KeyId, st: &KeyState) -> LockInfo {
-    let lock = st.lock.as_ref();
+    let lock = st.lock();
     LockInfo {
         rule: k.rule().to_string(),
         key: k.to_string(),
         failures: u32::try_from(st.failures.len()).unwrap_or(u32::MAX),
         since: lock.map_or(0, |l| l.since.0 / 1000),
         until: lock.and_then(|l| l.until).map(|t| t.0 / 1000),
-        lockouts: u32::try_from(st.lockouts.len()).unwrap_or(u32::MAX),
+        lockouts: u32::try_from(st.lockouts().len()).unwrap_or(u32::MAX),
     }
 }
 

@@ -233,7 +233,7 @@ impl Store for RedbStore {
             let (k, v) = item.map_err(r)?;
             let state: KeyState = postcard::from_bytes(v.value())
                 .map_err(|e| StoreError::Read(format!("key {:?}: {e}", k.value())))?;
-            keys.push((KeyId::from_encoded(k.value().to_string()), state));
+            keys.push((KeyId::from_encoded(k.value()), state));
         }
         let mut familiar = Vec::new();
         for item in txn.open_table(FAMILIAR).map_err(r)?.iter().map_err(r)? {

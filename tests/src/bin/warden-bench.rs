@@ -419,11 +419,8 @@ fn load_phases(n: u64) {
             let mut fx = Effects::default();
             for j in i..(i + 10_000).min(n) {
                 let rhost = nth_address(j);
-                let st = KeyState {
-                    failures: vec![Time(1_800_000_000_000)],
-                    last_active: Time(1_800_000_000_000),
-                    ..Default::default()
-                };
+                let at = Time(1_800_000_000_000);
+                let st = KeyState::new([at].into_iter().collect(), at);
                 fx.keys
                     .push((KeyId::new("rhost", [("rhost", rhost.as_str())]), Some(st)));
             }
@@ -443,8 +440,9 @@ fn load_phases(n: u64) {
     engine.restore(snap.keys, snap.familiar);
     let restore = t.elapsed();
     println!(
-        "{n} keys: open {open:?}, load {load:?}, restore {restore:?}, tracked {}",
-        engine.tracked_keys()
+        "{n} keys: open {open:?}, load {load:?}, restore {restore:?}, tracked {}, RSS {} MiB",
+        engine.tracked_keys(),
+        rss_mib(Some(std::process::id()))
     );
 }
 
