@@ -1,5 +1,6 @@
 //! Faults and hostile load against a real wardend: kill -9 mid-flood, a corrupt
-//! store, a full disk, idle and rapid connections, a stopped daemon.
+//! store, a full disk, a store frozen mid-write, idle and rapid connections, a
+//! stopped daemon.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -236,4 +237,92 @@ fn a_full_disk_gets_errors_and_recovers_when_space_returns() {
         "{}",
         d.log_text()
     );
+}
+
+/// Thaws the frozen filesystem even when an assertion fails: a process blocked
+/// on a frozen filesystem cannot be killed, so without this a failed test
+/// would leave its daemon, and the test run, stuck for good.
+struct Frozen(std::path::PathBuf);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze").arg("-u").arg(&self.0).status();
+    }
+}
+
+fn run_ok(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_store_stalled_in_the_kernel_cannot_hang_a_login() {
+    let test = "a_store_stalled_in_the_kernel_cannot_hang_a_login";
+    if !root_or_skip(test) {
+        return;
+    }
+    // The state directory on its own ext4 in a loop file, so that FIFREEZE can
+    // stall every write and fsync of the store, as a dying disk or a hung
+    // network block device would, while the rest of the system runs on.
+    let mut d = Daemon::start(ONE_STRIKE);
+    d.stop();
+    let image = d.state.with_file_name("state.img");
+    let image_s = image.to_str().unwrap();
+    let state_s = d.state.to_str().unwrap().to_string();
+    assert!(run_ok("truncate", &["-s", "32M", image_s]));
+    assert!(run_ok("mkfs.ext4", &["-q", "-F", image_s]), "mkfs.ext4");
+    if !run_ok("mount", &["-o", "loop", image_s, &state_s]) {
+        println!("SKIP {test}: this machine cannot mount a loop device");
+        return;
+    }
+    let _mounted = Mounted(d.state.clone());
+    assert!(run_ok("chmod", &["0700", &state_s]));
+    d.restart();
+    assert!(matches!(
+        fail(&d.socket, "before", None),
+        Ok(ResponseBody::Recorded)
+    ));
+
+    assert!(run_ok("fsfreeze", &["-f", &state_s]), "fsfreeze -f");
+    let frozen = Frozen(d.state.clone());
+    let pam = PamDir::new(&d.socket, "0", "timeout_ms=300 on_unavailable=deny");
+    // A failure waits for its fsync, which cannot come: the module gives up at
+    // its deadline and refuses, as on_unavailable=deny says.
+    let start = Instant::now();
+    let o = pam.attempt("stalled", "wrong", None);
+    let took = start.elapsed();
+    assert_ne!(o.auth, PAM_SUCCESS, "{o:?}");
+    assert!(took < Duration::from_millis(300 + 1500), "took {took:?}");
+    // Decisions come from memory and successes do not wait for the disk, so
+    // a user with a clean record still gets in while the store is stalled.
+    let start = Instant::now();
+    let o = pam.attempt("innocent", "right", None);
+    assert_eq!(o.auth, PAM_SUCCESS, "{o:?}");
+    println!(
+        "store frozen: failure refused after {took:?}, clean login in {:?}",
+        start.elapsed()
+    );
+
+    drop(frozen);
+    // Thawed, the queued commit lands: the failure reported during the stall
+    // was counted and is durable across a restart.
+    let mut recorded = false;
+    for _ in 0..50 {
+        if matches!(fail(&d.socket, "after", None), Ok(ResponseBody::Recorded)) {
+            recorded = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        recorded,
+        "the daemon writes again once thawed:\n{}",
+        d.log_text()
+    );
+    d.restart();
+    for user in ["before", "stalled", "after"] {
+        assert!(is_locked(&d, user), "{user} lost:\n{}", d.log_text());
+    }
 }
