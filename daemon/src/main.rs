@@ -121,6 +121,9 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         });
         wait_for_stop().await;
         log.info("stopping");
+        if let Err(e) = warden.flush().await {
+            log.error(&format!("store-error op=flush error={}", warden_daemon::logline::quote(&e.to_string())));
+        }
         Ok::<(), String>(())
     })
 }

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use warden_daemon::engine::{Effects, Event, EventKind, KeyId, KeyState, Lock, LockedBy};
-use warden_daemon::store::{AuditQuery, RedbStore, Store, Writer};
+use warden_daemon::store::{AuditQuery, Durability, RedbStore, Store, Writer, FLUSH_AFTER};
 use warden_daemon::time::Time;
 
 fn state(n: u64) -> KeyState {
@@ -44,10 +44,10 @@ fn state_survives_reopening() {
         fx.familiar
             .push((("alice".into(), "192.0.2.1".into()), Some(Time(5))));
         fx.events.push(event(1, "alice"));
-        store.commit(&fx).unwrap();
+        store.commit(&fx, Durability::Immediate).unwrap();
         let mut fx = Effects::default();
         fx.keys.push((key(2), None));
-        store.commit(&fx).unwrap();
+        store.commit(&fx, Durability::Immediate).unwrap();
     }
     let opened = RedbStore::open(dir.path(), Time(0)).unwrap();
     assert!(opened.moved_aside.is_none());
@@ -94,7 +94,7 @@ fn a_corrupt_store_is_moved_aside_not_reused() {
     // The fresh store works.
     let mut fx = Effects::default();
     fx.keys.push((key(1), Some(state(1))));
-    opened.store.commit(&fx).unwrap();
+    opened.store.commit(&fx, Durability::Immediate).unwrap();
 }
 
 #[test]
@@ -125,7 +125,7 @@ fn audit_queries_filter_and_retention_trims() {
         fx.events
             .push(event(i, if i % 2 == 0 { "alice" } else { "bob" }));
     }
-    store.commit(&fx).unwrap();
+    store.commit(&fx, Durability::Immediate).unwrap();
     let q = AuditQuery {
         user: Some("alice".into()),
         limit: 3,
@@ -177,6 +177,72 @@ fn crash_child() {
     for t in threads {
         let _ = t.join();
     }
+}
+
+const DEFERRED_CHILD_ENV: &str = "WARDEN_STORE_DEFERRED_CHILD";
+
+/// Not a test on its own: the child half of `deferred_commits_are_flushed_within_a_second`.
+#[test]
+fn deferred_child() {
+    let Ok(dir) = std::env::var(DEFERRED_CHILD_ENV) else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.as_ref(), Time(0)).unwrap().store);
+    let writer = Writer::spawn(store).unwrap();
+    let mut fx = Effects::default();
+    fx.keys.push((key(1), Some(state(1))));
+    writer
+        .submit(fx, Durability::Deferred)
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    println!("deferred");
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}
+
+/// Runs a child test with `env` set to a fresh store directory, reads its
+/// stdout until `line`, waits `after`, SIGKILLs it, and returns the directory.
+fn kill_child_after(
+    test: &str,
+    env: &str,
+    line: &str,
+    after: std::time::Duration,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(env, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // libtest prints "test name ... " before the test's own first line.
+    let seen = lines.map_while(Result::ok).any(|l| l.ends_with(line));
+    assert!(seen, "the child never printed {line:?}");
+    std::thread::sleep(after);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = child.wait();
+    dir
+}
+
+#[test]
+fn deferred_commits_are_flushed_within_a_second() {
+    // A deferred commit has no fsync of its own: killed at once, redb goes back
+    // to the last durable commit. The writer flushes within FLUSH_AFTER, so a
+    // kill after that finds it.
+    let wait = FLUSH_AFTER + std::time::Duration::from_millis(700);
+    let dir = kill_child_after("deferred_child", DEFERRED_CHILD_ENV, "deferred", wait);
+    let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
+    let snap = store.load().unwrap();
+    assert!(
+        snap.keys.iter().any(|(k, _)| *k == key(1)),
+        "a deferred commit was not made durable within {FLUSH_AFTER:?}"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::engine::{
 };
 use crate::log::{Level, Log};
 use crate::logline;
-use crate::store::{Store, StoreError, Writer};
+use crate::store::{Durability, Store, StoreError, Writer};
 use crate::time::Time;
 use std::sync::{Arc, Mutex, RwLock};
 use thiserror::Error;
@@ -103,6 +103,14 @@ impl Warden {
         &self,
         f: impl FnOnce(&mut Engine, &mut Effects) -> T,
     ) -> Result<(T, Option<Durable>), ServiceError> {
+        self.apply_with(Durability::Immediate, f)
+    }
+
+    fn apply_with<T>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut Engine, &mut Effects) -> T,
+    ) -> Result<(T, Option<Durable>), ServiceError> {
         let mut engine = self.engine.lock().map_err(|_| ServiceError::Poisoned)?;
         let mut fx = Effects::default();
         let out = f(&mut engine, &mut fx);
@@ -116,7 +124,7 @@ impl Warden {
                 let _ = self.events.send(e.clone());
             }
         }
-        let pending = (!fx.is_empty()).then(|| self.writer.submit(fx));
+        let pending = (!fx.is_empty()).then(|| self.writer.submit(fx, durability));
         Ok((out, pending))
     }
 
@@ -157,9 +165,13 @@ impl Warden {
         attempt: &Attempt,
         now: Time,
     ) -> Result<(), ServiceError> {
-        // A success is answered before its commit: losing it in a crash only
-        // leaves failure counters standing, which is stricter, never looser.
-        let (result, pending) = self.apply(|e, fx| e.succeed(id, attempt, now, fx))?;
+        // A success is answered before its commit, and the commit does not wait
+        // for an fsync of its own: losing it in a crash only leaves failure
+        // counters standing, which is stricter, never looser. A busy login
+        // server then costs its disk one fsync a second, not one per login.
+        let (result, pending) = self.apply_with(Durability::Deferred, |e, fx| {
+            e.succeed(id, attempt, now, fx)
+        })?;
         self.commit_behind("succeed", pending);
         result.map_err(Into::into)
     }
@@ -178,6 +190,15 @@ impl Warden {
                 ));
             }
         });
+    }
+
+    /// Makes deferred commits durable; called on a clean stop.
+    pub async fn flush(&self) -> Result<(), ServiceError> {
+        self.writer
+            .flush()
+            .await
+            .unwrap_or(Err(StoreError::WriterGone))?;
+        Ok(())
     }
 
     /// Read-only access to the engine.

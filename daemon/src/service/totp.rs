@@ -5,7 +5,7 @@
 use super::{ServiceError, Warden};
 use crate::engine::{parse_ip, source_of, Attempt, AttemptId, EventKind, FailureKind};
 use crate::logline::quote;
-use crate::store::StoreError;
+use crate::store::{Durability, StoreError};
 use crate::time::Time;
 use crate::totp::{self, CodeCheck, Need, Situation, TotpRecord};
 use std::collections::HashMap;
@@ -192,7 +192,11 @@ impl Warden {
             book.insert(user.to_string(), e.record.clone());
             let mut fx = crate::engine::Effects::default();
             fx.totp.push((user.to_string(), Some(e.record.clone())));
-            (self.writer.submit(fx), e.uri, e.recovery)
+            (
+                self.writer.submit(fx, Durability::Immediate),
+                e.uri,
+                e.recovery,
+            )
         };
         self.durable(rx.0).await?;
         self.log.info(&format!(
@@ -231,7 +235,7 @@ impl Warden {
             }
             let mut fx = crate::engine::Effects::default();
             fx.totp.push((user.to_string(), Some(rec.clone())));
-            self.writer.submit(fx)
+            self.writer.submit(fx, Durability::Immediate)
         };
         self.durable(rx).await?;
         self.log.info(&format!(
@@ -260,7 +264,7 @@ impl Warden {
             }
             let mut fx = crate::engine::Effects::default();
             fx.totp.push((user.to_string(), None));
-            self.writer.submit(fx)
+            self.writer.submit(fx, Durability::Immediate)
         };
         self.durable(rx).await?;
         self.log.info(&format!(
@@ -285,7 +289,7 @@ impl Warden {
             let codes = totp::recovery_codes(rec, &bytes).map_err(ServiceError::Totp)?;
             let mut fx = crate::engine::Effects::default();
             fx.totp.push((user.to_string(), Some(rec.clone())));
-            (self.writer.submit(fx), codes)
+            (self.writer.submit(fx, Durability::Immediate), codes)
         };
         self.durable(rx).await?;
         self.log.info(&format!(

@@ -5,7 +5,7 @@ mod redb_store;
 mod writer;
 
 pub use redb_store::{Opened, RedbStore};
-pub use writer::Writer;
+pub use writer::{Writer, FLUSH_AFTER};
 
 use crate::engine::{Effects, Event, KeyId, KeyState};
 use crate::time::Time;
@@ -44,12 +44,25 @@ pub enum StoreError {
     WriterGone,
 }
 
+/// How soon a commit must reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives kill -9 and power loss once `commit` returns.
+    Immediate,
+    /// Written now, made durable by the next immediate commit. Only for
+    /// effects whose loss leaves the state stricter, never looser: a success
+    /// that cleared failures, a source remembered as familiar.
+    Deferred,
+}
+
 pub trait Store: Send + Sync {
     /// Reads back every key and familiar source.
     fn load(&self) -> Result<Snapshot, StoreError>;
-    /// Writes the effects of many operations in one durable transaction: when it
-    /// returns `Ok`, they survive kill -9 and power loss.
-    fn commit(&self, batch: &Effects) -> Result<(), StoreError>;
+    /// Writes the effects of many operations in one transaction. With
+    /// `Immediate`, when it returns `Ok` they and every deferred commit before
+    /// them survive kill -9 and power loss; an empty immediate batch only
+    /// makes earlier deferred commits durable.
+    fn commit(&self, batch: &Effects, durability: Durability) -> Result<(), StoreError>;
     fn audit(&self, query: &AuditQuery) -> Result<Vec<Event>, StoreError>;
     /// Applies retention: at most `max_events`, none older than `before`.
     fn trim_audit(&self, max_events: u64, before: Time) -> Result<u64, StoreError>;

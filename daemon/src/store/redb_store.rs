@@ -1,6 +1,6 @@
 //! The embedded store: one redb file in the state directory.
 
-use super::{AuditQuery, Snapshot, Store, StoreError};
+use super::{AuditQuery, Durability, Snapshot, Store, StoreError};
 use crate::engine::{Effects, Event, KeyId, KeyState};
 use crate::time::Time;
 use redb::{
@@ -28,6 +28,8 @@ pub struct RedbStore {
     db: RwLock<Option<Database>>,
     path: PathBuf,
     next_seq: std::sync::atomic::AtomicU64,
+    /// Deferred commits since the last immediate one.
+    deferred: std::sync::atomic::AtomicBool,
 }
 
 /// What opening found, for the daemon to log.
@@ -92,6 +94,7 @@ impl RedbStore {
             db: RwLock::new(Some(db)),
             path: path.to_path_buf(),
             next_seq: std::sync::atomic::AtomicU64::new(0),
+            deferred: std::sync::atomic::AtomicBool::new(false),
         };
         store.init().map_err(OpenError::Unusable)?;
         Ok(store)
@@ -256,13 +259,18 @@ impl Store for RedbStore {
         })
     }
 
-    fn commit(&self, batch: &Effects) -> Result<(), StoreError> {
-        if batch.is_empty() {
+    fn commit(&self, batch: &Effects, durability: Durability) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let flush = durability == Durability::Immediate && self.deferred.load(SeqCst);
+        if batch.is_empty() && !flush {
             return Ok(());
         }
-        let result = self.commit_once(batch);
-        if result.is_err() {
-            self.reopen();
+        let result = self.commit_once(batch, durability);
+        match result {
+            Ok(()) => self
+                .deferred
+                .store(durability == Durability::Deferred, SeqCst),
+            Err(_) => self.reopen(),
         }
         result
     }
@@ -333,8 +341,11 @@ impl Store for RedbStore {
 }
 
 impl RedbStore {
-    fn commit_once(&self, batch: &Effects) -> Result<(), StoreError> {
-        let txn = self.write_txn()?;
+    fn commit_once(&self, batch: &Effects, durability: Durability) -> Result<(), StoreError> {
+        let mut txn = self.write_txn()?;
+        if durability == Durability::Deferred {
+            txn.set_durability(redb::Durability::None).map_err(w)?;
+        }
         let mut seq = self.next_seq.load(std::sync::atomic::Ordering::SeqCst);
         {
             let mut keys = txn.open_table(KEYS).map_err(w)?;

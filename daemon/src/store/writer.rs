@@ -2,17 +2,24 @@
 //! a commit is in flight joins the next one. Durability then costs one fsync per
 //! batch rather than per request.
 
-use super::{Store, StoreError};
+use super::{Durability, Store, StoreError};
 use crate::engine::Effects;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The most operations folded into one transaction.
 const MAX_BATCH: usize = 4096;
 
+/// How long a deferred commit may wait for an fsync. It bounds what a power
+/// cut can take back: the last second of successes, which only ever leaves
+/// failure counters standing.
+pub const FLUSH_AFTER: Duration = Duration::from_secs(1);
+
 struct Job {
     fx: Effects,
+    durability: Durability,
     done: Option<oneshot::Sender<Result<(), StoreError>>>,
 }
 
@@ -30,13 +37,19 @@ impl Writer {
         Ok(Writer { tx })
     }
 
-    /// Queues effects; the receiver resolves once they are durable. Queue order
-    /// is commit order, so callers that queue under the engine's lock keep the
-    /// store in step with the engine.
-    pub fn submit(&self, fx: Effects) -> oneshot::Receiver<Result<(), StoreError>> {
+    /// Queues effects; the receiver resolves once they are committed, and with
+    /// `Immediate` once they are durable. Queue order is commit order, so
+    /// callers that queue under the engine's lock keep the store in step with
+    /// the engine.
+    pub fn submit(
+        &self,
+        fx: Effects,
+        durability: Durability,
+    ) -> oneshot::Receiver<Result<(), StoreError>> {
         let (done, rx) = oneshot::channel();
         let job = Job {
             fx,
+            durability,
             done: Some(done),
         };
         if let Err(mpsc::SendError(job)) = self.tx.send(job) {
@@ -47,28 +60,66 @@ impl Writer {
         rx
     }
 
+    /// Makes every deferred commit durable; for a clean stop.
+    pub fn flush(&self) -> oneshot::Receiver<Result<(), StoreError>> {
+        self.submit(Effects::default(), Durability::Immediate)
+    }
+
     /// Blocking form, for threads outside the runtime.
     pub fn commit_blocking(&self, fx: Effects) -> Result<(), StoreError> {
-        self.submit(fx)
+        self.submit(fx, Durability::Immediate)
             .blocking_recv()
             .unwrap_or(Err(StoreError::WriterGone))
     }
 }
 
 fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+    // Set while a deferred commit waits for its fsync.
+    let mut flush_by: Option<Instant> = None;
+    loop {
+        let first = match flush_by {
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            Some(by) => match rx.recv_timeout(by.saturating_duration_since(Instant::now())) {
+                Ok(job) => job,
+                Err(e) => {
+                    // A failed flush (a full disk) is retried a second later,
+                    // not in a loop.
+                    flush_by = store
+                        .commit(&Effects::default(), Durability::Immediate)
+                        .is_err()
+                        .then(|| Instant::now() + FLUSH_AFTER);
+                    if e == RecvTimeoutError::Disconnected {
+                        return;
+                    }
+                    continue;
+                }
+            },
+        };
         let mut batch = first.fx;
+        let mut durability = first.durability;
         let mut waiting = vec![first.done];
         while waiting.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => {
                     batch.absorb(job.fx);
+                    if job.durability == Durability::Immediate {
+                        durability = Durability::Immediate;
+                    }
                     waiting.push(job.done);
                 }
                 Err(_) => break,
             }
         }
-        let result = store.commit(&batch);
+        let result = store.commit(&batch, durability);
+        if result.is_ok() {
+            flush_by = match durability {
+                Durability::Immediate => None,
+                Durability::Deferred => flush_by.or(Some(Instant::now() + FLUSH_AFTER)),
+            };
+        }
         for done in waiting.into_iter().flatten() {
             let _ = done.send(result.clone());
         }

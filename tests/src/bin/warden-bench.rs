@@ -409,7 +409,7 @@ fn rss_mib(pid: Option<u32>) -> u64 {
 /// opened, read back and handed to an engine, each phase timed.
 fn load_phases(n: u64) {
     use warden_daemon::engine::{Effects, Engine, KeyId, KeyState};
-    use warden_daemon::store::{RedbStore, Store};
+    use warden_daemon::store::{Durability, RedbStore, Store};
     use warden_daemon::time::Time;
     let dir = tempfile::tempdir().unwrap();
     {
@@ -424,7 +424,7 @@ fn load_phases(n: u64) {
                 fx.keys
                     .push((KeyId::new("rhost", [("rhost", rhost.as_str())]), Some(st)));
             }
-            store.commit(&fx).unwrap();
+            store.commit(&fx, Durability::Immediate).unwrap();
             i += 10_000;
         }
     }
