@@ -8,13 +8,24 @@ use warden_proto::{
     ResponseBody,
 };
 
+/// One request on a fresh connection.
 pub fn request(socket: &Path, body: RequestBody) -> Result<ResponseBody, String> {
-    let mut s = UnixStream::connect(socket).map_err(|e| e.to_string())?;
+    let mut s = connect(socket)?;
+    request_on(&mut s, body)
+}
+
+pub fn connect(socket: &Path) -> Result<UnixStream, String> {
+    let s = UnixStream::connect(socket).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
+    Ok(s)
+}
+
+/// One request on a connection that may carry more.
+pub fn request_on(s: &mut UnixStream, body: RequestBody) -> Result<ResponseBody, String> {
     let bytes = encode_request(body).map_err(|e| e.to_string())?;
-    write_frame(&mut s, &bytes).map_err(|e| e.to_string())?;
-    let reply = read_frame(&mut s).map_err(|e| e.to_string())?;
+    write_frame(s, &bytes).map_err(|e| e.to_string())?;
+    let reply = read_frame(s).map_err(|e| e.to_string())?;
     decode_response(&reply).map_err(|(_, e)| e)
 }
 
