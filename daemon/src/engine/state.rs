@@ -149,16 +149,17 @@ impl Serialize for KeyState {
 impl<'de> Deserialize<'de> for KeyState {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Stored::deserialize(d)?;
-        let mut st = KeyState {
-            failures: s.failures,
-            last_active: s.last_active,
-            history: Some(Box::new(History {
+        let history = (s.lock.is_some() || !s.lockouts.is_empty()).then(|| {
+            Box::new(History {
                 lock: s.lock,
                 lockouts: s.lockouts,
-            })),
-        };
-        st.tidy();
-        Ok(st)
+            })
+        });
+        Ok(KeyState {
+            failures: s.failures,
+            last_active: s.last_active,
+            history,
+        })
     }
 }
 
