@@ -77,6 +77,34 @@ fn is_locked(d: &Daemon, user: &str) -> bool {
 }
 
 #[test]
+fn a_clean_stop_keeps_the_successes_that_had_no_fsync_yet() {
+    // Three failures lock; a success clears the count. Its commit is deferred
+    // (no fsync of its own); a clean stop must still leave it on disk.
+    let mut d = Daemon::start("[familiar]\nenabled = false\n[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"1h\"\nlockout = \"1h\"\n");
+    for _ in 0..2 {
+        assert!(matches!(
+            fail(&d.socket, "carol", None),
+            Ok(ResponseBody::Recorded)
+        ));
+    }
+    let success = warden_proto::RequestBody::Succeed {
+        attempt: None,
+        fields: warden_e2e::client::fields("carol", None),
+    };
+    assert!(matches!(
+        warden_e2e::client::request(&d.socket, success),
+        Ok(ResponseBody::Recorded)
+    ));
+    d.restart();
+    // Had the success been lost, this third failure would lock carol.
+    assert!(matches!(
+        fail(&d.socket, "carol", None),
+        Ok(ResponseBody::Recorded)
+    ));
+    assert!(!is_locked(&d, "carol"), "{}", d.log_text());
+}
+
+#[test]
 fn a_corrupt_store_is_moved_aside_and_the_daemon_starts_clean() {
     let mut d = Daemon::start(ONE_STRIKE);
     assert!(matches!(
