@@ -28,7 +28,7 @@ fn a_64_client_flood_keeps_the_daemon_answering_within_its_bounds() {
     let bus = Bus::start();
     // Every rhost locks at its third failure; users are random, so the user
     // rule mostly tracks keys that eviction may drop.
-    let d = Daemon::start_with_env(
+    let mut d = Daemon::start_with_env(
         &format!(
             "max_tracked_keys = {MAX_KEYS}\n[familiar]\nenabled = false\n\
              [[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 5\nwindow = \"1h\"\nlockout = \"1h\"\n\
@@ -96,10 +96,28 @@ fn a_64_client_flood_keeps_the_daemon_answering_within_its_bounds() {
     }
     let n = answered.load(Ordering::Relaxed);
     let slowest = *slowest.lock().unwrap();
+
+    // Nothing acknowledged is lost: after kill -9 the same keys and locks are back.
+    let counts = || {
+        assert!(wait_for_daemon(&bus.address));
+        let s = wardenctl(&bus.address, None, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+        (v["keys"].as_u64().unwrap(), v["locks"].as_u64().unwrap())
+    };
+    let before = counts();
+    d.kill();
+    d.restart();
+    let after = counts();
+    assert_eq!(
+        after, before,
+        "(keys, locks) before kill -9 and after the restart"
+    );
     println!(
-        "soak: {n} durable failures in 30 s from 64 clients ({:.0}/s), slowest answer {slowest:?}, peak {peak_keys} keys, peak RSS {} MiB",
+        "soak: {n} durable failures in 30 s from 64 clients ({:.0}/s), slowest answer {slowest:?}, peak {peak_keys} keys, peak RSS {} MiB; after kill -9: {} keys and {} locks, as before",
         n as f64 / 30.0,
-        peak_rss / 1024
+        peak_rss / 1024,
+        after.0,
+        after.1
     );
     assert!(
         slowest < Duration::from_secs(5),
