@@ -200,34 +200,40 @@ fn deferred_child() {
     std::thread::sleep(std::time::Duration::from_secs(60));
 }
 
-/// Runs a child test with `env` set to a fresh store directory, reads its
-/// stdout until `line`, waits `after`, SIGKILLs it, and returns the directory.
-fn kill_child_after(
-    test: &str,
-    env: &str,
-    line: &str,
-    after: std::time::Duration,
-) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(env, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
+/// A child run of one of this binary's tests against a fresh store directory,
+/// to be SIGKILLed in the middle of its work.
+struct CrashChild {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    /// Its stdout; libtest prints "test name ... " before the test's first line.
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl CrashChild {
+    /// Runs `test` with `env` naming the store directory.
+    fn spawn(test: &str, env: &str) -> CrashChild {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(env, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        CrashChild { dir, child, lines }
+    }
+
+    /// SIGKILL: no destructor, no flush, no chance to finish a commit.
+    fn kill(mut self) -> (tempfile::TempDir, std::process::ExitStatus) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
         .unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    // libtest prints "test name ... " before the test's own first line.
-    let seen = lines.map_while(Result::ok).any(|l| l.ends_with(line));
-    assert!(seen, "the child never printed {line:?}");
-    std::thread::sleep(after);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let _ = child.wait();
-    dir
+        let status = self.child.wait().unwrap();
+        (self.dir, status)
+    }
 }
 
 #[test]
@@ -235,8 +241,15 @@ fn deferred_commits_are_flushed_within_a_second() {
     // A deferred commit has no fsync of its own: killed at once, redb goes back
     // to the last durable commit. The writer flushes within FLUSH_AFTER, so a
     // kill after that finds it.
-    let wait = FLUSH_AFTER + std::time::Duration::from_millis(700);
-    let dir = kill_child_after("deferred_child", DEFERRED_CHILD_ENV, "deferred", wait);
+    let mut child = CrashChild::spawn("deferred_child", DEFERRED_CHILD_ENV);
+    let seen = child
+        .lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.ends_with("deferred"));
+    assert!(seen, "the child never committed");
+    std::thread::sleep(FLUSH_AFTER + std::time::Duration::from_millis(700));
+    let (dir, _) = child.kill();
     let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
     let snap = store.load().unwrap();
     assert!(
@@ -247,17 +260,9 @@ fn deferred_commits_are_flushed_within_a_second() {
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = CrashChild::spawn("crash_child", CHILD_ENV);
     let mut acked = Vec::new();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines {
+    for line in child.lines.by_ref() {
         let line = line.unwrap();
         if let Some(n) = line.strip_prefix("ack ") {
             acked.push(n.parse::<u64>().unwrap());
@@ -266,13 +271,7 @@ fn acknowledged_writes_survive_sigkill() {
             }
         }
     }
-    // SIGKILL: no destructor, no flush, no chance to finish a commit.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
+    let (dir, status) = child.kill();
     assert!(!status.success());
     assert_eq!(acked.len(), 400, "the child stopped acknowledging early");
 
