@@ -65,6 +65,18 @@ fn kill_9_mid_flood_loses_no_acknowledged_failure_or_lock() {
     );
 }
 
+/// Reports a failure of `user` every 100 ms until one is recorded, for 5 s at
+/// most: how a test sees the store writing again after a fault.
+fn recorded_within_5s(d: &Daemon, user: &str) -> bool {
+    (0..50).any(|_| {
+        let ok = matches!(fail(&d.socket, user, None), Ok(ResponseBody::Recorded));
+        if !ok {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ok
+    })
+}
+
 /// Asks the daemon, as the account phase does, whether the user is locked.
 fn is_locked(d: &Daemon, user: &str) -> bool {
     match warden_e2e::client::request(
@@ -241,19 +253,8 @@ fn a_full_disk_gets_errors_and_recovers_when_space_returns() {
     assert_ne!(o.auth, PAM_SUCCESS);
 
     std::fs::remove_file(&filler).unwrap();
-    let mut recovered = false;
-    for _ in 0..50 {
-        if matches!(
-            fail(&d.socket, "after-space", None),
-            Ok(ResponseBody::Recorded)
-        ) {
-            recovered = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert!(
-        recovered,
+        recorded_within_5s(&d, "after-space"),
         "the daemon recovers once space returns:\n{}",
         d.log_text()
     );
@@ -336,16 +337,8 @@ fn a_store_stalled_in_the_kernel_cannot_hang_a_login() {
     drop(frozen);
     // Thawed, the queued commit lands: the failure reported during the stall
     // was counted and is durable across a restart.
-    let mut recorded = false;
-    for _ in 0..50 {
-        if matches!(fail(&d.socket, "after", None), Ok(ResponseBody::Recorded)) {
-            recorded = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert!(
-        recorded,
+        recorded_within_5s(&d, "after"),
         "the daemon writes again once thawed:\n{}",
         d.log_text()
     );
