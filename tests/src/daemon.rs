@@ -7,6 +7,17 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Config lines that turn off familiar sources, so that every failure of a
+/// user counts against one budget.
+pub const NO_FAMILIAR: &str = "[familiar]\nenabled = false\n";
+
+/// The config block of a rule that counts failures per user.
+pub fn user_rule(limit: u32, window: &str, lockout: &str) -> String {
+    format!(
+        "[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = {limit}\nwindow = \"{window}\"\nlockout = \"{lockout}\"\n"
+    )
+}
+
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,

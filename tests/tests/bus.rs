@@ -5,12 +5,14 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus, Ctl};
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
 use warden_e2e::pam::PamDir;
 use warden_e2e::users::TestUser;
 use warden_e2e::{paths, root_or_skip, unique};
 
-const RULES: &str = "[familiar]\nenabled = false\n[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 2\nwindow = \"1h\"\nlockout = \"15m\"\n";
+fn rules() -> String {
+    format!("{NO_FAMILIAR}{}", user_rule(2, "1h", "15m"))
+}
 
 fn setup(rules: &str) -> (Bus, Daemon) {
     let bus = Bus::start();
@@ -42,7 +44,7 @@ fn lock_out(d: &Daemon, user: &str) {
 
 #[test]
 fn every_command_and_its_json() {
-    let (bus, d) = setup(RULES);
+    let (bus, d) = setup(&rules());
     let ctl = |args: &[&str]| wardenctl(&bus.address, None, args);
 
     let s = ok(ctl(&["status"]));
@@ -152,7 +154,7 @@ fn every_command_and_its_json() {
 fn config_check_gives_the_daemons_errors() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, RULES).unwrap();
+    std::fs::write(&good, rules()).unwrap();
     let c = wardenctl(
         "unix:path=/nonexistent",
         None,
@@ -200,7 +202,7 @@ fn unprivileged_users_are_refused_but_read_their_own_status() {
     if !root_or_skip("unprivileged_users_are_refused_but_read_their_own_status") {
         return;
     }
-    let (bus, d) = setup(RULES);
+    let (bus, d) = setup(&rules());
     let me = TestUser::create(&unique("wctl"), "pw-unused-2");
     lock_out(&d, "alice");
     lock_out(&d, &me.name);
@@ -257,7 +259,7 @@ fn members_of_warden_admin_may_act() {
             .status()
             .is_ok_and(|s| s.success()),
     );
-    let (bus, d) = setup(RULES);
+    let (bus, d) = setup(&rules());
     let admin = TestUser::create(&unique("wadm"), "pw-unused-3");
     assert!(Command::new("usermod")
         .args(["-aG", "warden-admin", &admin.name])
@@ -279,7 +281,7 @@ fn members_of_warden_admin_may_act() {
 
 #[test]
 fn watch_sees_a_real_lockout_and_its_expiry() {
-    let rules = RULES
+    let rules = rules()
         .replace("lockout = \"15m\"", "lockout = \"2s\"")
         .replace(
             "[familiar]",
@@ -327,7 +329,7 @@ fn watch_sees_a_real_lockout_and_its_expiry() {
 
 #[test]
 fn a_broken_reload_keeps_the_old_config() {
-    let (bus, d) = setup(RULES);
+    let (bus, d) = setup(&rules());
     std::fs::write(
         &d.config,
         format!(
@@ -364,7 +366,7 @@ fn a_broken_reload_keeps_the_old_config() {
 #[test]
 fn without_a_bus_logins_are_still_guarded() {
     let d = Daemon::start_with_env(
-        RULES,
+        &rules(),
         &[(
             "DBUS_SYSTEM_BUS_ADDRESS",
             "unix:path=/nonexistent/system_bus_socket",

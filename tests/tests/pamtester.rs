@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{user_rule, Daemon};
 use warden_e2e::users::TestUser;
 use warden_e2e::{paths, root_or_skip, unique};
 
@@ -34,7 +34,7 @@ fn pamtester_sees_the_lockout_and_its_message() {
     if !root_or_skip("pamtester_sees_the_lockout_and_its_message") {
         return;
     }
-    let d = Daemon::start("[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 2\nwindow = \"15m\"\nlockout = \"15m\"\n");
+    let d = Daemon::start(&user_rule(2, "15m", "15m"));
     let user = TestUser::create(&unique("wpt"), "Corr3ct-Horse");
     let service = unique("warden-pamtester-");
     let m = paths::module();

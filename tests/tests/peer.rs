@@ -1,7 +1,7 @@
 //! SO_PEERCRED: a non-root peer may act only for its own user.
 
 use std::process::Command;
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{user_rule, Daemon};
 use warden_e2e::users::TestUser;
 use warden_e2e::{paths, root_or_skip, unique};
 
@@ -28,7 +28,7 @@ fn a_user_reports_only_for_themself() {
     if !root_or_skip("a_user_reports_only_for_themself") {
         return;
     }
-    let d = Daemon::start("[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 2\nwindow = \"1h\"\nlockout = \"1h\"\n");
+    let d = Daemon::start(&user_rule(2, "1h", "1h"));
     let me = TestUser::create(&unique("wpeer"), "pw-unused-1");
     let other = unique("wvictim");
 

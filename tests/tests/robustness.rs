@@ -7,17 +7,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warden_e2e::client::{fail, locked_keys};
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
 use warden_e2e::pam::{PamDir, PAM_AUTHINFO_UNAVAIL, PAM_SUCCESS, WRONG_PASSWORD};
 use warden_e2e::root_or_skip;
 use warden_proto::{ErrorCode, ResponseBody};
 
 /// Every failure locks its user at once, so each acknowledgement is a lock.
-const ONE_STRIKE: &str = "[familiar]\nenabled = false\n[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 1\nwindow = \"1h\"\nlockout = \"1h\"\n";
+fn one_strike() -> String {
+    format!("{NO_FAMILIAR}{}", user_rule(1, "1h", "1h"))
+}
 
 #[test]
 fn kill_9_mid_flood_loses_no_acknowledged_failure_or_lock() {
-    let mut d = Daemon::start(ONE_STRIKE);
+    let mut d = Daemon::start(&one_strike());
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..8)
@@ -92,7 +94,7 @@ fn is_locked(d: &Daemon, user: &str) -> bool {
 fn a_clean_stop_keeps_the_successes_that_had_no_fsync_yet() {
     // Three failures lock; a success clears the count. Its commit is deferred
     // (no fsync of its own); a clean stop must still leave it on disk.
-    let mut d = Daemon::start("[familiar]\nenabled = false\n[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"1h\"\nlockout = \"1h\"\n");
+    let mut d = Daemon::start(&format!("{NO_FAMILIAR}{}", user_rule(3, "1h", "1h")));
     for _ in 0..2 {
         assert!(matches!(
             fail(&d.socket, "carol", None),
@@ -118,7 +120,7 @@ fn a_clean_stop_keeps_the_successes_that_had_no_fsync_yet() {
 
 #[test]
 fn a_corrupt_store_is_moved_aside_and_the_daemon_starts_clean() {
-    let mut d = Daemon::start(ONE_STRIKE);
+    let mut d = Daemon::start(&one_strike());
     assert!(matches!(
         fail(&d.socket, "before", None),
         Ok(ResponseBody::Recorded)
@@ -200,7 +202,7 @@ fn a_full_disk_gets_errors_and_recovers_when_space_returns() {
     if !root_or_skip("a_full_disk_gets_errors_and_recovers_when_space_returns") {
         return;
     }
-    let mut d = Daemon::start(ONE_STRIKE);
+    let mut d = Daemon::start(&one_strike());
     d.stop();
     let ok = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs"])
@@ -295,7 +297,7 @@ fn a_store_stalled_in_the_kernel_cannot_hang_a_login() {
     // The state directory on its own ext4 in a loop file, so that FIFREEZE can
     // stall every write and fsync of the store, as a dying disk or a hung
     // network block device would, while the rest of the system runs on.
-    let mut d = Daemon::start(ONE_STRIKE);
+    let mut d = Daemon::start(&one_strike());
     d.stop();
     let image = d.state.with_file_name("state.img");
     let image_s = image.to_str().unwrap();

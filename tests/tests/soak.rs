@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus};
 use warden_e2e::client::fail;
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
 use warden_proto::ResponseBody;
 
 const MAX_KEYS: u64 = 20_000;
@@ -30,9 +30,9 @@ fn a_64_client_flood_keeps_the_daemon_answering_within_its_bounds() {
     // rule mostly tracks keys that eviction may drop.
     let mut d = Daemon::start_with_env(
         &format!(
-            "max_tracked_keys = {MAX_KEYS}\n[familiar]\nenabled = false\n\
-             [[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 5\nwindow = \"1h\"\nlockout = \"1h\"\n\
-             [[rule]]\nname = \"rhost\"\ntrack = [\"rhost\"]\nlimit = 3\nwindow = \"1h\"\nlockout = \"1h\"\n"
+            "max_tracked_keys = {MAX_KEYS}\n{NO_FAMILIAR}{}\
+             [[rule]]\nname = \"rhost\"\ntrack = [\"rhost\"]\nlimit = 3\nwindow = \"1h\"\nlockout = \"1h\"\n",
+            user_rule(5, "1h", "1h")
         ),
         &bus.env(),
     );

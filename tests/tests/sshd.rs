@@ -1,6 +1,6 @@
 //! A real sshd on loopback and the real OpenSSH client, end to end.
 
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{user_rule, Daemon};
 use warden_e2e::sshd::{sshd_stack, Sshd};
 use warden_e2e::users::TestUser;
 use warden_e2e::{root_or_skip, unique};
@@ -10,7 +10,7 @@ fn ssh_logins_are_locked_out_and_unlocked() {
     if !root_or_skip("ssh_logins_are_locked_out_and_unlocked") {
         return;
     }
-    let d = Daemon::start("[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"15m\"\nlockout = \"15m\"\n");
+    let d = Daemon::start(&user_rule(3, "15m", "15m"));
     let user = TestUser::create(&unique("wssh"), "Corr3ct-Horse");
     let sshd = Sshd::start(&unique("sshd-warden-t"), &sshd_stack(&d.socket), "");
 
@@ -52,7 +52,7 @@ fn one_ssh_connection_retrying_passwords_is_counted_per_try() {
         return;
     }
     // sshd calls pam_authenticate again on the same handle for each try.
-    let d = Daemon::start("[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 2\nwindow = \"15m\"\nlockout = \"15m\"\n");
+    let d = Daemon::start(&user_rule(2, "15m", "15m"));
     let user = TestUser::create(&unique("wssh"), "Corr3ct-Horse");
     let sshd = Sshd::start(&unique("sshd-warden-t"), &sshd_stack(&d.socket), "");
     // ssh asks the script at every prompt, so each of the three tries is answered.

@@ -2,19 +2,19 @@
 //! conversation, a running wardend on a private bus, and a real sshd.
 
 use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus};
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{user_rule, Daemon};
 use warden_e2e::pam::{drive, PamDir, PAM_AUTH_ERR, PAM_SUCCESS};
 use warden_e2e::sshd::{sshd_stack, Sshd};
 use warden_e2e::totp::{code_at, enroll, fresh_step, now};
 use warden_e2e::users::TestUser;
 use warden_e2e::{root_or_skip, unique};
 
-const RULE: &str =
-    "[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"1h\"\nlockout = \"1h\"\n";
-
 fn setup(totp: &str) -> (Bus, Daemon, PamDir) {
     let bus = Bus::start();
-    let d = Daemon::start_with_env(&format!("{RULE}\n[totp]\n{totp}\n"), &bus.env());
+    let d = Daemon::start_with_env(
+        &format!("{}\n[totp]\n{totp}\n", user_rule(3, "1h", "1h")),
+        &bus.env(),
+    );
     assert!(wait_for_daemon(&bus.address), "{}", d.log_text());
     let pam = PamDir::new(&d.socket, "0", "");
     (bus, d, pam)
@@ -271,7 +271,10 @@ fn sshd_keyboard_interactive_asks_password_then_code() {
         return;
     }
     let bus = Bus::start();
-    let d = Daemon::start_with_env(&format!("{RULE}\n[totp]\n"), &bus.env());
+    let d = Daemon::start_with_env(
+        &format!("{}\n[totp]\n", user_rule(3, "1h", "1h")),
+        &bus.env(),
+    );
     assert!(wait_for_daemon(&bus.address));
     let user = TestUser::create(&unique("wtotpssh"), "Corr3ct-Horse");
     let e = enroll(&bus.address, &user.name, true);

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
 use warden_e2e::libpam::{login, Login};
 use warden_e2e::users::TestUser;
 use warden_e2e::{client, paths};
@@ -22,7 +22,9 @@ const USERS: usize = 32;
 
 /// High limits over a short window, so the throughput runs never lock anyone:
 /// they measure the cost of counting, not of refusing.
-const BENCH_CONFIG: &str = "[familiar]\nenabled = false\n[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 10000\nwindow = \"1s\"\nlockout = \"1s\"\n";
+fn bench_config() -> String {
+    format!("{NO_FAMILIAR}{}", user_rule(10_000, "1s", "1s"))
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,7 +57,7 @@ fn main() {
     let machine = machine();
     report.push_str(&format!("# warden benchmark\n\n{machine}\n\n"));
 
-    let daemon = Daemon::start(BENCH_CONFIG);
+    let daemon = Daemon::start(&bench_config());
     let dir = tempfile::tempdir().unwrap();
     let confdir = dir.path().to_str().unwrap().to_string();
     let tally = dir.path().join("faillock");
@@ -156,7 +158,7 @@ fn main() {
     report.push_str(&round_trips(&daemon.socket));
 
     // Exactness: 32 concurrent attackers, limit (deny) 5, checks that take 300 ms.
-    let exact_daemon = Daemon::start("[familiar]\nenabled = false\n[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 5\nwindow = \"15m\"\nlockout = \"15m\"\n");
+    let exact_daemon = Daemon::start(&format!("{NO_FAMILIAR}{}", user_rule(5, "15m", "15m")));
     let exact_dir = tempfile::tempdir().unwrap();
     let exact_tally = exact_dir.path().join("faillock");
     std::fs::create_dir(&exact_tally).unwrap();
