@@ -67,8 +67,15 @@ pub enum TotpCommand {
     Status { user: Option<String> },
     /// Remove a user's enrollment (admins only).
     Remove { user: String },
-    /// Replace a user's recovery codes; the old ones stop working.
-    RecoveryCodes { user: Option<String> },
+    /// Replace a user's recovery codes; the old ones stop working. For your
+    /// own codes, give a current code from your authenticator with --code;
+    /// an admin replacing someone's needs none.
+    RecoveryCodes {
+        user: Option<String>,
+        /// A current code from the authenticator app (6 digits).
+        #[arg(long, value_name = "CODE")]
+        code: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -2,7 +2,8 @@
 
 use std::fmt;
 use warden_daemon::bus::api::{
-    AuditEntry, LockEntry, Status, TotpEnrollment, TotpStatus, UserStatus, ERROR_NOT_AUTHORIZED,
+    AuditEntry, LockEntry, Status, TotpEnrollment, TotpStatus, UserStatus, ERROR_BUSY,
+    ERROR_NOT_AUTHORIZED,
 };
 
 #[zbus::proxy(
@@ -28,7 +29,7 @@ pub trait Warden1 {
     fn totp_confirm(&self, user: &str, code: &str) -> zbus::Result<()>;
     fn totp_status(&self, user: &str) -> zbus::Result<TotpStatus>;
     fn totp_remove(&self, user: &str) -> zbus::Result<bool>;
-    fn totp_recovery_codes(&self, user: &str) -> zbus::Result<Vec<String>>;
+    fn totp_recovery_codes(&self, user: &str, code: &str) -> zbus::Result<Vec<String>>;
     #[zbus(signal)]
     fn locked(&self, key: &str, rule: &str, until: i64) -> zbus::Result<()>;
     #[zbus(signal)]
@@ -97,6 +98,7 @@ impl From<zbus::Error> for CtlError {
         };
         match name.as_str() {
             ERROR_NOT_AUTHORIZED => CtlError::NotAuthorized(format!("not authorized: {message}")),
+            ERROR_BUSY => CtlError::Failed(format!("wardend is limiting your calls: {message}")),
             "org.freedesktop.DBus.Error.AccessDenied" => CtlError::NotAuthorized(format!(
                 "not authorized: the bus policy allows root and group warden-admin ({message})"
             )),

@@ -78,9 +78,9 @@ pub async fn run(command: TotpCommand, json: bool) -> Result<(), CtlError> {
             );
             Ok(())
         }
-        TotpCommand::RecoveryCodes { user } => {
+        TotpCommand::RecoveryCodes { user, code } => {
             let codes = proxy
-                .totp_recovery_codes(user.as_deref().unwrap_or(""))
+                .totp_recovery_codes(user.as_deref().unwrap_or(""), code.as_deref().unwrap_or(""))
                 .await?;
             if json {
                 return crate::commands::print_json(&codes);

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod bus;
 pub mod config;
 pub mod describe;
+pub mod dirs;
 pub mod engine;
 pub mod log;
 pub mod logline;

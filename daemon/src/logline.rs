@@ -1,18 +1,28 @@
 //! The log line format: `kind key=value ...`, stable so that fail2ban and SIEMs
 //! can parse it.
 //!
-//! Values come from attackers (usernames, rhosts), so anything that could break
-//! the line apart (spaces, quotes, control characters) is quoted and escaped:
-//! no one can forge a field or a second log line through a username. A bare `=`
-//! is left alone (`by=uid=0`): without a space it cannot start a field.
+//! Values come from attackers (usernames, rhosts, service names), so anything
+//! that could break the line apart is quoted and escaped: a value with a space,
+//! a quote, a backslash, an `=` or a control character is written in quotes,
+//! with `"`, `\`, `=` and control characters escaped as `\xNN`. A literal `=`
+//! therefore only ever follows a real field name, so even a loose pattern such
+//! as ` rhost=<HOST>` cannot be fooled by `service="x rhost=198.51.100.9"`: it
+//! is written `service="x rhost\x3d198.51.100.9"`. The daemon's own `by`
+//! values (`uid=0`, `expired`) are written bare.
 
 use crate::engine::{Event, Until};
 use std::fmt::Write as _;
 
 pub fn format(e: &Event) -> String {
     let mut line = String::from(e.kind.name());
+    // The daemon's own `by` values are bare; everything else goes through quote.
     let mut field = |name: &str, value: &str| {
-        let _ = write!(line, " {name}={}", quote(value));
+        let shown = if name == "by" && is_own_by(value) {
+            value.to_string()
+        } else {
+            quote(value)
+        };
+        let _ = write!(line, " {name}={shown}");
     };
     let opt = |v: &Option<String>| v.as_deref().map(str::to_string);
     for (name, value) in [
@@ -48,13 +58,21 @@ pub fn format(e: &Event) -> String {
     line
 }
 
-/// Leaves plain values bare and quotes the rest, escaping `"`, `\` and control
-/// characters.
+/// `uid=N`, `expired`, `evicted`: what wardend itself writes in `by`.
+fn is_own_by(by: &str) -> bool {
+    matches!(by, "expired" | "evicted")
+        || by
+            .strip_prefix("uid=")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Leaves plain values bare and quotes the rest, escaping `"`, `\`, `=` and
+/// control characters.
 pub fn quote(value: &str) -> String {
     let plain = !value.is_empty()
         && value
             .chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '='));
     if plain {
         return value.to_string();
     }
@@ -64,7 +82,7 @@ pub fn quote(value: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
+            c if c.is_control() || c == '=' => {
                 let _ = write!(out, "\\x{:02x}", u32::from(c));
             }
             c => out.push(c),
@@ -97,13 +115,33 @@ mod tests {
     fn hostile_values_cannot_forge_fields_or_lines() {
         assert_eq!(quote("alice"), "alice");
         assert_eq!(quote("a b"), "\"a b\"");
-        assert_eq!(quote("x user=root"), "\"x user=root\"");
+        assert_eq!(quote("x user=root"), "\"x user\\x3droot\"");
+        assert_eq!(quote("xrhost=198.51.100.9"), "\"xrhost\\x3d198.51.100.9\"");
         assert_eq!(
             quote("evil\nlocked user=root"),
-            "\"evil\\x0alocked user=root\""
+            "\"evil\\x0alocked user\\x3droot\""
         );
         assert_eq!(quote("q\"\\"), "\"q\\\"\\\\\"");
         assert_eq!(quote(""), "\"\"");
         assert_eq!(quote("jürgen"), "\"jürgen\"");
+    }
+
+    #[test]
+    fn no_value_can_put_a_field_into_the_line() {
+        let mut e = Event::new(Time::from_secs(1_795_355_280), EventKind::Failure);
+        e.service = Some("x rhost=198.51.100.9 user=root".into());
+        e.user = Some("rhost=198.51.100.9".into());
+        e.by = Some("uid=0 rhost=198.51.100.9".into());
+        let line = format(&e);
+        // Every literal '=' follows one of the fields wardend writes.
+        let fields: Vec<&str> = line
+            .match_indices('=')
+            .map(|(i, _)| line[..i].rsplit(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(fields, ["service", "user", "by"], "{line}");
+        assert!(!line.contains(" rhost="), "{line}");
+        let mut ok = Event::new(Time::from_secs(1), EventKind::Unlocked);
+        ok.by = Some("uid=0".into());
+        assert!(format(&ok).ends_with(" by=uid=0"));
     }
 }

@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use warden_daemon::config::{Config, DEFAULT_PATH};
 use warden_daemon::describe::describe;
+use warden_daemon::dirs;
 use warden_daemon::engine::Engine;
 use warden_daemon::log::Log;
+use warden_daemon::logline::quote;
+use warden_daemon::server::{self, Door};
 use warden_daemon::service::Warden;
 use warden_daemon::store::{RedbStore, Store, Writer};
 use warden_daemon::time::Time;
@@ -59,28 +62,35 @@ fn main() -> ExitCode {
 fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
     // Everything wardend creates is root-only unless it says otherwise.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // Nothing is trusted before its directory is: root's, and writable by no
+    // one else, all the way up.
+    dirs::socket_dir("socket", &config.socket).map_err(|e| e.to_string())?;
+    dirs::socket_dir("root_socket", &config.root_socket).map_err(|e| e.to_string())?;
+    dirs::state_dir("state_dir", &config.state_dir).map_err(|e| e.to_string())?;
+    dirs::store_file(
+        "state_dir",
+        &config.state_dir.join(warden_daemon::store::FILE_NAME),
+    )
+    .map_err(|e| e.to_string())?;
     let now = Time::now();
     let opened = RedbStore::open(&config.state_dir, now).map_err(|e| e.to_string())?;
     if let Some((aside, why)) = &opened.moved_aside {
         log.error(&format!(
             "store-unusable moved_to={} reason={} action=\"started with an empty store\"",
-            warden_daemon::logline::quote(&aside.display().to_string()),
-            warden_daemon::logline::quote(why),
+            quote(&aside.display().to_string()),
+            quote(why),
         ));
     }
     let store: Arc<dyn Store> = Arc::new(opened.store);
     let snapshot = store.load().map_err(|e| e.to_string())?;
     let mut engine = Engine::new(config.policy.clone(), epoch(now));
-    let (keys, locks) = (
-        snapshot.keys.len(),
-        snapshot
-            .keys
-            .iter()
-            .filter(|(_, s)| s.lock().is_some())
-            .count(),
-    );
     engine.restore(snapshot.keys, snapshot.familiar);
+    let (keys, locks) = (engine.tracked_keys(), engine.lock_count());
     let totp_records = snapshot.totp;
+    // Bound once the state is loaded, so a socket that answers is a daemon
+    // that is ready, and while wardend is still one thread: each socket's mode
+    // comes from the umask at bind time.
+    let listeners = server::listen(&config.socket, &config.root_socket)?;
     let writer =
         Writer::spawn(store.clone()).map_err(|e| format!("cannot start the store writer: {e}"))?;
     let warden = Arc::new(Warden::new(config, engine, store, writer, log.clone(), now));
@@ -91,19 +101,26 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         "started version={} keys={keys} locks={locks}",
         env!("CARGO_PKG_VERSION")
     ));
+    let config = warden.config();
+    let how = |passed: bool| if passed { "systemd" } else { "bound" };
+    log.info(&format!(
+        "listening socket={} via={} root_socket={} via={}",
+        quote(&config.socket.display().to_string()),
+        how(listeners.activated.0),
+        quote(&config.root_socket.display().to_string()),
+        how(listeners.activated.1),
+    ));
+    server::serve_root_apart(listeners.root, warden.clone())
+        .map_err(|e| format!("cannot start the root socket's thread: {e}"))?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let public = listeners.public;
     rt.block_on(async move {
-        let socket = warden.config().socket.clone();
-        let (listener, activated) = warden_daemon::server::listen(&socket)
-            .map_err(|e| format!("cannot listen on {}: {e}. Check that the directory exists and wardend runs as root", socket.display()))?;
-        tokio::spawn(warden_daemon::server::serve(listener, warden.clone()));
-        let how = if activated { "systemd" } else { "bound" };
-        log.info(&format!("listening socket={} via={how}", warden_daemon::logline::quote(&socket.display().to_string())));
+        tokio::spawn(server::serve(public, Door::Public, warden.clone()));
         warden_daemon::notify::ready();
         tokio::spawn(warden_daemon::bus::run(warden.clone()));
         let ticker = warden.clone();
@@ -122,7 +139,10 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         wait_for_stop().await;
         log.info("stopping");
         if let Err(e) = warden.flush().await {
-            log.error(&format!("store-error op=flush error={}", warden_daemon::logline::quote(&e.to_string())));
+            log.error(&format!(
+                "store-error op=flush error={}",
+                quote(&e.to_string())
+            ));
         }
         Ok::<(), String>(())
     })

@@ -142,10 +142,102 @@ fn audit_queries_filter_and_retention_trims() {
     };
     assert_eq!(store.audit(&since).unwrap().len(), 10);
     // Keep at most 50, and nothing older than event 60.
-    assert_eq!(store.trim_audit(50, Time(1_000_060)).unwrap(), 60);
+    store.set_retention(&retention(50, 1000, 10));
+    assert_eq!(store.trim_audit(Time(1_000_060)).unwrap(), 60);
     let left = store.audit(&AuditQuery::default()).unwrap();
     assert_eq!(left.len(), 40);
     assert_eq!(left.last().unwrap().time, Time(1_000_060));
+}
+
+fn retention(max: u64, per_user: u64, floor: u64) -> warden_daemon::config::Audit {
+    warden_daemon::config::Audit {
+        max_events: max,
+        max_age: std::time::Duration::from_secs(86_400),
+        max_events_per_user: per_user,
+        min_events_per_user: floor,
+    }
+}
+
+fn user_events(store: &RedbStore, user: &str) -> usize {
+    let q = AuditQuery {
+        user: Some(user.into()),
+        ..Default::default()
+    };
+    store.audit(&q).unwrap().len()
+}
+
+#[test]
+fn a_flood_for_one_name_never_erases_another_names_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
+    store.set_retention(&retention(1000, 200, 20));
+    let mut fx = Effects::default();
+    for i in 0..30 {
+        fx.events.push(event(i, "victim"));
+    }
+    store.commit(&fx, Durability::Immediate).unwrap();
+    // One name floods, in many commits as a real flood arrives.
+    for batch in 0..50 {
+        let mut fx = Effects::default();
+        for i in 0..100 {
+            fx.events.push(event(100 + batch * 100 + i, "mallory"));
+        }
+        store.commit(&fx, Durability::Immediate).unwrap();
+    }
+    assert_eq!(
+        user_events(&store, "victim"),
+        30,
+        "every one of the victim's events"
+    );
+    assert_eq!(
+        user_events(&store, "mallory"),
+        200,
+        "the flooder keeps its own newest 200"
+    );
+    // Many names, each within its cap, past the whole log's bound: the busier
+    // names give way first, and no name drops below its floor.
+    for batch in 0..20 {
+        let mut fx = Effects::default();
+        for i in 0..100 {
+            fx.events
+                .push(event(10_000 + batch * 100 + i, &format!("n{}", i % 10)));
+        }
+        store.commit(&fx, Durability::Immediate).unwrap();
+    }
+    store.trim_audit(Time(0)).unwrap();
+    let total = store.audit(&AuditQuery::default()).unwrap().len();
+    assert!(total <= 1000, "{total}");
+    // Oldest first among names above their floor: the victim's oldest ten
+    // went, its newest twenty stay whatever else is written.
+    assert_eq!(user_events(&store, "victim"), 20);
+    for name in ["mallory", "n0", "n9"] {
+        assert!(user_events(&store, name) >= 20, "{name}");
+    }
+}
+
+#[test]
+fn the_owner_index_is_built_for_an_older_store() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
+        let mut fx = Effects::default();
+        for i in 0..10 {
+            fx.events
+                .push(event(i, if i < 3 { "alice" } else { "bob" }));
+        }
+        store.commit(&fx, Durability::Immediate).unwrap();
+    }
+    // Drop the index as a store written before it existed would lack it.
+    {
+        let db = redb::Database::open(dir.path().join("warden.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let def: redb::TableDefinition<(&str, u64), ()> = redb::TableDefinition::new("audit_by");
+        txn.delete_table(def).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
+    assert_eq!(user_events(&store, "alice"), 3);
+    assert_eq!(user_events(&store, "bob"), 7);
 }
 
 const CHILD_ENV: &str = "WARDEN_STORE_CRASH_CHILD";

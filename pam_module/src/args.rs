@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_SOCKET: &str = "/run/warden/warden.sock";
+/// Next to `socket` unless `root_socket=` says otherwise, as wardend places it.
+pub const ROOT_SOCKET_NAME: &str = "warden-root.sock";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -24,6 +26,7 @@ pub enum OnUnavailable {
 pub struct Options {
     pub mode: Option<Mode>,
     pub socket: PathBuf,
+    pub root_socket: PathBuf,
     pub timeout: Duration,
     pub on_unavailable: OnUnavailable,
     pub silent: bool,
@@ -40,6 +43,7 @@ impl Default for Options {
         Options {
             mode: None,
             socket: PathBuf::from(DEFAULT_SOCKET),
+            root_socket: root_socket_for(&PathBuf::from(DEFAULT_SOCKET)),
             timeout: Duration::from_millis(1000),
             on_unavailable: OnUnavailable::Ignore,
             silent: false,
@@ -54,6 +58,7 @@ impl Default for Options {
 impl Options {
     pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Options {
         let mut o = Options::default();
+        let mut root_given = false;
         for arg in args {
             let (name, value) = match arg.split_once('=') {
                 Some((n, v)) => (n, Some(v)),
@@ -68,6 +73,10 @@ impl Options {
                 ("enforce_in_account", None) => set(&mut o.enforce_in_account, true),
                 ("nodelay", None) => set(&mut o.fail_delay, Duration::ZERO),
                 ("socket", Some(p)) if p.starts_with('/') => set(&mut o.socket, PathBuf::from(p)),
+                ("root_socket", Some(p)) if p.starts_with('/') => {
+                    root_given = true;
+                    set(&mut o.root_socket, PathBuf::from(p))
+                }
                 ("timeout_ms", Some(v)) => match v.parse::<u64>() {
                     // Bounded both ways: zero would fail every call, and a huge
                     // value would let a stuck daemon hang sshd.
@@ -86,8 +95,18 @@ impl Options {
                 o.unknown.push(arg.to_string());
             }
         }
+        if !root_given {
+            o.root_socket = root_socket_for(&o.socket);
+        }
         o
     }
+}
+
+fn root_socket_for(socket: &std::path::Path) -> PathBuf {
+    socket
+        .parent()
+        .unwrap_or(std::path::Path::new("/"))
+        .join(ROOT_SOCKET_NAME)
 }
 
 fn set<T>(slot: &mut T, value: T) -> bool {
@@ -112,6 +131,7 @@ mod tests {
         ]);
         assert_eq!(o.mode, Some(Mode::Preauth));
         assert_eq!(o.socket, PathBuf::from("/tmp/w.sock"));
+        assert_eq!(o.root_socket, PathBuf::from("/tmp/warden-root.sock"));
         assert_eq!(o.timeout, Duration::from_millis(250));
         assert_eq!(o.on_unavailable, OnUnavailable::Deny);
         assert!(o.silent && o.debug && o.unknown.is_empty());

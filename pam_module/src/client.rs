@@ -1,9 +1,13 @@
 //! A blocking client for wardend's socket with one deadline over connect, send
-//! and receive, so a stuck daemon can never hang sshd or sudo.
+//! and receive, so a stuck daemon can never hang sshd or sudo. It talks only to
+//! a daemon running as root: a socket in a user-writable place could otherwise
+//! be answered by anyone, and the code prompt would hand them what is typed.
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+use nix::sys::socket::{
+    connect, getsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, UnixAddr,
+};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -21,6 +25,8 @@ pub enum ClientError {
     Timeout,
     /// It answered something we could not read.
     Protocol(String),
+    /// The socket is served by someone other than root.
+    Impostor { path: String, uid: u32 },
 }
 
 impl std::fmt::Display for ClientError {
@@ -29,6 +35,10 @@ impl std::fmt::Display for ClientError {
             ClientError::Unreachable(e) => write!(f, "wardend unreachable: {e}"),
             ClientError::Timeout => write!(f, "wardend did not answer in time"),
             ClientError::Protocol(e) => write!(f, "wardend answered badly: {e}"),
+            ClientError::Impostor { path, uid } => write!(
+                f,
+                "{path} is served by uid {uid}, not root: nothing was sent to it; check who can write its directory"
+            ),
         }
     }
 }
@@ -40,7 +50,26 @@ pub trait Daemon {
 
 pub struct SocketClient<'a> {
     pub path: &'a Path,
+    /// Tried first when the module runs as root, as in sshd, sudo, su and
+    /// login: only root can reach it, so local users' floods of `path` never
+    /// delay them.
+    pub root_path: &'a Path,
     pub timeout: Duration,
+}
+
+impl SocketClient<'_> {
+    fn open(&self, deadline: Instant) -> Result<UnixStream, ClientError> {
+        if nix::unistd::geteuid().is_root() {
+            match connect_by(self.root_path, deadline) {
+                Ok(s) => return Ok(s),
+                // No root socket (an older daemon, or not there yet under
+                // socket activation): the public one decides.
+                Err(ClientError::Unreachable(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        connect_by(self.path, deadline)
+    }
 }
 
 impl Daemon for SocketClient<'_> {
@@ -48,7 +77,7 @@ impl Daemon for SocketClient<'_> {
         let deadline = Instant::now() + self.timeout;
         let body = encode_request(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let mut stream = Deadlined {
-            stream: connect_by(self.path, deadline)?,
+            stream: self.open(deadline)?,
             deadline,
         };
         write_frame(&mut stream, &body).map_err(|e| io_error(&e.to_string(), deadline))?;
@@ -103,6 +132,16 @@ fn connect_by(path: &Path, deadline: Instant) -> Result<UnixStream, ClientError>
             }
             Err(e) => return Err(ClientError::Unreachable(format!("{}: {e}", path.display()))),
         }
+    }
+    // Before a byte is sent: who listens there? A connected socket reports
+    // the credentials of the process that called listen().
+    let cred = getsockopt(&fd, sockopt::PeerCredentials)
+        .map_err(|e| ClientError::Unreachable(format!("{}: {e}", path.display())))?;
+    if cred.uid() != 0 {
+        return Err(ClientError::Impostor {
+            path: path.display().to_string(),
+            uid: cred.uid(),
+        });
     }
     let stream = UnixStream::from(fd);
     stream

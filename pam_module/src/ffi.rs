@@ -8,6 +8,7 @@ use std::os::raw::{c_char, c_int, c_uint};
 unsafe extern "C" {
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
     fn pam_fail_delay(pamh: *mut PamHandle, usec: c_uint) -> c_int;
+    fn pam_getenv(pamh: *const PamHandle, name: *const c_char) -> *const c_char;
 }
 
 /// Logs through libpam, which prefixes the service and module name and uses
@@ -19,6 +20,21 @@ pub fn syslog(pamh: &PamHandle, priority: c_int, text: &str) {
     // SAFETY: pamh is the live handle libpam gave this call; both strings are
     // NUL-terminated and outlive the call.
     unsafe { pam_syslog(pamh, priority, c"%s".as_ptr(), text.as_ptr()) };
+}
+
+/// A variable of the PAM environment (not the process's): sshd puts
+/// SSH_CONNECTION there before it authenticates.
+pub fn getenv(pamh: &PamHandle, name: &std::ffi::CStr) -> Option<Vec<u8>> {
+    // SAFETY: pamh is the live handle libpam gave this call and name is
+    // NUL-terminated; libpam returns NULL or a string it owns, valid until the
+    // environment changes, which nothing does while we copy it.
+    unsafe {
+        let p = pam_getenv(pamh, name.as_ptr());
+        if p.is_null() {
+            return None;
+        }
+        Some(std::ffi::CStr::from_ptr(p).to_bytes().to_vec())
+    }
 }
 
 pub fn fail_delay(pamh: &mut PamHandle, usec: u32) {

@@ -216,9 +216,29 @@ fn fields(host: &mut impl Host) -> Option<AttemptFields> {
     Some(AttemptFields {
         service: host.service().unwrap_or_default(),
         user,
-        rhost: host.rhost(),
+        rhost: rhost(host),
         tty: host.tty(),
+        ruser: host.ruser(),
     })
+}
+
+/// The remote host as an address when there is one to be had: with UseDNS,
+/// sshd sets PAM_RHOST to a name the client's own DNS chose, which would give
+/// every name a key of its own and slip past `[deny]`; its SSH_CONNECTION
+/// holds the address.
+fn rhost(host: &impl Host) -> Option<Vec<u8>> {
+    let given = host.rhost().filter(|r| !r.is_empty());
+    let is_ip = given.as_deref().is_some_and(|r| {
+        std::str::from_utf8(r)
+            .ok()
+            .map(|s| s.trim_start_matches('[').trim_end_matches(']'))
+            .map(|s| s.split('%').next().unwrap_or(s))
+            .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok())
+    });
+    if is_ip {
+        return given;
+    }
+    given.and_then(|g| host.ssh_client_ip().or(Some(g)))
 }
 
 fn log_unknown(host: &mut impl Host, opts: &Options) {

@@ -4,7 +4,7 @@
 use crate::ffi;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
 use pam::conv::Conv;
-use pam::items::{RHost, Service, Tty, User};
+use pam::items::{RHost, RUser, Service, Tty, User};
 use pam::module::PamHandle;
 use std::os::raw::c_int;
 
@@ -22,6 +22,11 @@ pub trait Host {
     fn service(&self) -> Option<Vec<u8>>;
     fn rhost(&self) -> Option<Vec<u8>>;
     fn tty(&self) -> Option<Vec<u8>>;
+    /// PAM_RUSER: who is asking (su and sudo set the invoking user).
+    fn ruser(&self) -> Option<Vec<u8>>;
+    /// The client's address from SSH_CONNECTION in the PAM environment, which
+    /// sshd sets even when PAM_RHOST holds a name (UseDNS yes).
+    fn ssh_client_ip(&self) -> Option<Vec<u8>>;
     /// Shows the user a line, as an error or as information.
     fn tell(&mut self, error: bool, text: &str);
     /// Asks with echo off (a second-factor code); `None` if the application
@@ -72,6 +77,22 @@ impl Host for LibPam<'_> {
             .ok()
             .flatten()
             .map(|s| s.0.to_bytes().to_vec())
+    }
+
+    fn ruser(&self) -> Option<Vec<u8>> {
+        self.0
+            .get_item::<RUser>()
+            .ok()
+            .flatten()
+            .map(|s| s.0.to_bytes().to_vec())
+    }
+
+    fn ssh_client_ip(&self) -> Option<Vec<u8>> {
+        let conn = ffi::getenv(self.0, c"SSH_CONNECTION")?;
+        conn.split(|b| *b == b' ')
+            .next()
+            .filter(|ip| !ip.is_empty())
+            .map(<[u8]>::to_vec)
     }
 
     fn tell(&mut self, error: bool, text: &str) {

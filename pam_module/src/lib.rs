@@ -27,6 +27,7 @@ fn run(
     let opts = Options::parse(args.iter().filter_map(|a| a.to_str().ok()));
     let daemon = SocketClient {
         path: &opts.socket,
+        root_path: &opts.root_socket,
         timeout: opts.timeout,
     };
     phase(&mut LibPam(pamh), &opts, &daemon)

@@ -15,5 +15,5 @@ pub use message::locked_message;
 pub use wire::{
     decode_request, decode_response, encode_request, encode_response, AdminRequest, Attempt,
     AttemptFields, ErrorCode, FieldError, LockInfo, Request, RequestBody, Response, ResponseBody,
-    Verdict, MAX_CODE, MAX_RHOST, MAX_SERVICE, MAX_TTY, MAX_USER, VERSION,
+    Verdict, MAX_CODE, MAX_RHOST, MAX_RUSER, MAX_SERVICE, MAX_TTY, MAX_USER, VERSION,
 };

@@ -3,10 +3,12 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 pub const MAX_USER: usize = 256;
 pub const MAX_RHOST: usize = 255;
 pub const MAX_TTY: usize = 64;
+/// PAM_RUSER: the user asking, as su and sudo set it.
+pub const MAX_RUSER: usize = 256;
 pub const MAX_SERVICE: usize = 64;
 /// A TOTP code is 6 digits and a recovery code 12 letters; room for spacing.
 pub const MAX_CODE: usize = 64;
@@ -19,6 +21,10 @@ pub struct AttemptFields {
     pub user: Vec<u8>,
     pub rhost: Option<Vec<u8>>,
     pub tty: Option<Vec<u8>>,
+    /// PAM_RUSER: who is asking. su and sudo set it to the invoking user, so
+    /// that one local user's guesses at another's password are told apart
+    /// from the owner's own local logins.
+    pub ruser: Option<Vec<u8>>,
 }
 
 /// A validated attempt.
@@ -28,6 +34,7 @@ pub struct Attempt {
     pub user: String,
     pub rhost: Option<String>,
     pub tty: Option<String>,
+    pub ruser: Option<String>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -74,6 +81,7 @@ impl AttemptFields {
             user,
             rhost: opt("rhost", &self.rhost, MAX_RHOST)?,
             tty: opt("tty", &self.tty, MAX_TTY)?,
+            ruser: opt("ruser", &self.ruser, MAX_RUSER)?,
         })
     }
 }
@@ -249,6 +257,7 @@ mod tests {
             user: user.to_vec(),
             rhost: Some(b"203.0.113.7".to_vec()),
             tty: None,
+            ruser: None,
         }
     }
 
@@ -276,7 +285,7 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed() {
-        let (code, _) = decode_request(&[1, 0xff, 0xff, 0xff]).unwrap_err();
+        let (code, _) = decode_request(&[VERSION as u8, 0xff, 0xff, 0xff]).unwrap_err();
         assert_eq!(code, ErrorCode::Malformed);
         assert_eq!(decode_request(&[]).unwrap_err().0, ErrorCode::Malformed);
     }
@@ -300,5 +309,7 @@ mod tests {
         assert_eq!(f.validate(), Err(FieldError::TooLong("rhost", 256, 255)));
         f.rhost = Some(Vec::new());
         assert_eq!(f.validate().unwrap().rhost, None);
+        f.ruser = Some(b"b\0b".to_vec());
+        assert_eq!(f.validate(), Err(FieldError::Nul("ruser")));
     }
 }

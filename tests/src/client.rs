@@ -35,6 +35,7 @@ pub fn fields(user: &str, rhost: Option<&str>) -> AttemptFields {
         user: user.as_bytes().to_vec(),
         rhost: rhost.map(|r| r.as_bytes().to_vec()),
         tty: None,
+        ruser: None,
     }
 }
 

@@ -44,6 +44,7 @@ fn begin(user: &str) -> Vec<u8> {
             user: user.as_bytes().to_vec(),
             rhost: Some(b"192.0.2.1".to_vec()),
             tty: None,
+            ruser: None,
         }))
         .unwrap(),
     )
@@ -67,7 +68,10 @@ fn send_raw_ok(d: &Daemon, bytes: &[u8]) -> ResponseBody {
 fn malformed_frames_get_errors() {
     let d = Daemon::start("");
     assert_eq!(
-        code(send_raw(&d, &framed(&[1, 0xff, 0xff, 0xff, 0xff]))),
+        code(send_raw(
+            &d,
+            &framed(&[VERSION as u8, 0xff, 0xff, 0xff, 0xff])
+        )),
         ErrorCode::Malformed
     );
     assert_eq!(code(send_raw(&d, &[0, 0, 0, 0])), ErrorCode::Malformed);
@@ -88,6 +92,7 @@ fn oversized_frames_are_refused_unread() {
         user: b"padded".to_vec(),
         rhost: None,
         tty: None,
+        ruser: None,
     }))
     .unwrap();
     at_limit.resize(MAX_FRAME, 0);
@@ -101,12 +106,12 @@ fn oversized_frames_are_refused_unread() {
 #[test]
 fn a_wrong_version_is_named() {
     let d = Daemon::start("");
-    // Version 2 as a postcard varint, then anything.
-    let r = send_raw(&d, &framed(&[2, 0, 1, 2, 3]));
+    // Version 9 as a postcard varint, then anything.
+    let r = send_raw(&d, &framed(&[9, 0, 1, 2, 3]));
     match r {
         Some(ResponseBody::Error { code, message }) => {
             assert_eq!(code, ErrorCode::Version);
-            assert!(message.contains("version 2"), "{message}");
+            assert!(message.contains("version 9"), "{message}");
         }
         other => panic!("{other:?}"),
     }
@@ -132,6 +137,7 @@ fn bad_fields_get_clear_errors() {
         user: b"al\xffice".to_vec(),
         rhost: None,
         tty: None,
+        ruser: None,
     };
     let r = send_raw(
         &d,

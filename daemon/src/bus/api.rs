@@ -18,6 +18,15 @@ pub struct Status {
     pub store_bytes: u64,
     pub config_path: String,
     pub socket_path: String,
+    pub max_tracked_keys: u64,
+    /// The key table reached `max_tracked_keys` within the last minute.
+    pub table_full: bool,
+    /// Unlocked keys dropped to stay within the bound, since start.
+    pub evicted_keys: u64,
+    /// Locks dropped because the table held nothing else, since start.
+    pub evicted_locks: u64,
+    /// Attempts refused because too many were in flight, since start.
+    pub refused_crowded: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
@@ -94,7 +103,10 @@ pub enum BusError {
     /// The caller's uid may not do this.
     NotAuthorized(String),
     InvalidArgument(String),
+    /// The caller made too many calls; slow down.
+    Busy(String),
     Failed(String),
 }
 
 pub const ERROR_NOT_AUTHORIZED: &str = "org.warden.Warden1.Error.NotAuthorized";
+pub const ERROR_BUSY: &str = "org.warden.Warden1.Error.Busy";

@@ -6,6 +6,7 @@ use super::auth::Caller;
 use crate::config::{Config, Field};
 use crate::engine::{AdminLock, EventKind, KeyId, KeyState, LockedBy, Selector};
 use crate::logline::quote;
+use crate::service::ServiceError;
 use crate::service::Warden;
 use crate::store::AuditQuery;
 use crate::time::Time;
@@ -32,6 +33,13 @@ impl Control {
             .get_connection_unix_user(sender.clone().into())
             .await
             .map_err(|e| BusError::Failed(format!("cannot learn the caller's uid: {e}")))?;
+        // Before anything that costs: a caller flooding the bus gets refused,
+        // not served slowly at everyone else's expense.
+        if uid != 0 && !self.warden.caller_may_ask(uid, Time::now()) {
+            return Err(BusError::Busy(
+                "too many calls from your uid; wait a moment and try again".into(),
+            ));
+        }
         let group = self.warden.config().admin_group.clone();
         tokio::task::spawn_blocking(move || Caller::lookup(uid, &group))
             .await
@@ -98,6 +106,14 @@ impl Control {
 
 fn internal<E: std::fmt::Display>(e: E) -> BusError {
     BusError::Failed(e.to_string())
+}
+
+fn service(e: ServiceError) -> BusError {
+    match e {
+        ServiceError::NotAuthorized(m) => BusError::NotAuthorized(m),
+        ServiceError::Totp(m) => BusError::InvalidArgument(m),
+        other => BusError::Failed(other.to_string()),
+    }
 }
 
 fn check_value(what: &str, value: &str, max: usize) -> Result<(), BusError> {
@@ -168,20 +184,26 @@ impl Control {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Status, BusError> {
         self.caller(&hdr, conn).await?;
-        let (keys, locks, attempts) = self
-            .warden
-            .with_engine(|e| (e.tracked_keys(), e.locks().count(), e.pending_attempts()))
-            .map_err(internal)?;
+        let c = self.warden.counts().map_err(internal)?;
         let config = self.warden.config();
+        let now = Time::now();
         Ok(Status {
             version: env!("CARGO_PKG_VERSION").into(),
-            uptime_secs: self.warden.started().until(Time::now()).as_secs(),
-            keys: keys as u64,
-            locks: locks as u64,
-            attempts_in_flight: attempts as u64,
+            uptime_secs: self.warden.started().until(now).as_secs(),
+            keys: c.keys as u64,
+            locks: c.locks as u64,
+            attempts_in_flight: c.in_flight as u64,
             store_bytes: self.warden.store().size_bytes(),
             config_path: config.path.display().to_string(),
             socket_path: config.socket.display().to_string(),
+            max_tracked_keys: config.policy.max_tracked_keys as u64,
+            table_full: c
+                .pressure
+                .last_full
+                .is_some_and(|t| t.until(now) < Duration::from_secs(60)),
+            evicted_keys: c.pressure.evicted_keys,
+            evicted_locks: c.pressure.evicted_locks,
+            refused_crowded: c.pressure.crowded,
         })
     }
 
@@ -193,15 +215,15 @@ impl Control {
     ) -> Result<Vec<LockEntry>, BusError> {
         self.admin(&hdr, conn, "ListLocks").await?;
         let now = Time::now();
-        let mut locks = self
+        let mut locks: Vec<LockEntry> = self
             .warden
-            .with_engine(|e| {
-                e.locks()
-                    .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
-                    .map(|(k, st)| lock_entry(k, st))
-                    .collect::<Vec<_>>()
-            })
-            .map_err(internal)?;
+            .all_locks()
+            .await
+            .map_err(internal)?
+            .iter()
+            .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
+            .map(|(k, st)| lock_entry(k, st))
+            .collect();
         locks.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.key.cmp(&b.key)));
         Ok(locks)
     }
@@ -286,7 +308,7 @@ impl Control {
         let now = Time::now();
         let n = self
             .warden
-            .apply_durably(|e, fx| e.unlock(&sel, caller.uid, now, fx))
+            .unlock(&sel, caller.uid, now)
             .await
             .map_err(internal)?;
         self.warden.log().info(&format!(
@@ -329,11 +351,7 @@ impl Control {
             by_uid: caller.uid,
         };
         let now = Time::now();
-        let key = self
-            .warden
-            .apply_durably(|e, fx| e.admin_lock(&req, now, fx))
-            .await
-            .map_err(internal)?;
+        let key = self.warden.admin_lock(&req, now).await.map_err(internal)?;
         Ok(key.to_string())
     }
 
@@ -525,21 +543,25 @@ impl Control {
             .map_err(internal)
     }
 
-    /// Replaces a user's recovery codes and returns the new ones, once.
+    /// Replaces a user's recovery codes and returns the new ones, once. A
+    /// user replacing their own must give a current code from their
+    /// authenticator (`code`); an admin may leave it empty.
     async fn totp_recovery_codes(
         &self,
         user: String,
+        code: String,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<String>, BusError> {
         let (caller, user) = self
             .totp_target(&hdr, conn, user, "TotpRecoveryCodes", true)
             .await?;
+        check_value("code", &code, 64)?;
         let codes = self
             .warden
-            .totp_new_recovery(&user, caller.uid)
+            .totp_new_recovery(&user, caller.uid, caller.admin, &code, Time::now())
             .await
-            .map_err(|e| BusError::InvalidArgument(e.to_string()))?;
+            .map_err(service)?;
         Ok(codes.iter().map(|c| c.to_string()).collect())
     }
 

@@ -19,6 +19,25 @@ use types::{default_rules, positive_duration, prefix_v4, prefix_v6, Cidr, RawRul
 pub const DEFAULT_PATH: &str = "/etc/warden/warden.toml";
 pub const DEFAULT_SOCKET: &str = "/run/warden/warden.sock";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/warden";
+/// The root-only socket's file name, next to `socket` unless `root_socket` says otherwise.
+pub const ROOT_SOCKET_NAME: &str = "warden-root.sock";
+
+/// The rule name of locks set by an admin.
+pub const ADMIN_RULE: &str = "admin";
+/// The rule name of locks on a whole address prefix (see `[aggregate]`).
+pub const PREFIX_RULE: &str = "prefix";
+/// The rule that counts wrong codes when no configured rule tracks `user`.
+pub const CODE_RULE: &str = "code";
+/// Rule names wardend keeps for itself.
+pub const RESERVED_RULES: [&str; 3] = [ADMIN_RULE, PREFIX_RULE, CODE_RULE];
+
+/// The root-only socket that goes with a public socket path.
+pub fn root_socket_for(socket: &Path) -> PathBuf {
+    socket
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(ROOT_SOCKET_NAME)
+}
 
 /// One lockout rule, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,12 +82,72 @@ pub struct Policy {
     pub allow_users: Vec<String>,
     pub allow_rhosts: Vec<IpNet>,
     pub deny_rhosts: Vec<IpNet>,
+    /// Attempts begun and not yet ended, in all and per unprivileged uid.
+    pub max_attempts_in_flight: usize,
+    pub max_attempts_per_uid: usize,
+    /// Keys one user name may hold before its new keys fold into one per rule.
+    pub max_keys_per_user: usize,
+    /// Locks on whole prefixes; `None` when `[aggregate] enabled = false`.
+    pub aggregate: Option<Aggregate>,
+    /// Counts wrong codes when no rule tracks `user`, so that guessing codes is
+    /// never unlimited; `None` when some rule tracks `user`.
+    pub code_rule: Option<Rule>,
+}
+
+/// When many locks come from one prefix, the prefix itself is locked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Aggregate {
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Live locks tipped from one prefix before the prefix is locked.
+    pub locks: u32,
+    /// The prefix lock's length and escalation, as a rule named `prefix`.
+    pub rule: Rule,
+}
+
+/// How user names are folded before they are keyed, for directories that
+/// treat `Admin` and `admin` as one account (sssd, AD).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct UserNames {
+    pub fold_case: bool,
+    /// `@realm` suffixes to strip (compared without case); `"*"` strips any.
+    pub strip_realms: Vec<String>,
+}
+
+impl UserNames {
+    /// The name as keys, the allow list and TOTP records see it.
+    pub fn fold(&self, user: &str) -> String {
+        let mut name = user;
+        if let Some((local, realm)) = user.rsplit_once('@') {
+            let strip = self
+                .strip_realms
+                .iter()
+                .any(|r| r == "*" || r.eq_ignore_ascii_case(realm));
+            if strip && !local.is_empty() {
+                name = local;
+            }
+        }
+        if self.fold_case {
+            name.to_lowercase()
+        } else {
+            name.to_string()
+        }
+    }
+
+    pub fn is_identity(&self) -> bool {
+        !self.fold_case && self.strip_realms.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Audit {
     pub max_events: u64,
     pub max_age: Duration,
+    /// One name's events beyond this push out that name's oldest, no one else's.
+    pub max_events_per_user: u64,
+    /// Trimming for `max_events` takes events of busier names first and keeps
+    /// each name's newest this many while others have more.
+    pub min_events_per_user: u64,
 }
 
 /// Who must give a TOTP code, and who is spared.
@@ -94,10 +173,14 @@ pub struct Config {
     /// Members may call the mutating D-Bus methods and read others' data.
     pub admin_group: String,
     pub socket: PathBuf,
+    /// Only root may connect: sshd, sudo, su and login use it, so local users
+    /// flooding `socket` cannot delay them.
+    pub root_socket: PathBuf,
     pub state_dir: PathBuf,
     pub audit: Audit,
     pub policy: Policy,
     pub totp: TotpPolicy,
+    pub users: UserNames,
 }
 
 impl Config {
@@ -121,9 +204,11 @@ impl Config {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default = "default_socket")]
-    socket: PathBuf,
+    socket: Spanned<PathBuf>,
+    #[serde(default)]
+    root_socket: Option<Spanned<PathBuf>>,
     #[serde(default = "default_state_dir")]
-    state_dir: PathBuf,
+    state_dir: Spanned<PathBuf>,
     #[serde(default = "default_admin_group")]
     admin_group: String,
     #[serde(default = "secs::<60>", deserialize_with = "positive_duration")]
@@ -142,6 +227,16 @@ struct RawConfig {
     ipv6_prefix: u8,
     #[serde(default = "max_keys_default")]
     max_tracked_keys: Spanned<u64>,
+    #[serde(default = "in_flight_default", deserialize_with = "types::count")]
+    max_attempts_in_flight: u64,
+    #[serde(default = "per_uid_default", deserialize_with = "types::count")]
+    max_attempts_per_uid: u64,
+    #[serde(default = "per_user_keys_default", deserialize_with = "types::count")]
+    max_keys_per_user: u64,
+    #[serde(default)]
+    aggregate: RawAggregate,
+    #[serde(default)]
+    users: RawUsers,
     #[serde(default)]
     familiar: RawFamiliar,
     #[serde(default)]
@@ -172,6 +267,48 @@ impl Default for RawFamiliar {
             remember: secs::<2592000>(),
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAggregate {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "agg_v4_default", deserialize_with = "prefix_v4")]
+    ipv4_prefix: u8,
+    #[serde(default = "agg_v6_default", deserialize_with = "prefix_v6")]
+    ipv6_prefix: u8,
+    #[serde(default = "agg_locks_default", deserialize_with = "types::count")]
+    locks: u64,
+    #[serde(default = "secs::<3600>", deserialize_with = "positive_duration")]
+    lockout: Duration,
+    #[serde(default = "two", deserialize_with = "types::escalate")]
+    escalate: f64,
+    #[serde(default = "secs::<604800>", deserialize_with = "positive_duration")]
+    max_lockout: Duration,
+}
+
+impl Default for RawAggregate {
+    fn default() -> Self {
+        RawAggregate {
+            enabled: true,
+            ipv4_prefix: agg_v4_default(),
+            ipv6_prefix: agg_v6_default(),
+            locks: agg_locks_default(),
+            lockout: secs::<3600>(),
+            escalate: two(),
+            max_lockout: secs::<604800>(),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawUsers {
+    #[serde(default)]
+    fold_case: bool,
+    #[serde(default)]
+    strip_realms: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -236,10 +373,14 @@ struct RawDeny {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAudit {
-    #[serde(default = "max_events_default")]
+    #[serde(default = "max_events_default", deserialize_with = "types::count")]
     max_events: u64,
     #[serde(default = "secs::<7776000>", deserialize_with = "positive_duration")]
     max_age: Duration,
+    #[serde(default = "per_user_events_default", deserialize_with = "types::count")]
+    max_events_per_user: u64,
+    #[serde(default = "min_user_events_default", deserialize_with = "types::count")]
+    min_events_per_user: u64,
 }
 
 impl Default for RawAudit {
@@ -247,6 +388,8 @@ impl Default for RawAudit {
         RawAudit {
             max_events: max_events_default(),
             max_age: Duration::from_secs(7_776_000),
+            max_events_per_user: per_user_events_default(),
+            min_events_per_user: min_user_events_default(),
         }
     }
 }
@@ -264,6 +407,29 @@ impl RawConfig {
                 None,
                 Some("totp.issuer"),
                 "must be a non-empty name without ':' (authenticator apps split on it)".into(),
+            ));
+        }
+        for (key, p) in [("socket", &self.socket), ("state_dir", &self.state_dir)]
+            .into_iter()
+            .chain(self.root_socket.as_ref().map(|p| ("root_socket", p)))
+        {
+            if !p.get_ref().is_absolute() {
+                return Err(at(
+                    p.span(),
+                    format!(
+                        "{key} must be an absolute path, not \"{}\"",
+                        p.get_ref().display()
+                    ),
+                ));
+            }
+        }
+        if self.audit.min_events_per_user > self.audit.max_events_per_user {
+            return Err(ConfigError::at(
+                path,
+                text,
+                None,
+                Some("audit.min_events_per_user"),
+                "is larger than audit.max_events_per_user; lower it or raise the other".into(),
             ));
         }
         if *self.max_tracked_keys.get_ref() < 1000 {
@@ -293,10 +459,32 @@ impl RawConfig {
     }
 
     fn into_config(self, path: PathBuf) -> Config {
-        let rules = self.rule.into_iter().map(RawRule::into_rule).collect();
+        let rules: Vec<Rule> = self.rule.into_iter().map(RawRule::into_rule).collect();
+        let users = UserNames {
+            fold_case: self.users.fold_case,
+            strip_realms: self.users.strip_realms,
+        };
+        let fold = |v: Vec<String>| -> Vec<String> { v.iter().map(|u| users.fold(u)).collect() };
+        let code_rule = (!rules.iter().any(|r| r.tracks(Field::User))).then(code_rule);
+        let a = self.aggregate;
+        let aggregate = a.enabled.then(|| Aggregate {
+            ipv4_prefix: a.ipv4_prefix,
+            ipv6_prefix: a.ipv6_prefix,
+            locks: u32::try_from(a.locks).unwrap_or(u32::MAX),
+            rule: Rule {
+                name: PREFIX_RULE.into(),
+                track: vec![Field::Rhost],
+                limit: u32::try_from(a.locks).unwrap_or(u32::MAX),
+                window: self.escalation_memory,
+                lockout: Lockout::For(a.lockout),
+                escalate: a.escalate,
+                max_lockout: a.max_lockout.max(a.lockout),
+                services: None,
+            },
+        });
         let t = self.totp;
         let totp = TotpPolicy {
-            required_for_users: t.required_for_users,
+            required_for_users: fold(t.required_for_users),
             required_for_groups: t.required_for_groups,
             services: t.services,
             optional: t.optional,
@@ -306,15 +494,22 @@ impl RawConfig {
             self_enroll: t.self_enroll,
             issuer: t.issuer,
         };
+        let socket = self.socket.into_inner();
+        let root_socket = self
+            .root_socket
+            .map_or_else(|| root_socket_for(&socket), Spanned::into_inner);
         Config {
             path,
             admin_group: self.admin_group,
-            socket: self.socket,
-            state_dir: self.state_dir,
+            socket,
+            root_socket,
+            state_dir: self.state_dir.into_inner(),
             totp,
             audit: Audit {
                 max_events: self.audit.max_events,
                 max_age: self.audit.max_age,
+                max_events_per_user: self.audit.max_events_per_user,
+                min_events_per_user: self.audit.min_events_per_user,
             },
             policy: Policy {
                 rules,
@@ -329,22 +524,72 @@ impl RawConfig {
                     .unwrap_or(usize::MAX),
                 familiar_enabled: self.familiar.enabled,
                 familiar_remember: self.familiar.remember,
-                allow_users: self.allow.users,
+                allow_users: fold(self.allow.users),
                 allow_rhosts: self.allow.rhosts.into_iter().map(|c| c.0).collect(),
                 deny_rhosts: self.deny.rhosts.into_iter().map(|c| c.0).collect(),
+                max_attempts_in_flight: usize::try_from(self.max_attempts_in_flight)
+                    .unwrap_or(usize::MAX),
+                max_attempts_per_uid: usize::try_from(self.max_attempts_per_uid)
+                    .unwrap_or(usize::MAX),
+                max_keys_per_user: usize::try_from(self.max_keys_per_user).unwrap_or(usize::MAX),
+                aggregate,
+                code_rule,
             },
+            users,
         }
     }
 }
 
-fn default_socket() -> PathBuf {
-    PathBuf::from(DEFAULT_SOCKET)
+/// Counts wrong codes when no configured rule does: as the shipped user rule.
+fn code_rule() -> Rule {
+    let m = |n: u64| Duration::from_secs(60 * n);
+    Rule {
+        name: CODE_RULE.into(),
+        track: vec![Field::User],
+        limit: 5,
+        window: m(15),
+        lockout: Lockout::For(m(15)),
+        escalate: 2.0,
+        max_lockout: m(24 * 60),
+        services: None,
+    }
+}
+
+fn default_socket() -> Spanned<PathBuf> {
+    Spanned::new(0..0, PathBuf::from(DEFAULT_SOCKET))
 }
 fn default_admin_group() -> String {
     "warden-admin".into()
 }
-fn default_state_dir() -> PathBuf {
-    PathBuf::from(DEFAULT_STATE_DIR)
+fn default_state_dir() -> Spanned<PathBuf> {
+    Spanned::new(0..0, PathBuf::from(DEFAULT_STATE_DIR))
+}
+fn two() -> f64 {
+    2.0
+}
+fn agg_v4_default() -> u8 {
+    24
+}
+fn agg_v6_default() -> u8 {
+    48
+}
+fn agg_locks_default() -> u64 {
+    8
+}
+fn in_flight_default() -> u64 {
+    65_536
+}
+fn per_uid_default() -> u64 {
+    16
+}
+fn per_user_keys_default() -> u64 {
+    32
+}
+fn per_user_events_default() -> u64 {
+    1_000
+}
+fn min_user_events_default() -> u64 {
+    50
 }
 fn yes() -> bool {
     true

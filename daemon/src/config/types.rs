@@ -120,7 +120,16 @@ fn limit<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         .ok_or_else(|| D::Error::custom("must be a whole number of failures from 1 to 10000"))
 }
 
-fn escalate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+/// A whole number from 1 up, for the bounds on attempts, keys and events.
+pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = i64::deserialize(d)?;
+    u64::try_from(n)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| D::Error::custom("must be a whole number from 1 up"))
+}
+
+pub fn escalate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let x = f64::deserialize(d)?;
     if x.is_finite() && (1.0..=100.0).contains(&x) {
         Ok(x)
@@ -160,10 +169,12 @@ fn rule_name<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<String>, D::Erro
             "must be 1 to 64 letters, digits, '-' or '_'",
         ));
     }
-    if name.get_ref() == "admin" {
-        return Err(D::Error::custom(
-            "\"admin\" is reserved for locks set with wardenctl; choose another name",
-        ));
+    if super::RESERVED_RULES.contains(&name.get_ref().as_str()) {
+        return Err(D::Error::custom(format!(
+            "\"{}\" is reserved (admin: locks set with wardenctl; prefix: locks on a whole \
+             address prefix; code: wrong codes when no rule tracks user); choose another name",
+            name.get_ref()
+        )));
     }
     Ok(name)
 }

@@ -60,6 +60,10 @@ pub enum ReasonKind {
     Denied,
     /// Every remaining place under a limit is held by attempts in progress.
     Busy,
+    /// Too many attempts are in flight, in all or from this unprivileged uid.
+    Crowded,
+    /// The rhost is a name, which `[deny]` cannot be checked against.
+    Unverifiable,
 }
 
 impl ReasonKind {
@@ -70,6 +74,8 @@ impl ReasonKind {
             ReasonKind::Locked => "locked",
             ReasonKind::Denied => "denied",
             ReasonKind::Busy => "busy",
+            ReasonKind::Crowded => "crowded",
+            ReasonKind::Unverifiable => "unverifiable",
         }
     }
 }
@@ -110,7 +116,9 @@ pub struct Event {
     pub key: Option<KeyId>,
     pub failures: Option<u32>,
     pub until: Option<Until>,
-    /// Who acted: `uid=N` for an admin, `expired` for a lock that ran out.
+    /// Who acted: `uid=N` for an admin or an unprivileged peer reporting for
+    /// itself, `expired` for a lock that ran out, `evicted` for one dropped
+    /// from a full table.
     pub by: Option<String>,
     /// Refusals: which reason; admin locks: the admin's words.
     pub reason: Option<String>,

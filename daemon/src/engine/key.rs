@@ -1,16 +1,8 @@
 //! Keys: what a rule counts failures against, and how an rhost becomes a source.
 
 use crate::config::{Field, Rule};
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::IpAddr;
-
-/// The rule name of locks set by an admin rather than by a rule.
-pub const ADMIN_RULE: &str = "admin";
-
-/// The source of a login that has no rhost (console, sudo, su).
-pub const LOCAL_SOURCE: &str = "local";
 
 /// A rule name and the attempt fields it tracks, in one canonical string.
 ///
@@ -52,6 +44,20 @@ impl KeyId {
     pub fn part(&self, name: &str) -> Option<&str> {
         self.parts().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
+
+    /// Where the keys of `rule` naming `user` start in the key order: the key
+    /// itself when `user` is all it tracks, then `rule\0user=NAME\0...`, which
+    /// sort right after it because NUL sorts first. `user` is always a rule's
+    /// first tracked field, so these ranges are a per-user index for free.
+    pub fn user_range_start(rule: &str, user: &str) -> KeyId {
+        KeyId::new(rule, [("user", user)])
+    }
+
+    /// Whether this key lies in the range that starts at `start`.
+    pub fn within(&self, start: &KeyId) -> bool {
+        self.0 == start.0
+            || (self.0.starts_with(&*start.0) && self.0.as_bytes().get(start.0.len()) == Some(&0))
+    }
 }
 
 impl fmt::Display for KeyId {
@@ -69,47 +75,8 @@ impl fmt::Display for KeyId {
     }
 }
 
-/// How an rhost is keyed: an IP is cut to its prefix (so an attacker cannot rotate
-/// addresses inside one /64), a name is kept as written, and no rhost is `local`.
-pub fn source_of(rhost: Option<&str>, v4_prefix: u8, v6_prefix: u8) -> String {
-    let Some(rhost) = rhost.filter(|r| !r.is_empty()) else {
-        return LOCAL_SOURCE.to_string();
-    };
-    match parse_ip(rhost) {
-        Some(ip) => {
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let prefix = if ip.is_ipv4() { v4_prefix } else { v6_prefix };
-            if prefix >= max {
-                return ip.to_string();
-            }
-            match IpNet::new(ip, prefix) {
-                Ok(net) => net.trunc().to_string(),
-                Err(_) => ip.to_string(),
-            }
-        }
-        None => rhost.to_ascii_lowercase(),
-    }
-}
-
-/// Parses an rhost as an IP, unwrapping `[v6]` and IPv4-mapped IPv6, so that
-/// one host cannot appear under two spellings.
-pub fn parse_ip(rhost: &str) -> Option<IpAddr> {
-    let bare = rhost
-        .strip_prefix('[')
-        .and_then(|r| r.strip_suffix(']'))
-        .unwrap_or(rhost);
-    let ip: IpAddr = bare.parse().ok()?;
-    Some(match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    })
-}
-
-/// Whether a source counts as familiar for a rule, or `None` when the rule does
-/// not split by familiarity (it does not track the user, or already tracks the rhost).
+/// Whether a rule keeps separate budgets for familiar sources: it tracks the
+/// user but not already the rhost.
 pub fn splits_by_familiarity(rule: &Rule) -> bool {
     rule.tracks(Field::User) && !rule.tracks(Field::Rhost)
 }
@@ -119,9 +86,18 @@ pub struct KeyInput<'a> {
     pub user: &'a str,
     pub source: &'a str,
     pub tty: &'a str,
-    /// `Some(true)` familiar, `Some(false)` unfamiliar, `None` not split.
+    /// For rules that split by familiarity: `Some(true)` when the source is
+    /// familiar, which then gets a budget of its own; `None` for other rules.
     pub familiar: Option<bool>,
 }
+
+/// The value of the `from` part for unfamiliar sources. No source is spelled
+/// this way (sources are addresses, `local...` or `name:...`), so it cannot
+/// collide with a familiar source's own budget.
+pub const UNFAMILIAR: &str = "unfamiliar";
+
+/// What a folded field holds in a user's overflow key.
+pub const ANY: &str = "*";
 
 pub fn key_for(rule: &Rule, input: &KeyInput<'_>) -> KeyId {
     let mut parts: Vec<(&str, &str)> = Vec::with_capacity(5);
@@ -135,39 +111,38 @@ pub fn key_for(rule: &Rule, input: &KeyInput<'_>) -> KeyId {
         parts.push((field.name(), value));
     }
     if let Some(familiar) = input.familiar {
-        parts.push(("from", if familiar { "familiar" } else { "unfamiliar" }));
+        // Each familiar source has a budget of its own: whoever shares one
+        // (an office NAT) can lock the owner out of that one only.
+        parts.push(("from", if familiar { input.source } else { UNFAMILIAR }));
     }
     KeyId::new(&rule.name, parts)
+}
+
+/// A user's overflow key for a rule that tracks more than the user: every
+/// other field folded to `*`. Once a name holds `max_keys_per_user` keys, its
+/// new unfamiliar keys count here instead, so no one name can fill the table
+/// by varying a tty, a service or an address.
+pub fn overflow_key(rule: &Rule, input: &KeyInput<'_>) -> Option<KeyId> {
+    if !rule.tracks(Field::User) || rule.track.len() < 2 {
+        return None;
+    }
+    let mut parts: Vec<(&str, &str)> = Vec::with_capacity(5);
+    for field in &rule.track {
+        let value = match field {
+            Field::User => input.user,
+            _ => ANY,
+        };
+        parts.push((field.name(), value));
+    }
+    if let Some(false) = input.familiar {
+        parts.push(("from", UNFAMILIAR));
+    }
+    Some(KeyId::new(&rule.name, parts))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv6_is_keyed_by_prefix() {
-        let a = source_of(Some("2001:db8:1:2:aaaa::1"), 32, 64);
-        let b = source_of(Some("2001:db8:1:2:bbbb::99"), 32, 64);
-        let c = source_of(Some("2001:db8:1:3::1"), 32, 64);
-        assert_eq!(a, "2001:db8:1:2::/64");
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-    }
-
-    #[test]
-    fn ipv4_prefix_is_configurable() {
-        assert_eq!(source_of(Some("203.0.113.7"), 32, 64), "203.0.113.7");
-        assert_eq!(source_of(Some("203.0.113.7"), 24, 64), "203.0.113.0/24");
-    }
-
-    #[test]
-    fn one_host_has_one_spelling() {
-        assert_eq!(source_of(Some("::ffff:192.0.2.1"), 32, 64), "192.0.2.1");
-        assert_eq!(source_of(Some("[2001:db8::1]"), 32, 128), "2001:db8::1");
-        assert_eq!(source_of(Some("Host.Example"), 32, 64), "host.example");
-        assert_eq!(source_of(None, 32, 64), "local");
-        assert_eq!(source_of(Some(""), 32, 64), "local");
-    }
 
     #[test]
     fn keys_round_trip_and_display() {
@@ -177,5 +152,24 @@ mod tests {
         assert_eq!(k.to_string(), "user=alice rhost=2001:db8::/64");
         let again = KeyId::from_encoded(k.encoded());
         assert_eq!(again, k);
+    }
+
+    #[test]
+    fn a_users_keys_are_one_range() {
+        let start = KeyId::user_range_start("r", "al");
+        assert!(KeyId::new("r", [("user", "al")]).within(&start));
+        assert!(KeyId::new("r", [("user", "al"), ("tty", "x")]).within(&start));
+        assert!(!KeyId::new("r", [("user", "alice")]).within(&start));
+        assert!(!KeyId::new("r", [("user", "al=x")]).within(&start));
+        assert!(!KeyId::new("s", [("user", "al")]).within(&start));
+        let mut keys = [
+            KeyId::new("r", [("user", "al"), ("tty", "x")]),
+            KeyId::new("r", [("user", "alice")]),
+            KeyId::new("r", [("user", "al")]),
+            KeyId::new("r", [("user", "al!")]),
+        ];
+        keys.sort();
+        let inside: Vec<bool> = keys.iter().map(|k| k.within(&start)).collect();
+        assert_eq!(inside, [true, true, false, false], "{keys:?}");
     }
 }

@@ -20,6 +20,7 @@ fn att(user: &str, rhost: Option<&str>) -> Attempt {
         user: user.into(),
         rhost: rhost.map(str::to_string),
         tty: Some("ssh".into()),
+        ruser: None,
     }
 }
 
@@ -45,7 +46,7 @@ impl Sim {
 
     fn begin(&mut self, a: &Attempt) -> Verdict {
         let mut fx = Effects::default();
-        let v = self.e.begin(a, self.now, &mut fx);
+        let v = self.e.begin(a, Origin::Root, self.now, &mut fx);
         self.events.extend(fx.events);
         v
     }
@@ -53,14 +54,23 @@ impl Sim {
     fn fail(&mut self, a: &Attempt, id: Option<AttemptId>) {
         let mut fx = Effects::default();
         self.e
-            .fail(id, a, FailureKind::Password, self.now, &mut fx)
+            .fail(
+                id,
+                a,
+                Origin::Root,
+                FailureKind::Password,
+                self.now,
+                &mut fx,
+            )
             .unwrap();
         self.events.extend(fx.events);
     }
 
     fn succeed(&mut self, a: &Attempt, id: Option<AttemptId>) {
         let mut fx = Effects::default();
-        self.e.succeed(id, a, self.now, &mut fx).unwrap();
+        self.e
+            .succeed(id, a, Origin::Root, self.now, &mut fx)
+            .unwrap();
         self.events.extend(fx.events);
     }
 
@@ -354,7 +364,8 @@ fn unfamiliar_failures_do_not_lock_the_owner_at_home() {
     let v = s.begin(&att("alice", home));
     assert_eq!(
         v.reason.key.as_ref().unwrap().part("from"),
-        Some("familiar")
+        Some("192.0.2.10"),
+        "a familiar source's budget is its own"
     );
 }
 
@@ -465,7 +476,7 @@ fn abandoned_attempts_count_once_as_failures() {
     assert_eq!(s.count(EventKind::Abandoned), 2);
     assert_eq!(s.begin(&a).reason.kind, ReasonKind::Locked);
     // A late report for an abandoned attempt is not counted twice.
-    let key = s.e.locks().next().unwrap().0.clone();
+    let key = s.e.locks_page(None, 1)[0].0.clone();
     let before = s.e.key(&key).unwrap().failures.len();
     s.fail(&a, first);
     assert_eq!(s.e.key(&key).unwrap().failures.len(), before);
@@ -506,8 +517,14 @@ fn an_attempt_cannot_be_resolved_for_another_user() {
     let mut s = Sim::new("");
     let id = s.begin(&att("alice", None)).attempt;
     let mut fx = Effects::default();
-    let err =
-        s.e.fail(id, &att("bob", None), FailureKind::Password, s.now, &mut fx);
+    let err = s.e.fail(
+        id,
+        &att("bob", None),
+        Origin::Root,
+        FailureKind::Password,
+        s.now,
+        &mut fx,
+    );
     assert_eq!(err, Err(AttemptError::UserMismatch));
 }
 
@@ -681,7 +698,7 @@ fn rhost_rules_ignore_local_attempts() {
         s.wrong(&att(user, None));
     }
     assert!(s.begin(&att("alice", None)).allowed());
-    assert!(s.e.locks().next().is_none());
+    assert_eq!(s.e.lock_count(), 0);
 }
 
 #[test]
@@ -695,19 +712,432 @@ fn wrong_codes_count_with_passwords_and_waiting_keeps_the_place() {
     s.wrong(&a);
     let id = s.begin(&a).attempt;
     s.advance(50);
-    assert!(s.e.await_code(id, &a, s.now).unwrap());
-    assert!(s.e.awaiting_code(id, &a));
-    assert!(!s.e.awaiting_code(id, &att("bob", None)));
+    assert!(s.e.await_code(id, &a, Origin::Root, s.now).unwrap());
+    assert!(s.e.awaiting_code(id, &a, Origin::Root));
+    assert!(!s.e.awaiting_code(id, &att("bob", None), Origin::Root));
     // The wait restarted the timeout: at 50 + 59 s it is still pending.
     s.advance(59);
     s.tick();
     assert_eq!(s.count(EventKind::Abandoned), 0);
     let mut fx = Effects::default();
-    s.e.fail(id, &a, FailureKind::Totp, s.now, &mut fx).unwrap();
+    s.e.fail(id, &a, Origin::Root, FailureKind::Totp, s.now, &mut fx)
+        .unwrap();
     assert!(fx.events.iter().any(|e| e.kind == EventKind::TotpFailure));
     assert_eq!(
         s.begin(&a).reason.kind,
         ReasonKind::Locked,
         "one password and one code failure make two"
     );
+}
+
+// ----- attacks: each test runs the attack against the engine --------------
+
+fn peer(uid: u32) -> Origin {
+    Origin::Peer(uid)
+}
+
+fn local(user: &str, ruser: Option<&str>) -> Attempt {
+    Attempt {
+        service: "su".into(),
+        user: user.into(),
+        rhost: None,
+        tty: Some("/dev/pts/3".into()),
+        ruser: ruser.map(str::to_string),
+    }
+}
+
+impl Sim {
+    fn begin_as(&mut self, a: &Attempt, o: Origin) -> Verdict {
+        let mut fx = Effects::default();
+        let v = self.e.begin(a, o, self.now, &mut fx);
+        self.events.extend(fx.events);
+        v
+    }
+
+    fn wrong_as(&mut self, a: &Attempt, o: Origin) -> bool {
+        let v = self.begin_as(a, o);
+        let Some(id) = v.attempt else { return false };
+        let mut fx = Effects::default();
+        self.e
+            .fail(Some(id), a, o, FailureKind::Password, self.now, &mut fx)
+            .unwrap();
+        self.events.extend(fx.events);
+        true
+    }
+
+    fn right_as(&mut self, a: &Attempt, o: Origin) -> bool {
+        let v = self.begin_as(a, o);
+        let Some(id) = v.attempt else { return false };
+        let mut fx = Effects::default();
+        self.e.succeed(Some(id), a, o, self.now, &mut fx).unwrap();
+        self.events.extend(fx.events);
+        true
+    }
+}
+
+#[test]
+fn a_peers_success_neither_resets_nor_makes_familiar() {
+    let mut s = Sim::new(&rule("user", "\"user\"", 5, "1h", "1h", ""));
+    let me = att("mallory", None);
+    let mut checks = 0;
+    // The attack: four wrong passwords through sudo (root), then a success
+    // claimed from the user's own shell, again and again.
+    for _ in 0..6 {
+        for _ in 0..4 {
+            checks += usize::from(s.wrong(&me));
+        }
+        s.right_as(&me, peer(1000));
+    }
+    assert_eq!(checks, 5, "the limit holds whatever the peer claims");
+    assert!(!s.begin(&me).allowed());
+    assert!(
+        s.e.familiar.is_empty(),
+        "a peer's word makes nothing familiar"
+    );
+}
+
+#[test]
+fn a_peer_cannot_end_someone_elses_attempt() {
+    let mut s = Sim::new(&rule("user", "\"user\"", 2, "1h", "1h", ""));
+    let me = att("mallory", None);
+    let id = s.begin(&me).attempt.unwrap();
+    let mut fx = Effects::default();
+    // Ending sudo's attempt first would uncount its failure.
+    assert_eq!(
+        s.e.succeed(Some(id), &me, peer(1000), s.now, &mut fx),
+        Err(AttemptError::NotYours)
+    );
+    s.fail(&me, Some(id));
+    assert_eq!(s.count(EventKind::Failure), 1);
+}
+
+#[test]
+fn a_peer_cannot_name_a_service_no_rule_covers() {
+    let mut s = Sim::new(&rule(
+        "user",
+        "\"user\"",
+        2,
+        "1h",
+        "1h",
+        "services = [\"sudo\"]",
+    ));
+    let mut a = att("mallory", None);
+    a.service = "made-up".into();
+    assert!(s.wrong_as(&a, peer(1000)));
+    assert!(s.wrong_as(&a, peer(1000)));
+    assert!(
+        !s.begin_as(&a, peer(1000)).allowed(),
+        "the rule applies anyway"
+    );
+    assert!(s.begin(&a).allowed(), "a root peer's service is believed");
+}
+
+#[test]
+fn wrong_codes_count_whatever_the_service() {
+    let mut s = Sim::new(&rule(
+        "user",
+        "\"user\"",
+        3,
+        "1h",
+        "1h",
+        "services = [\"sshd\"]",
+    ));
+    let mut a = att("alice", None);
+    a.service = "sudo".into();
+    for _ in 0..3 {
+        let id = s.begin(&a).attempt.unwrap();
+        let mut fx = Effects::default();
+        s.e.fail(
+            Some(id),
+            &a,
+            Origin::Root,
+            FailureKind::Totp,
+            s.now,
+            &mut fx,
+        )
+        .unwrap();
+    }
+    let ssh = att("alice", Some("198.51.100.1"));
+    assert!(
+        !s.begin(&ssh).allowed(),
+        "three wrong codes via sudo lock alice"
+    );
+}
+
+#[test]
+fn without_a_user_rule_wrong_codes_meet_the_code_rule() {
+    let mut s = Sim::new(&rule("rhost", "\"rhost\"", 20, "1h", "1h", ""));
+    let a = att("alice", None);
+    for _ in 0..5 {
+        let id = s.begin(&a).attempt.unwrap();
+        let mut fx = Effects::default();
+        s.e.fail(
+            Some(id),
+            &a,
+            Origin::Root,
+            FailureKind::Totp,
+            s.now,
+            &mut fx,
+        )
+        .unwrap();
+    }
+    let v = s.begin(&a);
+    assert_eq!(v.reason.kind, ReasonKind::Locked);
+    assert_eq!(v.reason.rule.as_deref(), Some(CODE_RULE));
+}
+
+#[test]
+fn a_full_table_never_switches_lockout_off() {
+    let cfg = format!(
+        "max_tracked_keys = 1000\n[familiar]\nenabled = false\n{}",
+        rule("user", "\"user\"", 3, "1d", "1d", "")
+    );
+    let mut s = Sim::new(&cfg);
+    // The table fills with 1,200 locks: three wrong passwords each.
+    for i in 0..1200 {
+        let a = att(&format!("filler{i}"), None);
+        for _ in 0..3 {
+            s.wrong(&a);
+        }
+    }
+    assert!(s.e.tracked_keys() <= 1000, "{}", s.e.tracked_keys());
+    assert!(s.e.pressure().evicted_locks > 0, "locks had to go, loudly");
+    // A new attacker's key, the only unlocked one, still locks at its limit.
+    let target = att("victim", None);
+    let checks = (0..10).filter(|_| s.wrong(&target)).count();
+    assert_eq!(checks, 3);
+    assert!(!s.begin(&target).allowed());
+    s.e.check_invariants(s.now).unwrap();
+}
+
+#[test]
+fn a_flood_of_fresh_keys_does_not_push_out_the_key_under_attack() {
+    let cfg = format!(
+        "max_tracked_keys = 1000\n[familiar]\nenabled = false\n{}",
+        rule("user", "\"user\"", 5, "1d", "1d", "")
+    );
+    let mut s = Sim::new(&cfg);
+    let target = att("victim", None);
+    let mut checks = usize::from(s.wrong(&target)) + usize::from(s.wrong(&target));
+    for round in 0..10 {
+        // Between its guesses the attacker floods more fresh names than the
+        // table holds, each with one failure and each newer than the target.
+        for i in 0..1200 {
+            s.advance(1);
+            s.wrong(&att(&format!("a{round}x{i}"), None));
+        }
+        checks += usize::from(s.wrong(&target));
+    }
+    assert!(s.e.tracked_keys() <= 1000);
+    assert_eq!(checks, 5);
+}
+
+#[test]
+fn a_table_full_is_an_alert() {
+    let cfg = format!(
+        "max_tracked_keys = 1000\n[familiar]\nenabled = false\n{}",
+        rule("user", "\"user\"", 5, "1d", "1d", "")
+    );
+    let mut s = Sim::new(&cfg);
+    let mut alerts = Vec::new();
+    for i in 0..1100 {
+        let a = att(&format!("u{i}"), None);
+        let id = s.begin(&a).attempt.unwrap();
+        let mut fx = Effects::default();
+        s.e.fail(
+            Some(id),
+            &a,
+            Origin::Root,
+            FailureKind::Password,
+            s.now,
+            &mut fx,
+        )
+        .unwrap();
+        alerts.extend(fx.alerts);
+    }
+    assert!(
+        matches!(alerts.first(), Some(Alert::TableFull { max: 1000, evicted_keys, .. }) if *evicted_keys > 0),
+        "{alerts:?}"
+    );
+    assert!(s.e.pressure().last_full.is_some());
+}
+
+#[test]
+fn one_name_cannot_fill_the_table_through_its_ttys() {
+    let cfg = format!(
+        "max_keys_per_user = 8\n{}",
+        rule("tty", "\"user\", \"tty\"", 3, "1h", "1h", "")
+    );
+    let mut s = Sim::new(&cfg);
+    let mut checks = 0;
+    for i in 0..200 {
+        let mut a = local("mallory", Some("mallory"));
+        a.tty = Some(format!("/dev/pts/{i}"));
+        checks += usize::from(s.wrong(&a));
+    }
+    let keys = s.e.user_keys("mallory").len();
+    assert!(keys <= 9, "{keys} keys for one name");
+    // Eight ttys with one failure each, then the overflow key's three.
+    assert_eq!(checks, 8 + 3);
+}
+
+#[test]
+fn many_locked_addresses_in_one_prefix_lock_the_prefix() {
+    let cfg = format!(
+        "[aggregate]\nlocks = 4\n{}",
+        rule("rhost", "\"rhost\"", 1, "1h", "1h", "")
+    );
+    let mut s = Sim::new(&cfg);
+    // The owner logged in from one /64 of the /48 before.
+    let home = att("alice", Some("2001:db8:1:77::5"));
+    assert!(s.right(&home));
+    for i in 0..4 {
+        assert!(s.wrong(&att("x", Some(&format!("2001:db8:1:{i}::1")))));
+    }
+    let v = s.begin(&att("x", Some("2001:db8:1:99::1")));
+    assert_eq!(v.reason.kind, ReasonKind::Locked);
+    assert_eq!(v.reason.rule.as_deref(), Some(PREFIX_RULE));
+    assert!(
+        s.begin(&att("x", Some("2001:db8:2::1"))).allowed(),
+        "another /48 is not touched"
+    );
+    assert!(
+        s.begin(&home).allowed(),
+        "a familiar address in the prefix is spared"
+    );
+    // The same for IPv4 /24s.
+    for i in 1..=4 {
+        s.wrong(&att("y", Some(&format!("198.51.100.{i}"))));
+    }
+    assert!(!s.begin(&att("y", Some("198.51.100.200"))).allowed());
+    assert!(s.begin(&att("y", Some("198.51.101.1"))).allowed());
+}
+
+#[test]
+fn attempts_in_flight_are_bounded() {
+    let cfg = format!(
+        "max_attempts_in_flight = 50\nmax_attempts_per_uid = 4\n[allow]\nusers = [\"free\"]\n{}",
+        rule("user", "\"user\"", 5, "1h", "1h", "services = [\"sshd\"]")
+    );
+    let mut s = Sim::new(&cfg);
+    let mut a = att("mallory", None);
+    a.service = "nothing-covers-this".into();
+    let mut allowed = 0;
+    for _ in 0..100 {
+        allowed += usize::from(s.begin_as(&a, peer(1000)).allowed());
+    }
+    assert_eq!(allowed, 4, "per uid");
+    let free = att("free", None);
+    let allowed = (0..100).filter(|_| s.begin(&free).allowed()).count();
+    assert_eq!(allowed, 50 - 4, "in all, allowlisted or not");
+    assert_eq!(s.e.pending_attempts(), 50);
+    s.e.check_invariants(s.now).unwrap();
+}
+
+#[test]
+fn local_attackers_do_not_share_the_owners_local_budget() {
+    let mut s = Sim::new(&rule("user", "\"user\"", 3, "1h", "1h", ""));
+    // alice uses sudo herself, so "local as alice" is familiar to her.
+    assert!(s.right(&local("alice", Some("alice"))));
+    // bob guesses her password with su, and someone from afar too.
+    for _ in 0..3 {
+        s.wrong(&local("alice", Some("bob")));
+    }
+    for _ in 0..3 {
+        s.wrong(&att("alice", Some("203.0.113.9")));
+    }
+    assert!(!s.begin(&local("alice", Some("bob"))).allowed());
+    assert!(s.begin(&local("alice", Some("alice"))).allowed());
+}
+
+#[test]
+fn sharing_one_familiar_source_locks_only_that_one() {
+    let mut s = Sim::new(&rule("user", "\"user\"", 3, "1h", "1h", ""));
+    let (home, office) = (
+        att("alice", Some("192.0.2.10")),
+        att("alice", Some("198.51.100.20")),
+    );
+    assert!(s.right(&home));
+    assert!(s.right(&office));
+    // Someone behind the office NAT.
+    for _ in 0..3 {
+        s.wrong(&office);
+    }
+    assert!(!s.begin(&office).allowed());
+    assert!(s.begin(&home).allowed());
+}
+
+#[test]
+fn every_spelling_of_a_locked_address_is_refused() {
+    let mut s = Sim::new(&rule("rhost", "\"rhost\"", 1, "1h", "1h", ""));
+    s.wrong(&att("x", Some("198.51.100.7")));
+    for spelling in [
+        "::198.51.100.7",
+        "64:ff9b::198.51.100.7",
+        "198.051.100.7",
+        "::ffff:198.51.100.7",
+    ] {
+        assert!(!s.begin(&att("x", Some(spelling))).allowed(), "{spelling}");
+    }
+    s.wrong(&att("x", Some("fe80::1%eth0")));
+    assert!(!s.begin(&att("x", Some("fe80::1%eth1"))).allowed());
+    s.wrong(&att("x", Some("Host.Example.")));
+    assert!(!s.begin(&att("x", Some("host.example"))).allowed());
+}
+
+#[test]
+fn a_name_cannot_slip_past_the_deny_list() {
+    let mut s = Sim::new("[deny]\nrhosts = [\"203.0.113.0/24\"]\n");
+    let v = s.begin(&att("alice", Some("attacker.example")));
+    assert_eq!(v.reason.kind, ReasonKind::Unverifiable);
+    let mut t = Sim::new("");
+    assert!(t.begin(&att("alice", Some("host.example"))).allowed());
+}
+
+#[test]
+fn random_interleavings_of_root_and_peers_keep_the_invariants() {
+    let cfg = format!(
+        "max_tracked_keys = 1000\nmax_keys_per_user = 4\n[aggregate]\nlocks = 3\n{}{}",
+        rule("user", "\"user\"", 3, "10m", "5m", ""),
+        rule("pair", "\"user\", \"rhost\"", 2, "10m", "5m", "")
+    );
+    let mut s = Sim::new(&cfg);
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut live: Vec<(AttemptId, Attempt, Origin)> = Vec::new();
+    for _ in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let user = format!("u{}", x % 7);
+        let rhost = format!("10.0.{}.{}", (x >> 8) % 3, (x >> 16) % 5);
+        let o = if x % 3 == 0 {
+            peer(1000 + (x % 2) as u32)
+        } else {
+            Origin::Root
+        };
+        let a = if o == Origin::Root {
+            att(&user, Some(&rhost))
+        } else {
+            att(&user, None)
+        };
+        let mut fx = Effects::default();
+        match (x >> 24) % 6 {
+            0 | 1 => {
+                if let Some(id) = s.e.begin(&a, o, s.now, &mut fx).attempt {
+                    live.push((id, a, o));
+                }
+            }
+            2 | 3 if !live.is_empty() => {
+                let (id, a, o) = live.swap_remove((x >> 32) as usize % live.len());
+                let _ =
+                    s.e.fail(Some(id), &a, o, FailureKind::Password, s.now, &mut fx);
+            }
+            4 if !live.is_empty() => {
+                let (id, a, o) = live.swap_remove((x >> 32) as usize % live.len());
+                let _ = s.e.succeed(Some(id), &a, o, s.now, &mut fx);
+            }
+            _ => s.advance((x >> 40) % 90),
+        }
+        s.e.check_invariants(s.now).unwrap();
+    }
 }

@@ -1,11 +1,14 @@
 //! One connection: check the peer, then read frames under a deadline and answer
-//! each. A malformed frame gets an error reply and the connection is closed.
+//! each. A malformed frame gets an error reply and the connection is closed,
+//! and so is any connection that outlives its whole-life deadline.
 
 use super::handler;
 use super::limits::Limits;
 use super::peer::Peer;
+use super::Door;
 use crate::logline::quote;
 use crate::service::Warden;
+use crate::time::Time;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,7 +21,13 @@ use warden_proto::{
 /// sends its frame at once, so only a stalled or hostile client hits this.
 const FRAME_DEADLINE: Duration = Duration::from_secs(2);
 
-pub async fn handle(mut stream: UnixStream, warden: Arc<Warden>, limits: Arc<Limits>) {
+/// How long a connection may live, whatever it sends: the module makes one
+/// request per connection, so only a client dripping frames to hold a place
+/// ever meets this.
+pub const PEER_LIFETIME: Duration = Duration::from_secs(10);
+pub const ROOT_LIFETIME: Duration = Duration::from_secs(60);
+
+pub async fn handle(stream: UnixStream, door: Door, warden: Arc<Warden>, limits: Arc<Limits>) {
     let uid = match stream.peer_cred() {
         Ok(cred) => cred.uid(),
         Err(e) => {
@@ -28,6 +37,22 @@ pub async fn handle(mut stream: UnixStream, warden: Arc<Warden>, limits: Arc<Lim
             return;
         }
     };
+    // The root socket is 0600 in a root-owned directory; this is the second lock.
+    if door == Door::Root && uid != 0 {
+        warden
+            .log()
+            .warn(&format!("refused-peer uid={uid} op=root-socket"));
+        return;
+    }
+    let lifetime = if uid == 0 {
+        ROOT_LIFETIME
+    } else {
+        PEER_LIFETIME
+    };
+    let _ = tokio::time::timeout(lifetime, serve(stream, uid, warden, limits)).await;
+}
+
+async fn serve(mut stream: UnixStream, uid: u32, warden: Arc<Warden>, limits: Arc<Limits>) {
     let Some(_slot) = limits.acquire(uid) else {
         let _ = reply_error(
             &mut stream,
@@ -71,6 +96,15 @@ pub async fn handle(mut stream: UnixStream, warden: Arc<Warden>, limits: Arc<Lim
             }
             Ok(Ok(body)) => body,
         };
+        if !peer.is_root() && !warden.peer_may_ask(uid, Time::now()) {
+            let _ = reply_error(
+                &mut stream,
+                ErrorCode::Busy,
+                "too many requests from this uid; slow down",
+            )
+            .await;
+            return;
+        }
         let request = match decode_request(&body) {
             Ok(r) => r,
             Err((code, message)) => {

@@ -12,9 +12,10 @@ use warden_proto::{
 
 pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseBody {
     let now = Time::now();
+    let origin = peer.origin();
     match request {
         RequestBody::Begin(fields) => match attempt(warden, peer, &fields) {
-            Ok(a) => match warden.begin(&a, now).await {
+            Ok(a) => match warden.begin(&a, origin, now).await {
                 Ok(v) => ResponseBody::Verdict(to_wire(&v, now)),
                 Err(e) => service_error(warden, "begin", &e),
             },
@@ -24,7 +25,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
             attempt: id,
             fields,
         } => match attempt(warden, peer, &fields) {
-            Ok(a) => match warden.fail(id.map(AttemptId), &a, now).await {
+            Ok(a) => match warden.fail(id.map(AttemptId), &a, origin, now).await {
                 Ok(()) => ResponseBody::Recorded,
                 Err(e) => service_error(warden, "fail", &e),
             },
@@ -44,7 +45,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
                         .unwrap_or_default()
                 };
                 match warden
-                    .succeed_or_ask(id.map(AttemptId), &a, &groups, now)
+                    .succeed_or_ask(id.map(AttemptId), &a, origin, &groups, now)
                     .await
                 {
                     Ok(SuccessOutcome::Recorded) => ResponseBody::Recorded,
@@ -70,7 +71,10 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
                 else {
                     return error(ErrorCode::BadField, "the code is not UTF-8 or is too long");
                 };
-                match warden.check_code(id.map(AttemptId), &a, typed, now).await {
+                match warden
+                    .check_code(id.map(AttemptId), &a, origin, typed, now)
+                    .await
+                {
                     Ok(None) => ResponseBody::Recorded,
                     Ok(Some(message)) => ResponseBody::Refused { message },
                     Err(e) => service_error(warden, "code", &e),
@@ -79,7 +83,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
             Err(r) => r,
         },
         RequestBody::Account(fields) => match attempt(warden, peer, &fields) {
-            Ok(a) => match warden.with_engine(|e| e.account_lock(&a, now)) {
+            Ok(a) => match warden.with_engine(|e| e.account_lock(&a, origin, now)) {
                 Ok(reason) => ResponseBody::Account {
                     locked: reason.is_some(),
                     message: reason.map(|r| message_for(r.kind, r.until, now)),
@@ -101,7 +105,8 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
 }
 
 /// Validates the fields and applies the peer rule: a non-root peer acts only for
-/// its own username and reports no rhost (it could otherwise lock any address).
+/// its own username and reports no rhost, tty or invoking user (it could
+/// otherwise lock any address, or make keys without end).
 fn attempt(
     warden: &Warden,
     peer: &Peer,
@@ -110,7 +115,11 @@ fn attempt(
     let mut a = fields
         .validate()
         .map_err(|e| error(ErrorCode::BadField, &e.to_string()))?;
-    if !peer.may_act_for(&a.user) {
+    let names = &warden.config().users;
+    if !names.is_identity() {
+        a.user = names.fold(&a.user);
+    }
+    if !peer.may_act_for(&a.user, names) {
         warden.log().warn(&format!(
             "refused-peer uid={} user={} reason=\"not the peer's own user\"",
             peer.uid(),
@@ -123,6 +132,8 @@ fn attempt(
     }
     if !peer.is_root() {
         a.rhost = None;
+        a.tty = None;
+        a.ruser = None;
     }
     Ok(a)
 }
@@ -152,20 +163,23 @@ fn seconds_left(until: Option<Until>, now: Time) -> Option<u64> {
 /// whether the account exists.
 fn message_for(kind: ReasonKind, until: Option<Until>, now: Time) -> String {
     match kind {
-        ReasonKind::Busy => "Too many login attempts in progress. Try again in a moment.".into(),
-        ReasonKind::Denied => "Access denied.".into(),
+        ReasonKind::Busy | ReasonKind::Crowded => {
+            "Too many login attempts in progress. Try again in a moment.".into()
+        }
+        ReasonKind::Denied | ReasonKind::Unverifiable => "Access denied.".into(),
         _ => locked_message(seconds_left(until, now)),
     }
 }
 
 async fn admin(warden: &Warden, req: AdminRequest, now: Time) -> ResponseBody {
     match req {
-        AdminRequest::ListLocks => match warden.with_engine(|e| {
-            e.locks()
-                .map(|(k, st)| lock_info(k, st))
-                .collect::<Vec<_>>()
-        }) {
-            Ok(mut locks) => {
+        AdminRequest::ListLocks => match warden.all_locks().await {
+            Ok(all) => {
+                let mut locks: Vec<LockInfo> = all
+                    .iter()
+                    .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
+                    .map(|(k, st)| lock_info(k, st))
+                    .collect();
                 // Newest first, and only what fits one frame: this root-only list
                 // is for tests and emergencies; wardenctl (D-Bus) has them all.
                 locks.sort_by(|a, b| b.since.cmp(&a.since).then_with(|| a.key.cmp(&b.key)));
@@ -189,10 +203,7 @@ async fn admin(warden: &Warden, req: AdminRequest, now: Time) -> ResponseBody {
 }
 
 async fn unlock(warden: &Warden, sel: Selector, now: Time) -> ResponseBody {
-    match warden
-        .apply_durably(|e, fx| e.unlock(&sel, 0, now, fx))
-        .await
-    {
+    match warden.unlock(&sel, 0, now).await {
         Ok(n) => ResponseBody::Unlocked(u32::try_from(n).unwrap_or(u32::MAX)),
         Err(e) => service_error(warden, "unlock", &e),
     }
@@ -224,7 +235,7 @@ fn service_error(warden: &Warden, op: &str, e: &ServiceError) -> ResponseBody {
     ));
     let code = match e {
         ServiceError::Store(_) => ErrorCode::Store,
-        ServiceError::Attempt(_) => ErrorCode::Forbidden,
+        ServiceError::Attempt(_) | ServiceError::NotAuthorized(_) => ErrorCode::Forbidden,
         ServiceError::Poisoned | ServiceError::Totp(_) => ErrorCode::Internal,
     };
     error(code, &e.to_string())

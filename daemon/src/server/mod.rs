@@ -1,8 +1,13 @@
-//! The Unix socket that pam_warden talks to.
+//! The Unix sockets that pam_warden talks to.
 //!
-//! It never waits on D-Bus. Each connection's peer is checked with SO_PEERCRED;
-//! connections are capped per uid (root apart, so local users cannot crowd out
-//! sshd and sudo) and every frame has a read deadline.
+//! Two of them: `socket`, which anyone may connect to (a screen locker runs as
+//! its user), and `root_socket`, which only root can reach. sshd, sudo, su and
+//! login run the module as root and use the second, served by a thread of its
+//! own, so that a local user flooding the first cannot delay them.
+//!
+//! Neither ever waits on D-Bus. Each connection's peer is checked with
+//! SO_PEERCRED; connections are capped per uid, every frame has a deadline and
+//! so has every connection as a whole.
 
 mod conn;
 mod handler;
@@ -11,8 +16,9 @@ mod peer;
 
 use crate::service::Warden;
 use limits::Limits;
+use nix::sys::stat::{lstat, Mode, SFlag};
 use std::os::fd::{FromRawFd, RawFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener as StdListener;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::net::UnixListener;
@@ -20,28 +26,89 @@ use tokio::net::UnixListener;
 /// The first fd systemd passes (SD_LISTEN_FDS_START).
 const LISTEN_FDS_START: RawFd = 3;
 
-/// Takes the socket from systemd when it passed one, or binds `path`.
-pub fn listen(path: &Path) -> std::io::Result<(UnixListener, bool)> {
-    if let Some(listener) = from_systemd()? {
-        return Ok((listener, true));
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-        // Unprivileged PAM callers (screen lockers) must reach the socket.
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let listener = UnixListener::bind(path)?;
-    // Anyone may connect; what a peer may do is decided by its credentials.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-    Ok((listener, false))
+/// The two listening sockets, bound or taken from systemd.
+pub struct Listeners {
+    pub public: StdListener,
+    pub root: StdListener,
+    /// Which of the two systemd passed.
+    pub activated: (bool, bool),
 }
 
-fn from_systemd() -> std::io::Result<Option<UnixListener>> {
+/// Which socket a connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Door {
+    Public,
+    /// Only root can connect here; anyone else is refused on sight.
+    Root,
+}
+
+/// Takes the sockets systemd passed (matched by path), and binds the others.
+/// Call it before any other thread starts: the socket's mode comes from the
+/// umask at bind time, never from a chmod that could follow a link.
+pub fn listen(public: &Path, root: &Path) -> Result<Listeners, String> {
+    let mut passed = from_systemd()?;
+    let mut take = |want: &Path| -> Option<StdListener> {
+        let i = passed.iter().position(|l| {
+            l.local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(Path::to_path_buf))
+                .as_deref()
+                == Some(want)
+        })?;
+        Some(passed.swap_remove(i))
+    };
+    let (pub_passed, root_passed) = (take(public), take(root));
+    let activated = (pub_passed.is_some(), root_passed.is_some());
+    let public_l = match pub_passed {
+        Some(l) => l,
+        None => bind(public, 0o666)?,
+    };
+    let root_l = match root_passed {
+        Some(l) => l,
+        None => bind(root, 0o600)?,
+    };
+    Ok(Listeners {
+        public: public_l,
+        root: root_l,
+        activated,
+    })
+}
+
+/// Binds `path` with exactly `mode`, replacing a stale socket or link there
+/// (the directory is root's alone, checked before). Anything else at the path
+/// is refused rather than removed.
+fn bind(path: &Path, mode: u32) -> Result<StdListener, String> {
+    let at = path.display();
+    match lstat(path) {
+        Ok(st) => {
+            let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+            if kind != SFlag::S_IFSOCK && kind != SFlag::S_IFLNK {
+                return Err(format!(
+                    "{at} exists and is not a socket; remove it or choose another path"
+                ));
+            }
+            std::fs::remove_file(path).map_err(|e| format!("cannot remove the old {at}: {e}"))?;
+        }
+        Err(nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(format!("{at}: {e}")),
+    }
+    let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o777 & !mode));
+    let bound = StdListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound.map_err(|e| format!("cannot listen on {at}: {e}"))?;
+    // What is there now is the socket just made, with the mode asked for.
+    let st = lstat(path).map_err(|e| format!("{at}: {e}"))?;
+    if st.st_mode & 0o777 != mode || st.st_uid != nix::unistd::geteuid().as_raw() {
+        return Err(format!(
+            "{at} has mode {:04o} owned by uid {} after binding; something else is writing the directory",
+            st.st_mode & 0o777,
+            st.st_uid
+        ));
+    }
+    Ok(listener)
+}
+
+fn from_systemd() -> Result<Vec<StdListener>, String> {
     let pid_ok = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
@@ -51,15 +118,31 @@ fn from_systemd() -> std::io::Result<Option<UnixListener>> {
         .and_then(|n| n.parse::<i32>().ok())
         .unwrap_or(0);
     if !pid_ok || fds < 1 {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    // SAFETY: systemd hands us fd 3 as a listening socket that nothing else owns.
-    let std_listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(LISTEN_FDS_START) };
-    std_listener.set_nonblocking(true)?;
-    UnixListener::from_std(std_listener).map(Some)
+    Ok((0..fds.min(16))
+        .map(|i| {
+            // SAFETY: systemd hands us fds 3.. as listening sockets that nothing else owns.
+            unsafe { StdListener::from_raw_fd(LISTEN_FDS_START + i) }
+        })
+        .collect())
 }
 
-pub async fn serve(listener: UnixListener, warden: Arc<Warden>) {
+/// Serves one listening socket until the process ends.
+pub async fn serve(listener: StdListener, door: Door, warden: Arc<Warden>) {
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| UnixListener::from_std(listener))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            warden.log().error(&format!(
+                "listen-failed door={door:?} error={}",
+                crate::logline::quote(&e.to_string())
+            ));
+            return;
+        }
+    };
     let limits = Arc::new(Limits::default());
     loop {
         let stream = match listener.accept().await {
@@ -76,6 +159,18 @@ pub async fn serve(listener: UnixListener, warden: Arc<Warden>) {
         };
         let warden = warden.clone();
         let limits = limits.clone();
-        tokio::spawn(async move { conn::handle(stream, warden, limits).await });
+        tokio::spawn(async move { conn::handle(stream, door, warden, limits).await });
     }
+}
+
+/// Serves the root socket on a thread and runtime of its own, so that work
+/// queued on the main runtime by local users never delays it.
+pub fn serve_root_apart(listener: StdListener, warden: Arc<Warden>) -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("root-socket".into())
+        .spawn(move || rt.block_on(serve(listener, Door::Root, warden)))?;
+    Ok(())
 }

@@ -22,10 +22,21 @@ impl Peer {
         Peer::User { uid, name }
     }
 
-    pub fn may_act_for(&self, user: &str) -> bool {
+    /// Whether this peer may report for `user` (already folded as the config
+    /// says, so the peer's own name is folded the same way to compare).
+    pub fn may_act_for(&self, user: &str, names: &crate::config::UserNames) -> bool {
         match self {
             Peer::Root => true,
-            Peer::User { name, .. } => name.as_deref() == Some(user),
+            Peer::User { name, .. } => {
+                name.as_deref().map(|n| names.fold(n)).as_deref() == Some(user)
+            }
+        }
+    }
+
+    pub fn origin(&self) -> crate::engine::Origin {
+        match self {
+            Peer::Root => crate::engine::Origin::Root,
+            Peer::User { uid, .. } => crate::engine::Origin::Peer(*uid),
         }
     }
 
@@ -51,13 +62,20 @@ mod tests {
             uid: 1000,
             name: Some("alice".into()),
         };
-        assert!(alice.may_act_for("alice"));
-        assert!(!alice.may_act_for("bob"));
+        let same = crate::config::UserNames::default();
+        assert!(alice.may_act_for("alice", &same));
+        assert!(!alice.may_act_for("bob", &same));
+        assert!(!alice.may_act_for("Alice", &same));
+        let folded = crate::config::UserNames {
+            fold_case: true,
+            strip_realms: vec!["EXAMPLE.COM".into()],
+        };
+        assert!(alice.may_act_for(&folded.fold("Alice@example.com"), &folded));
         let nameless = Peer::User {
             uid: 4242,
             name: None,
         };
-        assert!(!nameless.may_act_for(""));
-        assert!(Peer::Root.may_act_for("bob"));
+        assert!(!nameless.may_act_for("", &same));
+        assert!(Peer::Root.may_act_for("bob", &same));
     }
 }

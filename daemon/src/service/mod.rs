@@ -1,13 +1,16 @@
 //! The daemon's shared core: the engine behind a lock, the store writer, and
 //! the log. The socket server and the bus both act through it.
 
+mod limits;
 mod totp;
 
+pub use limits::{AlertGate, Budgets, LogLimiter, LINES_PER_WINDOW};
 pub use totp::{SuccessOutcome, NOT_ENROLLED, WRONG_CODE};
 
 use crate::config::Config;
 use crate::engine::{
-    Attempt, AttemptError, AttemptId, Effects, Engine, EventKind, FailureKind, Verdict,
+    AdminLock, Alert, Attempt, AttemptError, AttemptId, Effects, Engine, EventKind, FailureKind,
+    KeyId, KeyState, Origin, Pressure, Selector, Verdict,
 };
 use crate::log::{Level, Log};
 use crate::logline;
@@ -26,10 +29,33 @@ pub enum ServiceError {
     Poisoned,
     #[error("{0}")]
     Totp(String),
+    #[error("{0}")]
+    NotAuthorized(String),
 }
 
 /// Resolves once queued writes are durable.
 pub type Durable = tokio::sync::oneshot::Receiver<Result<(), StoreError>>;
+
+/// How many keys one turn of a long admin job (unlock all, purge, list)
+/// handles before it lets go of the engine, so logins never wait behind it.
+pub const PAGE: usize = 2048;
+
+/// Requests an unprivileged socket peer may make: a burst of 30, then one a
+/// second. A screen locker asks a few per login; a flood gets `Busy`.
+pub const PEER_BURST: u32 = 30;
+pub const PEER_PER_SEC: f64 = 1.0;
+/// D-Bus calls a caller who is not an admin may make: 20 at once, 5 a second.
+pub const BUS_BURST: u32 = 20;
+pub const BUS_PER_SEC: f64 = 5.0;
+
+/// The counts `Status` reports, read in O(1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counts {
+    pub keys: usize,
+    pub locks: usize,
+    pub in_flight: usize,
+    pub pressure: Pressure,
+}
 
 pub struct Warden {
     engine: Mutex<Engine>,
@@ -40,6 +66,10 @@ pub struct Warden {
     writer: Writer,
     store: Arc<dyn Store>,
     log: Arc<Log>,
+    lines: LogLimiter,
+    alerts: AlertGate,
+    peer_budget: Budgets,
+    bus_budget: Budgets,
     config: RwLock<Arc<Config>>,
     started: Time,
 }
@@ -53,6 +83,7 @@ impl Warden {
         log: Arc<Log>,
         started: Time,
     ) -> Warden {
+        store.set_retention(&config.audit);
         Warden {
             engine: Mutex::new(engine),
             totp: Mutex::new(std::collections::HashMap::new()),
@@ -60,6 +91,10 @@ impl Warden {
             writer,
             store,
             log,
+            lines: LogLimiter::default(),
+            alerts: AlertGate::default(),
+            peer_budget: Budgets::new(PEER_BURST, PEER_PER_SEC),
+            bus_budget: Budgets::new(BUS_BURST, BUS_PER_SEC),
             config: RwLock::new(Arc::new(config)),
             started,
         }
@@ -97,51 +132,125 @@ impl Warden {
         }
     }
 
+    /// Whether an unprivileged socket peer may make another request now.
+    pub fn peer_may_ask(&self, uid: u32, now: Time) -> bool {
+        let ok = self.peer_budget.take(uid, now);
+        if !ok {
+            self.alert("peer-budget", now, &format!(
+                "peer-over-budget uid={uid} action=\"requests refused with Busy\" budget=\"{PEER_BURST} at once, {PEER_PER_SEC}/s\""
+            ));
+        }
+        ok
+    }
+
+    /// Whether a D-Bus caller who is not an admin may make another call now.
+    pub fn caller_may_ask(&self, uid: u32, now: Time) -> bool {
+        let ok = self.bus_budget.take(uid, now);
+        if !ok {
+            self.alert("bus-budget", now, &format!(
+                "bus-over-budget uid={uid} action=\"calls refused\" budget=\"{BUS_BURST} at once, {BUS_PER_SEC}/s\""
+            ));
+        }
+        ok
+    }
+
+    /// Logs an alert at most once a minute per kind, saying how many were held.
+    fn alert(&self, kind: &'static str, now: Time, line: &str) {
+        if let Some(held) = self.alerts.admit(kind, now) {
+            if held > 0 {
+                self.log.warn(&format!("{line} repeated={held}"));
+            } else {
+                self.log.warn(line);
+            }
+        }
+    }
+
     /// Runs `f` on the engine, logs what it did and queues its writes, all under
     /// the engine's lock so that log order and commit order follow engine order.
     pub fn apply<T>(
         &self,
+        origin: Origin,
         f: impl FnOnce(&mut Engine, &mut Effects) -> T,
     ) -> Result<(T, Option<Durable>), ServiceError> {
-        self.apply_with(Durability::Immediate, f)
+        self.apply_with(Durability::Immediate, origin, f)
     }
 
     fn apply_with<T>(
         &self,
         durability: Durability,
+        origin: Origin,
         f: impl FnOnce(&mut Engine, &mut Effects) -> T,
     ) -> Result<(T, Option<Durable>), ServiceError> {
+        let now = Time::now();
         let mut engine = self.engine.lock().map_err(|_| ServiceError::Poisoned)?;
         let mut fx = Effects::default();
         let out = f(&mut engine, &mut fx);
         for e in &fx.events {
-            let level = match e.kind {
-                EventKind::Locked | EventKind::Refused => Level::Notice,
-                _ => Level::Info,
-            };
-            self.log.write(level, &logline::format(e));
+            if self.lines.admit(e, origin, now) {
+                let level = match e.kind {
+                    EventKind::Locked | EventKind::Refused => Level::Notice,
+                    _ => Level::Info,
+                };
+                self.log.write(level, &logline::format(e));
+            }
             if matches!(e.kind, EventKind::Locked | EventKind::Unlocked) {
                 let _ = self.events.send(e.clone());
             }
+        }
+        for a in std::mem::take(&mut fx.alerts) {
+            self.log_alert(&a, now);
         }
         let pending = (!fx.is_empty()).then(|| self.writer.submit(fx, durability));
         Ok((out, pending))
     }
 
+    fn log_alert(&self, a: &Alert, now: Time) {
+        match a {
+            Alert::TableFull {
+                keys,
+                max,
+                evicted_keys,
+                evicted_locks,
+            } => self.alert(
+                "table-full",
+                now,
+                &format!(
+                    "table-full keys={keys} max_tracked_keys={max} evicted_keys={evicted_keys} evicted_locks={evicted_locks} action=\"raise max_tracked_keys, or look for a flood with wardenctl locks\""
+                ),
+            ),
+            Alert::Crowded { in_flight, uid } => {
+                let who = uid.map_or("all".to_string(), |u| format!("uid={u}"));
+                self.alert(
+                    "crowded",
+                    now,
+                    &format!(
+                        "attempts-crowded in_flight={in_flight} limit_hit={who} action=\"attempts refused until some end; see max_attempts_in_flight and max_attempts_per_uid\""
+                    ),
+                );
+            }
+        }
+    }
+
     /// Like [`apply`](Self::apply), then waits until the writes are durable.
     pub async fn apply_durably<T>(
         &self,
+        origin: Origin,
         f: impl FnOnce(&mut Engine, &mut Effects) -> T,
     ) -> Result<T, ServiceError> {
-        let (out, pending) = self.apply(f)?;
+        let (out, pending) = self.apply(origin, f)?;
         if let Some(rx) = pending {
             rx.await.unwrap_or(Err(StoreError::WriterGone))?;
         }
         Ok(out)
     }
 
-    pub async fn begin(&self, attempt: &Attempt, now: Time) -> Result<Verdict, ServiceError> {
-        let (verdict, pending) = self.apply(|e, fx| e.begin(attempt, now, fx))?;
+    pub async fn begin(
+        &self,
+        attempt: &Attempt,
+        origin: Origin,
+        now: Time,
+    ) -> Result<Verdict, ServiceError> {
+        let (verdict, pending) = self.apply(origin, |e, fx| e.begin(attempt, origin, now, fx))?;
         // A refusal stands whether or not its record is on disk yet, so it is
         // answered at once and committed right behind.
         self.commit_behind("begin", pending);
@@ -152,25 +261,29 @@ impl Warden {
         &self,
         id: Option<AttemptId>,
         attempt: &Attempt,
+        origin: Origin,
         now: Time,
     ) -> Result<(), ServiceError> {
-        self.apply_durably(|e, fx| e.fail(id, attempt, FailureKind::Password, now, fx))
-            .await?
-            .map_err(Into::into)
+        self.apply_durably(origin, |e, fx| {
+            e.fail(id, attempt, origin, FailureKind::Password, now, fx)
+        })
+        .await?
+        .map_err(Into::into)
     }
 
     pub async fn succeed(
         &self,
         id: Option<AttemptId>,
         attempt: &Attempt,
+        origin: Origin,
         now: Time,
     ) -> Result<(), ServiceError> {
         // A success is answered before its commit, and the commit does not wait
         // for an fsync of its own: losing it in a crash only leaves failure
         // counters standing, which is stricter, never looser. A busy login
         // server then costs its disk one fsync a second, not one per login.
-        let (result, pending) = self.apply_with(Durability::Deferred, |e, fx| {
-            e.succeed(id, attempt, now, fx)
+        let (result, pending) = self.apply_with(Durability::Deferred, origin, |e, fx| {
+            e.succeed(id, attempt, origin, now, fx)
         })?;
         self.commit_behind("succeed", pending);
         result.map_err(Into::into)
@@ -201,16 +314,73 @@ impl Warden {
         Ok(())
     }
 
-    /// Read-only access to the engine.
+    /// Read-only access to the engine. Keep `f` to O(log n) work: logins
+    /// wait behind it.
     pub fn with_engine<T>(&self, f: impl FnOnce(&Engine) -> T) -> Result<T, ServiceError> {
         let engine = self.engine.lock().map_err(|_| ServiceError::Poisoned)?;
         Ok(f(&engine))
+    }
+
+    /// What `Status` reports; constant time whatever the table holds.
+    pub fn counts(&self) -> Result<Counts, ServiceError> {
+        self.with_engine(|e| Counts {
+            keys: e.tracked_keys(),
+            locks: e.lock_count(),
+            in_flight: e.pending_attempts(),
+            pressure: e.pressure(),
+        })
+    }
+
+    /// Every lock, gathered a page at a time so that logins go on between pages.
+    pub async fn all_locks(&self) -> Result<Vec<(KeyId, KeyState)>, ServiceError> {
+        let mut out = Vec::new();
+        let mut after: Option<KeyId> = None;
+        loop {
+            let page = self.with_engine(|e| e.locks_page(after.as_ref(), PAGE))?;
+            let done = page.len() < PAGE;
+            after = page.last().map(|(k, _)| k.clone());
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Lifts the selected locks and counters, a page at a time. Returns how
+    /// many keys were cleared.
+    pub async fn unlock(
+        &self,
+        sel: &Selector,
+        by_uid: u32,
+        now: Time,
+    ) -> Result<usize, ServiceError> {
+        let mut cleared = 0;
+        let mut after: Option<KeyId> = None;
+        loop {
+            let (n, next) = self
+                .apply_durably(Origin::Root, |e, fx| {
+                    e.unlock_page(sel, by_uid, after.as_ref(), PAGE, now, fx)
+                })
+                .await?;
+            cleared += n;
+            match next {
+                Some(k) => after = Some(k),
+                None => return Ok(cleared),
+            }
+        }
+    }
+
+    pub async fn admin_lock(&self, req: &AdminLock, now: Time) -> Result<KeyId, ServiceError> {
+        self.apply_durably(Origin::Root, |e, fx| e.admin_lock(req, now, fx))
+            .await
     }
 
     /// Installs a new config (already validated); the engine takes its policy.
     pub fn replace_config(&self, config: Config) -> Result<(), ServiceError> {
         let mut engine = self.engine.lock().map_err(|_| ServiceError::Poisoned)?;
         engine.set_policy(config.policy.clone());
+        self.store.set_retention(&config.audit);
         match self.config.write() {
             Ok(mut c) => *c = Arc::new(config),
             Err(p) => *p.into_inner() = Arc::new(config),
@@ -218,29 +388,50 @@ impl Warden {
         Ok(())
     }
 
-    /// Resolves expiries and abandoned attempts; called every second.
+    /// Resolves expiries and abandoned attempts, and writes the summaries of
+    /// log lines held back; called every second.
     pub async fn tick(&self, now: Time) {
-        if let Err(e) = self.apply_durably(|e, fx| e.tick(now, fx)).await {
+        if let Err(e) = self
+            .apply_durably(Origin::Root, |e, fx| e.tick(now, fx))
+            .await
+        {
             self.log.error(&format!(
                 "store-error op=tick error={}",
                 logline::quote(&e.to_string())
             ));
         }
+        for line in self.lines.summaries(now) {
+            self.log.warn(&line);
+        }
     }
 
-    /// Purges idle state and applies audit retention; called every minute.
+    /// Purges idle state a page at a time, and applies audit retention;
+    /// called every minute.
     pub async fn housekeeping(&self, now: Time) {
-        if let Err(e) = self.apply_durably(|e, fx| e.purge(now, fx)).await {
-            self.log.error(&format!(
-                "store-error op=purge error={}",
-                logline::quote(&e.to_string())
-            ));
+        let mut after: Option<KeyId> = None;
+        loop {
+            match self
+                .apply_durably(Origin::Root, |e, fx| {
+                    e.purge_page(after.as_ref(), PAGE, now, fx)
+                })
+                .await
+            {
+                Ok(Some(next)) => after = Some(next),
+                Ok(None) => break,
+                Err(e) => {
+                    self.log.error(&format!(
+                        "store-error op=purge error={}",
+                        logline::quote(&e.to_string())
+                    ));
+                    break;
+                }
+            }
+            tokio::task::yield_now().await;
         }
         let audit = self.config().audit.clone();
         let store = self.store.clone();
         let before = now.minus(audit.max_age);
-        let trimmed =
-            tokio::task::spawn_blocking(move || store.trim_audit(audit.max_events, before)).await;
+        let trimmed = tokio::task::spawn_blocking(move || store.trim_audit(before)).await;
         if let Ok(Err(e)) = trimmed {
             self.log.error(&format!(
                 "store-error op=audit-retention error={}",

@@ -3,7 +3,9 @@
 //! and in the store; every change is durable before it is answered.
 
 use super::{ServiceError, Warden};
-use crate::engine::{parse_ip, source_of, Attempt, AttemptId, EventKind, FailureKind};
+use crate::engine::{
+    parse_ip, source_of, Attempt, AttemptId, EventKind, FailureKind, Origin, Prefixes,
+};
 use crate::logline::quote;
 use crate::store::{Durability, StoreError};
 use crate::time::Time;
@@ -35,6 +37,18 @@ fn random(n: usize) -> Result<Zeroizing<Vec<u8>>, ServiceError> {
     Ok(buf)
 }
 
+/// The source of an attempt as the lockout rules spell it.
+fn source_of_attempt(config: &crate::config::Config, attempt: &Attempt) -> String {
+    source_of(
+        attempt.rhost.as_deref(),
+        attempt.ruser.as_deref(),
+        Prefixes {
+            v4: config.policy.ipv4_prefix,
+            v6: config.policy.ipv6_prefix,
+        },
+    )
+}
+
 impl Warden {
     pub(super) fn book(
         &self,
@@ -47,15 +61,12 @@ impl Warden {
         &self,
         id: Option<AttemptId>,
         attempt: &Attempt,
+        origin: Origin,
         groups: &[String],
         now: Time,
     ) -> Result<SuccessOutcome, ServiceError> {
         let config = self.config();
-        let source = source_of(
-            attempt.rhost.as_deref(),
-            config.policy.ipv4_prefix,
-            config.policy.ipv6_prefix,
-        );
+        let source = source_of_attempt(&config, attempt);
         let need = {
             let book = self.book()?;
             totp::decide(
@@ -68,16 +79,17 @@ impl Warden {
                     groups,
                     record: book.get(&attempt.user),
                     now,
+                    strict: origin != Origin::Root,
                 },
             )
         };
         match need {
             Need::Nothing => {
-                self.succeed(id, attempt, now).await?;
+                self.succeed(id, attempt, origin, now).await?;
                 Ok(SuccessOutcome::Recorded)
             }
             Need::Grace(until) => {
-                self.succeed(id, attempt, now).await?;
+                self.succeed(id, attempt, origin, now).await?;
                 let day = until.minus(std::time::Duration::from_secs(1)).to_string();
                 Ok(SuccessOutcome::Notice(format!(
                     "This account needs a verification code after {}. Ask an administrator to set one up.",
@@ -85,15 +97,15 @@ impl Warden {
                 )))
             }
             Need::Refuse => {
-                self.apply_durably(|e, fx| {
-                    e.refuse_after_password(id, attempt, "totp-not-enrolled", now, fx)
+                self.apply_durably(origin, |e, fx| {
+                    e.refuse_after_password(id, attempt, origin, "totp-not-enrolled", now, fx)
                 })
                 .await??;
                 Ok(SuccessOutcome::Refused(NOT_ENROLLED.into()))
             }
             Need::Code => {
                 let held = self
-                    .apply_durably(|e, _| e.await_code(id, attempt, now))
+                    .apply_durably(origin, |e, _| e.await_code(id, attempt, origin, now))
                     .await??;
                 Ok(if held {
                     SuccessOutcome::NeedCode
@@ -110,63 +122,72 @@ impl Warden {
         &self,
         id: Option<AttemptId>,
         attempt: &Attempt,
+        origin: Origin,
         typed: &str,
         now: Time,
     ) -> Result<Option<String>, ServiceError> {
         let config = self.config();
-        let source = source_of(
-            attempt.rhost.as_deref(),
-            config.policy.ipv4_prefix,
-            config.policy.ipv6_prefix,
-        );
-        let remember = config.totp.remember;
+        let source = source_of_attempt(&config, attempt);
+        // An unprivileged peer's good code proves the code, not the password:
+        // it never earns `remember`.
+        let remember = config.totp.remember.filter(|_| origin == Origin::Root);
         let refusal = self
-            .apply_durably(|engine, fx| -> Result<Option<String>, ServiceError> {
-                if !engine.awaiting_code(id, attempt) {
-                    return Ok(Some(START_AGAIN.into()));
-                }
-                let mut book = self.book()?;
-                let Some(rec) = book.get_mut(&attempt.user).filter(|r| r.confirmed) else {
-                    engine.refuse_after_password(id, attempt, "totp-not-enrolled", now, fx)?;
-                    return Ok(Some(NOT_ENROLLED.into()));
-                };
-                let checked = totp::check(rec, typed, now);
-                match checked {
-                    CodeCheck::Good(step) => rec.last_step = step,
-                    CodeCheck::Recovery(i) => {
-                        rec.recovery.remove(i);
+            .apply_durably(
+                origin,
+                |engine, fx| -> Result<Option<String>, ServiceError> {
+                    if !engine.awaiting_code(id, attempt, origin) {
+                        return Ok(Some(START_AGAIN.into()));
                     }
-                    CodeCheck::Replayed | CodeCheck::Wrong => {
-                        engine.fail(id, attempt, FailureKind::Totp, now, fx)?;
-                        let why = if checked == CodeCheck::Replayed {
-                            "replayed"
-                        } else {
-                            "wrong"
-                        };
-                        for e in fx
-                            .events
-                            .iter_mut()
-                            .filter(|e| e.kind == EventKind::TotpFailure)
-                        {
-                            e.reason = Some(why.into());
+                    let mut book = self.book()?;
+                    let Some(rec) = book.get_mut(&attempt.user).filter(|r| r.confirmed) else {
+                        engine.refuse_after_password(
+                            id,
+                            attempt,
+                            origin,
+                            "totp-not-enrolled",
+                            now,
+                            fx,
+                        )?;
+                        return Ok(Some(NOT_ENROLLED.into()));
+                    };
+                    let checked = totp::check(rec, typed, now);
+                    match checked {
+                        CodeCheck::Good(step) => rec.last_step = step,
+                        CodeCheck::Recovery(i) => {
+                            rec.recovery.remove(i);
                         }
-                        return Ok(Some(WRONG_CODE.into()));
+                        CodeCheck::Replayed | CodeCheck::Wrong => {
+                            engine.fail(id, attempt, origin, FailureKind::Totp, now, fx)?;
+                            let why = if checked == CodeCheck::Replayed {
+                                "replayed"
+                            } else {
+                                "wrong"
+                            };
+                            for e in fx
+                                .events
+                                .iter_mut()
+                                .filter(|e| e.kind == EventKind::TotpFailure)
+                            {
+                                e.reason = Some(why.into());
+                            }
+                            return Ok(Some(WRONG_CODE.into()));
+                        }
                     }
-                }
-                if let Some(d) = remember {
-                    rec.remember(&source, now.plus(d), now);
-                }
-                fx.totp.push((attempt.user.clone(), Some(rec.clone())));
-                if let CodeCheck::Recovery(_) = checked {
-                    self.log.info(&format!(
-                        "totp-recovery-used user={} left={}",
-                        quote(&attempt.user),
-                        rec.recovery.len()
-                    ));
-                }
-                engine.succeed(id, attempt, now, fx)?;
-                Ok(None)
-            })
+                    if let Some(d) = remember {
+                        rec.remember(&source, now.plus(d), now);
+                    }
+                    fx.totp.push((attempt.user.clone(), Some(rec.clone())));
+                    if let CodeCheck::Recovery(_) = checked {
+                        self.log.info(&format!(
+                            "totp-recovery-used user={} left={}",
+                            quote(&attempt.user),
+                            rec.recovery.len()
+                        ));
+                    }
+                    engine.succeed(id, attempt, origin, now, fx)?;
+                    Ok(None)
+                },
+            )
             .await??;
         Ok(refusal)
     }
@@ -274,13 +295,23 @@ impl Warden {
         Ok(true)
     }
 
-    /// Replaces the user's recovery codes; the old ones stop working.
+    /// Replaces the user's recovery codes; the old ones stop working. Someone
+    /// who is not an admin must give a current code from the authenticator:
+    /// new codes are a second factor, and whoever holds only the user's
+    /// session must not mint them. A wrong code counts as a wrong code at a
+    /// login does, and a locked user is refused.
     pub async fn totp_new_recovery(
         &self,
         user: &str,
         by_uid: u32,
+        admin: bool,
+        code: &str,
+        now: Time,
     ) -> Result<Vec<Zeroizing<String>>, ServiceError> {
         let bytes = random(10 * 12)?;
+        if !admin {
+            self.prove_code(user, by_uid, code, now).await?;
+        }
         let (rx, codes) = {
             let mut book = self.book()?;
             let Some(rec) = book.get_mut(user) else {
@@ -297,6 +328,58 @@ impl Warden {
             quote(user)
         ));
         Ok(codes)
+    }
+
+    /// Checks a current TOTP code (not a recovery code) for a self-service
+    /// call, counting a wrong one in the user's lockout rules.
+    async fn prove_code(
+        &self,
+        user: &str,
+        by_uid: u32,
+        code: &str,
+        now: Time,
+    ) -> Result<(), ServiceError> {
+        let attempt = Attempt {
+            service: "wardenctl".into(),
+            user: user.to_string(),
+            rhost: None,
+            tty: None,
+            ruser: None,
+        };
+        let origin = Origin::Peer(by_uid);
+        let refused = self
+            .apply_durably(origin, |engine, fx| -> Result<Option<String>, ServiceError> {
+                if engine.account_lock(&attempt, origin, now).is_some() {
+                    return Ok(Some(format!(
+                        "{user} is locked after too many wrong passwords or codes; ask an admin, or wait"
+                    )));
+                }
+                let mut book = self.book()?;
+                let Some(rec) = book.get_mut(user).filter(|r| r.confirmed) else {
+                    return Ok(Some(format!(
+                        "{user} has no confirmed code; an admin must replace the recovery codes"
+                    )));
+                };
+                match totp::check(rec, code, now) {
+                    CodeCheck::Good(step) => {
+                        rec.last_step = step;
+                        fx.totp.push((user.to_string(), Some(rec.clone())));
+                        Ok(None)
+                    }
+                    _ => {
+                        engine.fail(None, &attempt, origin, FailureKind::Totp, now, fx)?;
+                        Ok(Some(
+                            "new recovery codes need a current code from your authenticator app; that one is wrong or used"
+                                .into(),
+                        ))
+                    }
+                }
+            })
+            .await??;
+        match refused {
+            None => Ok(()),
+            Some(why) => Err(ServiceError::NotAuthorized(why)),
+        }
     }
 
     async fn durable(&self, rx: super::Durable) -> Result<(), ServiceError> {

@@ -4,7 +4,7 @@
 mod redb_store;
 mod writer;
 
-pub use redb_store::{Opened, RedbStore};
+pub use redb_store::{Opened, RedbStore, FILE_NAME};
 pub use writer::{Writer, FLUSH_AFTER};
 
 use crate::engine::{Effects, Event, KeyId, KeyState};
@@ -64,7 +64,10 @@ pub trait Store: Send + Sync {
     /// makes earlier deferred commits durable.
     fn commit(&self, batch: &Effects, durability: Durability) -> Result<(), StoreError>;
     fn audit(&self, query: &AuditQuery) -> Result<Vec<Event>, StoreError>;
-    /// Applies retention: at most `max_events`, none older than `before`.
-    fn trim_audit(&self, max_events: u64, before: Time) -> Result<u64, StoreError>;
+    /// Applies retention: nothing older than `before`, and the counts of
+    /// [`set_retention`](Store::set_retention). Commits apply the counts too.
+    fn trim_audit(&self, before: Time) -> Result<u64, StoreError>;
+    /// The audit log's bounds: in all, per user, and each user's floor.
+    fn set_retention(&self, audit: &crate::config::Audit);
     fn size_bytes(&self) -> u64;
 }

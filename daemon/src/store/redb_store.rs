@@ -1,12 +1,14 @@
 //! The embedded store: one redb file in the state directory.
 
 use super::{AuditQuery, Durability, Snapshot, Store, StoreError};
+use crate::config::Audit;
 use crate::engine::{Effects, Event, KeyId, KeyState};
 use crate::time::Time;
 use redb::{
     Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition,
 };
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -15,6 +17,10 @@ use std::sync::{RwLock, RwLockReadGuard};
 const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const FAMILIAR: TableDefinition<&str, u64> = TableDefinition::new("familiar");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// The audit log by owner (the event's user, or `@` and its rhost when it
+/// names no user), so that one name's events are found, counted and trimmed
+/// without reading anyone else's.
+const AUDIT_BY: TableDefinition<(&str, u64), ()> = TableDefinition::new("audit_by");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// TOTP secrets: root-only like the rest of the file, never anywhere else.
 const TOTP: TableDefinition<&str, &[u8]> = TableDefinition::new("totp");
@@ -26,6 +32,7 @@ pub const FILE_NAME: &str = "warden.redb";
 pub struct RedbStore {
     /// `None` only between a failed commit and a successful reopen.
     db: RwLock<Option<Database>>,
+    retention: RwLock<Audit>,
     path: PathBuf,
     next_seq: std::sync::atomic::AtomicU64,
     /// Deferred commits since the last immediate one.
@@ -92,6 +99,7 @@ impl RedbStore {
         let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o600));
         let store = RedbStore {
             db: RwLock::new(Some(db)),
+            retention: RwLock::new(default_retention()),
             path: path.to_path_buf(),
             next_seq: std::sync::atomic::AtomicU64::new(0),
             deferred: std::sync::atomic::AtomicBool::new(false),
@@ -112,6 +120,13 @@ impl RedbStore {
             Some(db) => db.begin_write().map_err(w),
             None => Err(StoreError::WriterGone),
         }
+    }
+
+    fn retention(&self) -> Result<Audit, StoreError> {
+        self.retention
+            .read()
+            .map(|r| r.clone())
+            .map_err(|_| StoreError::Read("retention lock poisoned".into()))
     }
 
     fn db(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, StoreError> {
@@ -166,6 +181,17 @@ impl RedbStore {
             txn.open_table(FAMILIAR).map_err(|e| e.to_string())?;
             txn.open_table(TOTP).map_err(|e| e.to_string())?;
             let audit = txn.open_table(AUDIT).map_err(|e| e.to_string())?;
+            let mut by = txn.open_table(AUDIT_BY).map_err(|e| e.to_string())?;
+            // A store from before the index: build it once.
+            if by.is_empty().map_err(|e| e.to_string())? {
+                for item in audit.iter().map_err(|e| e.to_string())? {
+                    let (seq, bytes) = item.map_err(|e| e.to_string())?;
+                    if let Ok(e) = postcard::from_bytes::<Event>(bytes.value()) {
+                        by.insert((owner(&e).as_str(), seq.value()), ())
+                            .map_err(|e| e.to_string())?;
+                    }
+                }
+            }
             let last = audit.last().map_err(|e| e.to_string())?;
             last.map_or(0, |(k, _)| k.value() + 1)
         };
@@ -226,6 +252,148 @@ fn familiar_key(user: &str, source: &str) -> String {
     format!("{user}\0{source}")
 }
 
+/// Whose share of the audit log an event counts against.
+fn owner(e: &Event) -> String {
+    match (&e.user, &e.rhost) {
+        (Some(u), _) => u.clone(),
+        (None, Some(r)) => format!("@{r}"),
+        (None, None) => String::new(),
+    }
+}
+
+fn default_retention() -> Audit {
+    Audit {
+        max_events: 100_000,
+        max_age: std::time::Duration::from_secs(7_776_000),
+        max_events_per_user: 1_000,
+        min_events_per_user: 50,
+    }
+}
+
+type AuditTable<'t> = redb::Table<'t, u64, &'static [u8]>;
+type ByTable<'t> = redb::Table<'t, (&'static str, u64), ()>;
+
+/// The sequence numbers of one owner's events, oldest first, at most `n`.
+fn owned(by: &ByTable<'_>, who: &str, n: usize) -> Result<Vec<u64>, StoreError> {
+    let mut out = Vec::new();
+    for item in by.range((who, 0)..=(who, u64::MAX)).map_err(w)?.take(n) {
+        let (k, _) = item.map_err(w)?;
+        out.push(k.value().1);
+    }
+    Ok(out)
+}
+
+fn remove_event(
+    audit: &mut AuditTable<'_>,
+    by: &mut ByTable<'_>,
+    who: &str,
+    seq: u64,
+) -> Result<(), StoreError> {
+    audit.remove(seq).map_err(w)?;
+    by.remove((who, seq)).map_err(w)?;
+    Ok(())
+}
+
+/// Keeps one owner to `max` events: a flood against one name pushes out
+/// that name's own oldest events and no one else's.
+fn cap_owner(
+    audit: &mut AuditTable<'_>,
+    by: &mut ByTable<'_>,
+    who: &str,
+    max: u64,
+) -> Result<u64, StoreError> {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    let seqs = owned(by, who, usize::MAX)?;
+    let over = seqs.len().saturating_sub(max);
+    for seq in &seqs[..over] {
+        remove_event(audit, by, who, *seq)?;
+    }
+    Ok(over as u64)
+}
+
+/// Brings the whole log down to `r.max_events`: first the oldest events of
+/// owners holding more than `r.min_events_per_user`, then, only if that is
+/// not enough, the oldest of all. Also drops events older than `before`.
+fn trim_global(
+    audit: &mut AuditTable<'_>,
+    by: &mut ByTable<'_>,
+    r: &Audit,
+    before: Option<Time>,
+) -> Result<u64, StoreError> {
+    let mut removed = 0;
+    if let Some(before) = before {
+        loop {
+            let Some((seq, bytes)) = audit
+                .first()
+                .map_err(w)?
+                .map(|(k, v)| (k.value(), v.value().to_vec()))
+            else {
+                break;
+            };
+            let e = postcard::from_bytes::<Event>(&bytes).ok();
+            if e.as_ref().is_some_and(|e| e.time >= before) {
+                break;
+            }
+            let who = e.as_ref().map(owner).unwrap_or_default();
+            remove_event(audit, by, &who, seq)?;
+            removed += 1;
+        }
+    }
+    let len = audit.len().map_err(w)?;
+    let mut over = len.saturating_sub(r.max_events);
+    if over == 0 {
+        return Ok(removed);
+    }
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let mut doomed: Vec<(u64, String)> = Vec::new();
+    for item in audit.iter().map_err(w)? {
+        if over == 0 {
+            break;
+        }
+        let (seq, bytes) = item.map_err(w)?;
+        let who = postcard::from_bytes::<Event>(bytes.value())
+            .map(|e| owner(&e))
+            .unwrap_or_default();
+        let n = match counts.get_mut(&who) {
+            Some(n) => n,
+            None => {
+                let total = by
+                    .range((who.as_str(), 0)..=(who.as_str(), u64::MAX))
+                    .map_err(w)?
+                    .count() as u64;
+                counts.entry(who.clone()).or_insert(total)
+            }
+        };
+        if *n > r.min_events_per_user {
+            *n -= 1;
+            over -= 1;
+            doomed.push((seq.value(), who));
+        }
+    }
+    for (seq, who) in &doomed {
+        remove_event(audit, by, who, *seq)?;
+    }
+    removed += doomed.len() as u64;
+    // Every owner is at its floor and the log is still too long: many names
+    // each with a few events. The oldest go, whoever they belong to.
+    while over > 0 {
+        let Some((seq, bytes)) = audit
+            .first()
+            .map_err(w)?
+            .map(|(k, v)| (k.value(), v.value().to_vec()))
+        else {
+            break;
+        };
+        let who = postcard::from_bytes::<Event>(&bytes)
+            .map(|e| owner(&e))
+            .unwrap_or_default();
+        remove_event(audit, by, &who, seq)?;
+        removed += 1;
+        over -= 1;
+    }
+    Ok(removed)
+}
+
 impl Store for RedbStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let txn = self.read_txn()?;
@@ -279,8 +447,32 @@ impl Store for RedbStore {
         let txn = self.read_txn()?;
         let table = txn.open_table(AUDIT).map_err(r)?;
         let mut out = Vec::new();
-        for item in table.iter().map_err(r)?.rev() {
-            let (_, v) = item.map_err(r)?;
+        // One user's events come from the index: reading them costs as much
+        // as that user has, whatever floods the rest of the log.
+        let seqs: Box<dyn Iterator<Item = Result<u64, StoreError>>> = match &q.user {
+            Some(u) => {
+                let by = txn.open_table(AUDIT_BY).map_err(r)?;
+                let mut seqs = Vec::new();
+                for item in by
+                    .range((u.as_str(), 0)..=(u.as_str(), u64::MAX))
+                    .map_err(r)?
+                {
+                    seqs.push(item.map_err(r)?.0.value().1);
+                }
+                Box::new(seqs.into_iter().rev().map(Ok))
+            }
+            None => Box::new(
+                table
+                    .iter()
+                    .map_err(r)?
+                    .rev()
+                    .map(|item| item.map(|(k, _)| k.value()).map_err(r)),
+            ),
+        };
+        for seq in seqs {
+            let Some(v) = table.get(seq?).map_err(r)? else {
+                continue;
+            };
             let Ok(e) = postcard::from_bytes::<Event>(v.value()) else {
                 continue;
             };
@@ -307,32 +499,22 @@ impl Store for RedbStore {
         Ok(out)
     }
 
-    fn trim_audit(&self, max_events: u64, before: Time) -> Result<u64, StoreError> {
+    fn trim_audit(&self, before: Time) -> Result<u64, StoreError> {
+        let retention = self.retention()?;
         let txn = self.write_txn()?;
         let removed = {
-            let mut table = txn.open_table(AUDIT).map_err(w)?;
-            let len = table.len().map_err(w)?;
-            let over = len.saturating_sub(max_events);
-            let mut removed = 0;
-            loop {
-                let Some((seq, bytes)) = table
-                    .first()
-                    .map_err(w)?
-                    .map(|(k, v)| (k.value(), v.value().to_vec()))
-                else {
-                    break;
-                };
-                let old = postcard::from_bytes::<Event>(&bytes).map_or(true, |e| e.time < before);
-                if removed >= over && !old {
-                    break;
-                }
-                table.remove(seq).map_err(w)?;
-                removed += 1;
-            }
-            removed
+            let mut audit = txn.open_table(AUDIT).map_err(w)?;
+            let mut by = txn.open_table(AUDIT_BY).map_err(w)?;
+            trim_global(&mut audit, &mut by, &retention, Some(before))?
         };
         txn.commit().map_err(w)?;
         Ok(removed)
+    }
+
+    fn set_retention(&self, audit: &Audit) {
+        if let Ok(mut r) = self.retention.write() {
+            *r = audit.clone();
+        }
     }
 
     fn size_bytes(&self) -> u64 {
@@ -385,10 +567,30 @@ impl RedbStore {
                 }
             }
             let mut audit = txn.open_table(AUDIT).map_err(w)?;
+            let mut by = txn.open_table(AUDIT_BY).map_err(w)?;
+            let mut owners: Vec<String> = Vec::new();
             for e in &batch.events {
                 let bytes = postcard::to_allocvec(e).map_err(w)?;
                 audit.insert(seq, bytes.as_slice()).map_err(w)?;
+                let who = owner(e);
+                by.insert((who.as_str(), seq), ()).map_err(w)?;
+                if !owners.contains(&who) {
+                    owners.push(who);
+                }
                 seq += 1;
+            }
+            if !batch.events.is_empty() {
+                let retention = self.retention()?;
+                for who in &owners {
+                    cap_owner(&mut audit, &mut by, who, retention.max_events_per_user)?;
+                }
+                // Trimmed here, not only once a minute, so a flood cannot grow
+                // the log past its bound in between; a percent of slack keeps
+                // it from happening on every commit.
+                let slack = retention.max_events / 100 + 1;
+                if audit.len().map_err(w)? > retention.max_events + slack {
+                    trim_global(&mut audit, &mut by, &retention, None)?;
+                }
             }
         }
         txn.commit().map_err(w)?;

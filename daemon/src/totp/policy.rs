@@ -15,6 +15,10 @@ pub struct Situation<'a> {
     pub groups: &'a [String],
     pub record: Option<&'a TotpRecord>,
     pub now: Time,
+    /// The attempt comes from an unprivileged peer, which names its own
+    /// service: no service scope, trusted address or remembered source may
+    /// spare it the code.
+    pub strict: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -30,14 +34,16 @@ pub enum Need {
 }
 
 pub fn decide(p: &TotpPolicy, s: &Situation<'_>) -> Need {
-    if p.services
-        .as_ref()
-        .is_some_and(|list| !list.iter().any(|x| x == s.service))
+    if !s.strict
+        && p.services
+            .as_ref()
+            .is_some_and(|list| !list.iter().any(|x| x == s.service))
     {
         return Need::Nothing;
     }
-    if s.ip
-        .is_some_and(|ip| p.trusted_rhosts.iter().any(|n| n.contains(&ip)))
+    if !s.strict
+        && s.ip
+            .is_some_and(|ip| p.trusted_rhosts.iter().any(|n| n.contains(&ip)))
     {
         return Need::Nothing;
     }
@@ -45,7 +51,7 @@ pub fn decide(p: &TotpPolicy, s: &Situation<'_>) -> Need {
         || s.groups.iter().any(|g| p.required_for_groups.contains(g));
     match s.record.filter(|r| r.confirmed) {
         Some(r) if required || p.optional => {
-            if r.remembers(s.source, s.now) {
+            if !s.strict && r.remembers(s.source, s.now) {
                 Need::Nothing
             } else {
                 Need::Code
@@ -95,6 +101,7 @@ mod tests {
                 groups: &groups,
                 record: rec,
                 now: Time(now),
+                strict: false,
             },
         )
     }
@@ -128,6 +135,30 @@ mod tests {
             Need::Nothing,
             "not required, not optional"
         );
+    }
+
+    #[test]
+    fn a_strict_situation_is_spared_nothing() {
+        let p = TotpPolicy {
+            optional: true,
+            services: Some(vec!["sudo".into()]),
+            trusted_rhosts: vec!["192.0.2.0/24".parse().unwrap()],
+            ..Default::default()
+        };
+        let r = record(true);
+        let groups = Vec::new();
+        let s = |strict| Situation {
+            user: "alice",
+            service: "not-sudo",
+            ip: "192.0.2.1".parse().ok(),
+            source: "192.0.2.1",
+            groups: &groups,
+            record: Some(&r),
+            now: Time(1000),
+            strict,
+        };
+        assert_eq!(decide(&p, &s(false)), Need::Nothing);
+        assert_eq!(decide(&p, &s(true)), Need::Code);
     }
 
     #[test]

@@ -10,6 +10,9 @@ struct FakeHost {
     logged: RefCell<Vec<(Level, String)>>,
     attempt: Option<u64>,
     delay: Option<u32>,
+    /// PAM_RHOST when set; 203.0.113.7 otherwise.
+    rhost: Option<&'static str>,
+    ssh_ip: Option<&'static str>,
 }
 
 impl Host for FakeHost {
@@ -20,10 +23,16 @@ impl Host for FakeHost {
         Some(b"sshd".to_vec())
     }
     fn rhost(&self) -> Option<Vec<u8>> {
-        Some(b"203.0.113.7".to_vec())
+        Some(self.rhost.unwrap_or("203.0.113.7").as_bytes().to_vec())
     }
     fn tty(&self) -> Option<Vec<u8>> {
         None
+    }
+    fn ruser(&self) -> Option<Vec<u8>> {
+        None
+    }
+    fn ssh_client_ip(&self) -> Option<Vec<u8>> {
+        self.ssh_ip.map(|s| s.as_bytes().to_vec())
     }
     fn tell(&mut self, _error: bool, text: &str) {
         self.told.push(text.to_string());
@@ -249,5 +258,37 @@ fn a_code_is_asked_for_and_an_outage_then_refuses() {
     assert_eq!(
         h.told.last().map(String::as_str),
         Some("Wrong verification code.")
+    );
+}
+
+#[test]
+fn a_name_rhost_gives_way_to_the_ssh_address() {
+    let rhost_sent = |rhost, ssh_ip| {
+        let mut h = FakeHost {
+            rhost: Some(rhost),
+            ssh_ip,
+            ..Default::default()
+        };
+        let d = daemon(Ok(verdict(true)));
+        authenticate(&mut h, &opts(&["preauth"]), &d);
+        let seen = d.seen.borrow();
+        match &seen[0] {
+            RequestBody::Begin(f) => f.rhost.clone().map(|r| String::from_utf8(r).unwrap()),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        rhost_sent("evil.example", Some("198.51.100.7")).as_deref(),
+        Some("198.51.100.7")
+    );
+    assert_eq!(
+        rhost_sent("203.0.113.9", Some("198.51.100.7")).as_deref(),
+        Some("203.0.113.9"),
+        "an address is kept as given"
+    );
+    assert_eq!(
+        rhost_sent("evil.example", None).as_deref(),
+        Some("evil.example"),
+        "no SSH_CONNECTION: the daemon's policy for names applies"
     );
 }

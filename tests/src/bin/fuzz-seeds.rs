@@ -14,6 +14,7 @@ fn main() {
         user: user.as_bytes().to_vec(),
         rhost: rhost.map(|r| r.as_bytes().to_vec()),
         tty: Some(b"ssh".to_vec()),
+        ruser: None,
     };
     let bodies = vec![
         RequestBody::Begin(f("alice", Some("203.0.113.7"))),

@@ -16,6 +16,7 @@ fn main() {
         user: get(2).into_bytes(),
         rhost: args.get(3).map(|r| r.clone().into_bytes()),
         tty: None,
+        ruser: None,
     };
     let body = match get(1).as_str() {
         "begin" => RequestBody::Begin(fields()),
