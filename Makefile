@@ -10,8 +10,9 @@ export CARGO_TERM_COLOR ?= never
 # To build: a C toolchain and libpam's headers.
 BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
 # To run the demo and the end-to-end tests: real sshd, ssh, sudo, pamtester;
-# e2fsprogs and util-linux (mount, fsfreeze) for the stalled-store test.
-RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux e2fsprogs libpam-modules libpam-runtime dbus-daemon oathtool systemd rpm
+# e2fsprogs and util-linux (mount, fsfreeze) for the stalled-store test;
+# fail2ban for fail2ban-regex against the shipped filter.
+RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux e2fsprogs libpam-modules libpam-runtime dbus-daemon oathtool systemd rpm fail2ban
 
 .PHONY: all build deps test lint demo docs deb rpm bench soak fuzz clean
 

@@ -10,6 +10,7 @@ pub fn describe(c: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: ok", c.path.display());
     let _ = writeln!(out, "socket     {}", c.socket.display());
+    let _ = writeln!(out, "root only  {}", c.root_socket.display());
     let _ = writeln!(out, "state_dir  {}", c.state_dir.display());
     let _ = writeln!(out, "admins     root and group {}", c.admin_group);
     let _ = writeln!(out);
@@ -85,6 +86,49 @@ pub fn describe(c: &Config) -> String {
         "max_tracked_keys                {}",
         p.max_tracked_keys
     );
+    let _ = writeln!(
+        out,
+        "max_keys_per_user               {}",
+        p.max_keys_per_user
+    );
+    let _ = writeln!(
+        out,
+        "attempts in flight              at most {}, {} per unprivileged uid",
+        p.max_attempts_in_flight, p.max_attempts_per_uid
+    );
+    let aggregate = match &p.aggregate {
+        Some(a) => format!(
+            "{} locks inside one IPv4 /{} or IPv6 /{} lock it for {}",
+            a.locks,
+            a.ipv4_prefix,
+            a.ipv6_prefix,
+            match a.rule.lockout {
+                Lockout::For(d) => format_duration(d),
+                Lockout::Permanent => "ever".into(),
+            }
+        ),
+        None => "off".into(),
+    };
+    let _ = writeln!(out, "prefix locks                    {aggregate}");
+    let names = match (c.users.fold_case, c.users.strip_realms.is_empty()) {
+        (false, true) => "as given".to_string(),
+        (fold, _) => format!(
+            "{}{}",
+            if fold { "case folded" } else { "case kept" },
+            if c.users.strip_realms.is_empty() {
+                String::new()
+            } else {
+                format!(", @realm stripped for {}", c.users.strip_realms.join(", "))
+            }
+        ),
+    };
+    let _ = writeln!(out, "user names                      {names}");
+    if p.code_rule.is_some() {
+        let _ = writeln!(
+            out,
+            "wrong codes                     no rule tracks user: 5 wrong codes in 15m lock the user (rule \"code\")"
+        );
+    }
     let list = |v: Vec<String>| {
         if v.is_empty() {
             "(none)".to_string()
@@ -109,8 +153,10 @@ pub fn describe(c: &Config) -> String {
     );
     let _ = writeln!(
         out,
-        "audit                           {} events, {}",
+        "audit                           {} events, {} per user (the newest {} of each kept longest), {}",
         c.audit.max_events,
+        c.audit.max_events_per_user,
+        c.audit.min_events_per_user,
         format_duration(c.audit.max_age)
     );
     out

@@ -10,7 +10,7 @@
 //! is written `service="x rhost\x3d198.51.100.9"`. The daemon's own `by`
 //! values (`uid=0`, `expired`) are written bare.
 
-use crate::engine::{Event, Until};
+use crate::engine::{Event, EventKind, Until};
 use std::fmt::Write as _;
 
 pub fn format(e: &Event) -> String {
@@ -25,8 +25,24 @@ pub fn format(e: &Event) -> String {
         let _ = write!(line, " {name}={shown}");
     };
     let opt = |v: &Option<String>| v.as_deref().map(str::to_string);
+    if let Some(rule) = &e.rule {
+        field("rule", rule);
+    }
+    // What a lock is keyed on (`on=rhost` for an address lock, `on=user`,
+    // `on=user+rhost`...), so that a firewall filter can take address locks
+    // alone: a user lock's line also names the address of the attempt that
+    // tipped it, which may be the owner's own.
+    if let (Some(key), EventKind::Locked | EventKind::Unlocked) = (&e.key, e.kind) {
+        let on: Vec<&str> = key
+            .parts()
+            .map(|(n, _)| n)
+            .filter(|n| *n != "from")
+            .collect();
+        if !on.is_empty() {
+            field("on", &on.join("+"));
+        }
+    }
     for (name, value) in [
-        ("rule", opt(&e.rule)),
         ("service", opt(&e.service)),
         ("user", opt(&e.user)),
         ("rhost", opt(&e.rhost)),
@@ -95,7 +111,7 @@ pub fn quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{EventKind, KeyId};
+    use crate::engine::KeyId;
     use crate::time::Time;
 
     #[test]
@@ -107,7 +123,7 @@ mod tests {
         e.until = Some(Until::At(Time::from_secs(1_795_356_180)));
         assert_eq!(
             format(&e),
-            "locked rule=user user=alice rhost=203.0.113.7 failures=5 until=2026-11-22T14:03:00Z"
+            "locked rule=user on=user user=alice rhost=203.0.113.7 failures=5 until=2026-11-22T14:03:00Z"
         );
     }
 

@@ -8,6 +8,7 @@ pub mod libpam;
 pub mod pam;
 pub mod paths;
 pub mod sshd;
+pub mod system;
 pub mod totp;
 pub mod users;
 
@@ -38,6 +39,25 @@ pub fn joined(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// A command that runs as `uid` (its own group, no others), via setpriv.
+pub fn as_uid(uid: u32, program: &std::path::Path) -> std::process::Command {
+    let gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or(65534, |u| u.gid.as_raw());
+    let mut c = std::process::Command::new("setpriv");
+    c.args([
+        "--reuid",
+        &uid.to_string(),
+        "--regid",
+        &gid.to_string(),
+        "--clear-groups",
+        "--",
+    ])
+    .arg(program);
+    c
 }
 
 /// Runs a command to the end: whether it succeeded, and all it printed.

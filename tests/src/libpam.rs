@@ -42,6 +42,7 @@ unsafe extern "C" {
 
 const PAM_TTY: c_int = 3;
 const PAM_RHOST: c_int = 4;
+const PAM_RUSER: c_int = 8;
 const PAM_PROMPT_ECHO_OFF: c_int = 1;
 const PAM_PROMPT_ECHO_ON: c_int = 2;
 
@@ -52,6 +53,8 @@ pub struct Login<'a> {
     pub user: &'a str,
     pub rhost: Option<&'a str>,
     pub tty: Option<&'a str>,
+    /// PAM_RUSER, as su and sudo set it to the invoking user.
+    pub ruser: Option<&'a str>,
     /// Answers to echo-off prompts, in order.
     pub answers: &'a [String],
     pub account: bool,
@@ -134,8 +137,12 @@ pub fn login(l: &Login<'_>) -> Result {
         }
         let rhost = l.rhost.map(cs);
         let tty = l.tty.map(cs);
+        let ruser = l.ruser.map(cs);
         if let Some(r) = &rhost {
             pam_set_item(pamh, PAM_RHOST, r.as_ptr() as *const c_void);
+        }
+        if let Some(r) = &ruser {
+            pam_set_item(pamh, PAM_RUSER, r.as_ptr() as *const c_void);
         }
         if let Some(t) = &tty {
             pam_set_item(pamh, PAM_TTY, t.as_ptr() as *const c_void);

@@ -31,6 +31,11 @@ impl PamDir {
     /// `check_delay` makes each password check take that long, so that
     /// concurrent attempts overlap as they do against a real password hash.
     pub fn new(socket: &Path, check_delay: &str, extra_args: &str) -> PamDir {
+        PamDir::named("warden-test", socket, check_delay, extra_args)
+    }
+
+    /// As [`new`](Self::new), with the service named `service`.
+    pub fn named(service: &str, socket: &Path, check_delay: &str, extra_args: &str) -> PamDir {
         let dir = tempfile::Builder::new()
             .prefix("warden-pam")
             .tempdir()
@@ -48,7 +53,7 @@ impl PamDir {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
             .unwrap_or_else(|e| panic!("{e}"));
         let check = format!("pam_exec.so quiet expose_authtok {}", script.display());
-        let service = "warden-test".to_string();
+        let service = service.to_string();
         std::fs::write(dir.path().join(&service), stack(socket, &check, extra_args))
             .unwrap_or_else(|e| panic!("{e}"));
         PamDir {
@@ -63,6 +68,19 @@ impl PamDir {
         std::fs::read_to_string(&self.counter)
             .map(|s| s.lines().count())
             .unwrap_or(0)
+    }
+
+    /// An attempt as su or sudo make it: no rhost, PAM_RUSER the invoking user.
+    pub fn local_attempt(&self, user: &str, password: &str, ruser: &str) -> Outcome {
+        drive_as(
+            self.dir.path(),
+            &self.service,
+            user,
+            None,
+            Some(ruser),
+            &[password],
+            false,
+        )
     }
 
     pub fn attempt(&self, user: &str, password: &str, rhost: Option<&str>) -> Outcome {
@@ -109,6 +127,19 @@ pub fn drive(
     passwords: &[&str],
     account: bool,
 ) -> Outcome {
+    drive_as(confdir, service, user, rhost, None, passwords, account)
+}
+
+/// As [`drive`], with PAM_RUSER set: what su and sudo set to the invoking user.
+pub fn drive_as(
+    confdir: &Path,
+    service: &str,
+    user: &str,
+    rhost: Option<&str>,
+    ruser: Option<&str>,
+    passwords: &[&str],
+    account: bool,
+) -> Outcome {
     let mut cmd = Command::new(paths::pam_driver());
     cmd.arg(confdir)
         .arg(service)
@@ -116,6 +147,9 @@ pub fn drive(
         .args(["--tty", "ssh"]);
     if let Some(r) = rhost {
         cmd.args(["--rhost", r]);
+    }
+    if let Some(r) = ruser {
+        cmd.args(["--ruser", r]);
     }
     for p in passwords {
         cmd.args(["--password", p]);

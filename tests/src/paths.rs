@@ -38,6 +38,10 @@ pub fn raw_client() -> PathBuf {
     artefact("raw-client")
 }
 
+pub fn fake_daemon() -> PathBuf {
+    artefact("fake-daemon")
+}
+
 pub fn wardenctl() -> PathBuf {
     artefact("wardenctl")
 }

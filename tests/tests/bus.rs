@@ -119,7 +119,8 @@ fn every_command_and_its_json() {
         t.stdout
     );
     assert!(
-        d.log_text().contains("locked rule=admin rhost=203.0.113.9"),
+        d.log_text()
+            .contains("locked rule=admin on=rhost rhost=203.0.113.9"),
         "{}",
         d.log_text()
     );
@@ -130,7 +131,7 @@ fn every_command_and_its_json() {
     );
     assert!(d
         .log_text()
-        .contains("unlocked rule=user user=alice by=uid=0"));
+        .contains("unlocked rule=user on=user user=alice by=uid=0"));
     assert_eq!(
         ok(ctl(&["unlock", "--rhost", "203.0.113.9"])).stdout.trim(),
         "unlocked 1 key"
@@ -271,7 +272,7 @@ fn members_of_warden_admin_may_act() {
     assert_eq!(c.code, 0, "{c:?}\n{}", d.log_text());
     assert!(
         d.log_text().contains(&format!(
-            "unlocked rule=user user=alice by=uid={}",
+            "unlocked rule=user on=user user=alice by=uid={}",
             admin.uid
         )),
         "{}",

@@ -103,6 +103,8 @@ fn the_deb_installs_guards_sudo_and_leaves_nothing_after_purge() {
         ("/usr/share/man/man1/wardenctl.1.gz", 0o644),
         ("/usr/share/bash-completion/completions/wardenctl", 0o644),
         ("/usr/share/doc/warden/README.md", 0o644),
+        ("/usr/share/doc/warden/fail2ban/filter.d/warden.conf", 0o644),
+        ("/usr/share/doc/warden/fail2ban/jail.d/warden.conf", 0o644),
         ("/var/lib/warden", 0o700),
     ] {
         assert_eq!(mode_owner(path), (mode, 0, 0), "{path}: mode and root:root");

@@ -42,7 +42,7 @@ fn locks_after_the_limit_and_refuses_the_right_password() {
     let log = d.log_text();
     assert!(
         log.contains(
-            "locked rule=user service=warden-test user=alice rhost=203.0.113.7 failures=3 until="
+            "locked rule=user on=user service=warden-test user=alice rhost=203.0.113.7 failures=3 until="
         ),
         "{log}"
     );
@@ -101,7 +101,7 @@ fn the_lock_expires() {
     assert_eq!(pam.attempt("carol", "right", None).auth, PAM_SUCCESS);
     assert!(
         d.log_text()
-            .contains("unlocked rule=user user=carol by=expired"),
+            .contains("unlocked rule=user on=user user=carol by=expired"),
         "{}",
         d.log_text()
     );

@@ -70,7 +70,7 @@ fn one_ssh_connection_retrying_passwords_is_counted_per_try() {
     );
     assert!(
         log.contains(&format!(
-            "locked rule=user service={} user={}",
+            "locked rule=user on=user service={} user={}",
             sshd.service, user.name
         )),
         "{log}"

@@ -82,7 +82,8 @@ impl Control {
             user
         };
         check_value("user", &user, MAX_VALUE)?;
-        let own = caller.name.as_deref() == Some(user.as_str());
+        let user = self.fold(&user);
+        let own = caller.name.as_deref().map(|n| self.fold(n)).as_deref() == Some(user.as_str());
         let allowed =
             caller.admin || (own && self_service && self.warden.config().totp.self_enroll);
         if !allowed {
@@ -94,6 +95,11 @@ impl Control {
             return Err(self.refused(&caller, method, &why));
         }
         Ok((caller, user))
+    }
+
+    /// A user name as keys spell it (`[users] fold_case`, `strip_realms`).
+    fn fold(&self, user: &str) -> String {
+        self.warden.config().users.fold(user)
     }
 
     fn refused(&self, caller: &Caller, method: &str, why: &str) -> BusError {
@@ -249,6 +255,11 @@ impl Control {
         }
         check_value("user", &user, MAX_VALUE)?;
         check_value("rhost", &rhost, MAX_VALUE)?;
+        let user = if user.is_empty() {
+            user
+        } else {
+            self.fold(&user)
+        };
         let query = AuditQuery {
             user: (!user.is_empty()).then_some(user),
             rhost: (!rhost.is_empty()).then_some(rhost),
@@ -295,7 +306,7 @@ impl Control {
         let caller = self.admin(&hdr, conn, "Unlock").await?;
         check_value("value", &value, MAX_VALUE * 2)?;
         let sel = match what.as_str() {
-            "user" if !value.is_empty() => Selector::User(value),
+            "user" if !value.is_empty() => Selector::User(self.fold(&value)),
             "rhost" if !value.is_empty() => Selector::Rhost(value),
             "key" => Selector::Key(parse_key(&value)?),
             "all" => Selector::All,
@@ -343,6 +354,10 @@ impl Control {
                 "lock needs a user or an address".into(),
             ));
         }
+        let value = match target {
+            Field::User => self.fold(&value),
+            _ => value,
+        };
         let req = AdminLock {
             target,
             value,
@@ -372,6 +387,7 @@ impl Control {
             ));
         }
         check_value("user", &user, MAX_VALUE)?;
+        let user = self.fold(&user);
         let now = Time::now();
         let (locks, failures) = self
             .warden

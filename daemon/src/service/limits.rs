@@ -63,8 +63,9 @@ enum Charge {
 }
 
 /// How many lines each charge may write per window.
-pub const LINES_PER_WINDOW: u32 = 20;
-const WINDOW_MS: u64 = 60_000;
+pub const LINES_PER_WINDOW: u32 = 10;
+/// Short enough that a summary follows a flood closely.
+pub const WINDOW_MS: u64 = 10_000;
 /// Past this many distinct charges in one window, the rest share one.
 const MAX_CHARGES: usize = 10_000;
 
@@ -164,6 +165,9 @@ impl LogLimiter {
     }
 }
 
+/// Alerts of one kind are logged at most once per this.
+const ALERT_EVERY_MS: u64 = 60_000;
+
 /// Lets each kind of alert out at most once a minute, counting the rest.
 #[derive(Default)]
 pub struct AlertGate {
@@ -178,7 +182,7 @@ impl AlertGate {
             return Some(0);
         };
         match last.get_mut(kind) {
-            Some((at, held)) if now.0 < at.0 + WINDOW_MS => {
+            Some((at, held)) if now.0 < at.0 + ALERT_EVERY_MS => {
                 *held += 1;
                 None
             }
@@ -250,5 +254,6 @@ mod tests {
         assert_eq!(g.admit("table-full", Time(3000)), None);
         assert_eq!(g.admit("crowded", Time(3000)), Some(0));
         assert_eq!(g.admit("table-full", Time(62_000)), Some(2));
+        assert_eq!(g.admit("table-full", Time(62_001)), None);
     }
 }

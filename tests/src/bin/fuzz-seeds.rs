@@ -37,15 +37,25 @@ fn main() {
     std::fs::create_dir_all(dir.join("frame")).unwrap();
     std::fs::create_dir_all(dir.join("request")).unwrap();
     let mut sequence = Vec::new();
+    let mut guesses = Vec::new();
     for (i, b) in bodies.into_iter().enumerate() {
         let bytes = encode_request(b).unwrap();
         let mut frame = Vec::new();
         write_frame(&mut frame, &bytes).unwrap();
         std::fs::write(dir.join(format!("frame/seed-{i}")), &frame).unwrap();
-        // request: [len, seconds to advance, body]...
-        sequence.push(bytes.len().min(255) as u8);
-        sequence.push(30);
-        sequence.extend_from_slice(&bytes[..bytes.len().min(255)]);
+        // request: [len, seconds to advance, origin (0 root, 1-2 a peer), body]...
+        let record = |origin: u8, out: &mut Vec<u8>| {
+            out.push(bytes.len().min(255) as u8);
+            out.push(30);
+            out.push(origin);
+            out.extend_from_slice(&bytes[..bytes.len().min(255)]);
+        };
+        record(0, &mut sequence);
+        // The reset attack: root guesses and failures, a peer's successes between.
+        for origin in [0, 0, 1, 0, 1] {
+            record(origin, &mut guesses);
+        }
     }
     std::fs::write(dir.join("request/seed-sequence"), &sequence).unwrap();
+    std::fs::write(dir.join("request/seed-peers"), &guesses).unwrap();
 }

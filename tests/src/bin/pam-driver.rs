@@ -1,7 +1,7 @@
 //! Drives real libpam once, the way sshd does, and prints what it saw.
 //!
-//! Usage: pam-driver CONFDIR SERVICE USER [--rhost R] [--tty T] [--password P]...
-//!        [--account]
+//! Usage: pam-driver CONFDIR SERVICE USER [--rhost R] [--tty T] [--ruser R]
+//!        [--password P]... [--account]
 //! Each `--password` answers one echo-off prompt, in order. Prints every message
 //! as `msg: TEXT`, every prompt as `prompt: TEXT`, then `auth: CODE NAME` (and
 //! `account: CODE NAME`).
@@ -11,15 +11,17 @@ use warden_e2e::libpam::{login, Login};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 3 {
-        eprintln!("usage: pam-driver CONFDIR SERVICE USER [--rhost R] [--tty T] [--password P]... [--account]");
+        eprintln!("usage: pam-driver CONFDIR SERVICE USER [--rhost R] [--tty T] [--ruser R] [--password P]... [--account]");
         std::process::exit(2);
     }
-    let (mut rhost, mut tty, mut answers, mut account) = (None, None, Vec::new(), false);
+    let (mut rhost, mut tty, mut ruser, mut answers, mut account) =
+        (None, None, None, Vec::new(), false);
     let mut rest = args[3..].iter();
     while let Some(a) = rest.next() {
         match a.as_str() {
             "--rhost" => rhost = rest.next().cloned(),
             "--tty" => tty = rest.next().cloned(),
+            "--ruser" => ruser = rest.next().cloned(),
             "--password" => answers.extend(rest.next().cloned()),
             "--account" => account = true,
             other => {
@@ -34,6 +36,7 @@ fn main() {
         user: &args[2],
         rhost: rhost.as_deref(),
         tty: tty.as_deref(),
+        ruser: ruser.as_deref(),
         answers: &answers,
         account,
     });

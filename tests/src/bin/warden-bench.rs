@@ -422,6 +422,7 @@ fn worker(confdir: &str, service: &str, user: &str, secs: f64) {
             user,
             rhost: Some(&rhost),
             tty: Some("ssh"),
+            ruser: None,
             answers: &answers,
             account: false,
         });
