@@ -234,14 +234,14 @@ mod tests {
             l.summaries(Time(t.0 + 1000)).is_empty(),
             "not before the window ends"
         );
-        let s = l.summaries(Time(t.0 + 61_000));
+        let s = l.summaries(Time(t.0 + WINDOW_MS + 1000));
         assert_eq!(s.len(), 1);
         assert!(
-            s[0].starts_with("log-suppressed events=80 uid=1000"),
+            s[0].starts_with("log-suppressed events=90 uid=1000"),
             "{s:?}"
         );
         assert!(
-            l.admit(&e, Origin::Peer(1000), Time(t.0 + 61_000)),
+            l.admit(&e, Origin::Peer(1000), Time(t.0 + WINDOW_MS + 2000)),
             "a fresh window"
         );
     }

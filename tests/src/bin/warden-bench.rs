@@ -2,7 +2,7 @@
 //! libpam as sshd drives it (pam_start_confdir, a new handle per attempt, rhost
 //! and tty set). Writes a Markdown report to target/bench/report.md.
 //!
-//! Usage: warden-bench [--secs S] [--keys N] [--only-keys | --only-load]
+//! Usage: warden-bench [--secs S] [--keys N] [--only-keys | --only-load | --only-attacks]
 //! (internal) warden-bench --worker CONFDIR SERVICE USER SECS
 
 use std::collections::HashMap;
@@ -51,6 +51,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "--only-keys") {
         println!("{}", keys_report(keys));
+        return;
+    }
+    if args.iter().any(|a| a == "--only-attacks") {
+        println!("{}", attacks_report());
         return;
     }
     let mut report = String::new();
@@ -173,6 +177,9 @@ fn main() {
     ));
     eprintln!("exactness: faillock {fl}, warden {wd}");
     drop(users);
+
+    // Logins while local users attack the daemon.
+    report.push_str(&attacks_report());
 
     // Memory and restart with many keys.
     report.push_str(&keys_report(keys));
@@ -624,4 +631,145 @@ fn nth_address(n: u64) -> String {
         (n >> 8) & 255,
         n & 255
     )
+}
+
+/// Root's logins while an unprivileged local user attacks the daemon: the
+/// socket round trip of one preauth on the root socket, and a whole login
+/// through libpam (preauth, pam_permit, authsucc), p50 and p99, quiet and
+/// during each attack, with 100,000 keys tracked.
+fn attacks_report() -> String {
+    use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus};
+    use warden_proto::RequestBody;
+    let bus = Bus::start();
+    let daemon = Daemon::start_with_env(&bench_config(), &bus.env());
+    assert!(wait_for_daemon(&bus.address));
+    let attacker = TestUser::create("wbenchattack", "unused-Passw0rd");
+    let dir = tempfile::tempdir().unwrap();
+    let tally = dir.path().join("faillock");
+    std::fs::create_dir(&tally).unwrap();
+    write_stacks(dir.path(), &daemon.socket, &tally);
+    let confdir = dir.path().to_str().unwrap().to_string();
+    let next = Arc::new(AtomicU64::new(0));
+    let fillers: Vec<_> = (0..16)
+        .map(|_| {
+            let (socket, next) = (daemon.socket.clone(), next.clone());
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= 100_000 {
+                    break;
+                }
+                let _ = client::fail(&socket, &format!("k{i}"), None);
+            })
+        })
+        .collect();
+    fillers.into_iter().for_each(|t| {
+        let _ = t.join();
+    });
+    let root_socket = daemon.socket.with_file_name("warden-root.sock");
+    let sample = |n: usize| -> ((u128, u128), (u128, u128)) {
+        let pct = |mut v: Vec<u128>| {
+            v.sort_unstable();
+            (v[v.len() / 2], v[v.len() * 99 / 100])
+        };
+        let rt: Vec<u128> = (0..n)
+            .map(|i| {
+                let start = Instant::now();
+                let r = client::request(
+                    &root_socket,
+                    RequestBody::Begin(client::fields(&format!("legit{}", i % 16), None)),
+                );
+                assert!(r.is_ok(), "{r:?}");
+                start.elapsed().as_micros()
+            })
+            .collect();
+        let answers = vec!["x".to_string()];
+        let logins: Vec<u128> = (0..n / 4)
+            .map(|i| {
+                let start = Instant::now();
+                let r = login(&Login {
+                    confdir: &confdir,
+                    service: "warden-ok",
+                    user: &format!("legit{}", i % 16),
+                    rhost: Some("192.0.2.1"),
+                    tty: Some("ssh"),
+                    ruser: None,
+                    answers: &answers,
+                    account: false,
+                });
+                assert_eq!(r.auth, 0, "{}", r.auth_name);
+                start.elapsed().as_micros()
+            })
+            .collect();
+        (pct(rt), pct(logins))
+    };
+    let mut rows = Vec::new();
+    let quiet = sample(800);
+    rows.push(("none".to_string(), quiet));
+    let as_attacker = |args: &[&str]| {
+        let mut c = warden_e2e::as_uid(attacker.uid, &paths::raw_client());
+        c.arg(&daemon.socket)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    // A connect() flood on the public socket from 32 threads.
+    let mut f = as_attacker(&["connect-flood", "x", "--repeat", "8"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    rows.push(("local connect() flood, 32 threads".into(), sample(800)));
+    let _ = f.wait();
+    // Requests from the attacker's shell as fast as it can (budgeted).
+    let mut floods: Vec<_> = (0..8)
+        .map(|_| {
+            as_attacker(&["fail", &attacker.name, "--repeat", "200000"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    rows.push(("local request flood, 8 processes".into(), sample(800)));
+    floods.iter_mut().for_each(|c| {
+        let _ = c.kill();
+        let _ = c.wait();
+    });
+    // Unprivileged D-Bus status calls, 32 in flight.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let callers: Vec<_> = (0..32)
+        .map(|_| {
+            let (addr, stop, uid, name) = (
+                bus.address.clone(),
+                stop.clone(),
+                attacker.uid,
+                attacker.name.clone(),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = wardenctl(&addr, Some(uid), &["user-status", &name]);
+                    let _ = wardenctl(&addr, Some(uid), &["status"]);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    rows.push((
+        "unprivileged D-Bus status calls, 32 in flight".into(),
+        sample(800),
+    ));
+    stop.store(true, Ordering::Relaxed);
+    callers.into_iter().for_each(|t| {
+        let _ = t.join();
+    });
+    let mut out = String::from(
+        "\n## Root's logins under local attack (100,000 keys tracked)\n\n| attack | root socket round trip p50 / p99 µs | whole libpam login p50 / p99 µs | login p99 added |\n|---|---|---|---|\n",
+    );
+    for (name, ((rp50, rp99), (lp50, lp99))) in &rows {
+        let added = lp99.saturating_sub(quiet.1 .1);
+        out.push_str(&format!(
+            "| {name} | {rp50} / {rp99} | {lp50} / {lp99} | {added} |\n"
+        ));
+        eprintln!("attack {name}: round trip {rp50}/{rp99} us, login {lp50}/{lp99} us");
+    }
+    out
 }
