@@ -16,7 +16,7 @@ use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
 use warden_e2e::pam::{PamDir, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_SUCCESS, WRONG_PASSWORD};
 use warden_e2e::sshd::{sshd_stack, Sshd};
 use warden_e2e::system::{sudo, sudoers_for, Restore};
-use warden_e2e::totp::{code_at, enroll, fresh_step, now};
+use warden_e2e::totp::{code_at, enroll, fresh_step, now, Enrolled};
 use warden_e2e::users::TestUser;
 use warden_e2e::{as_uid, joined, paths, root_or_skip, unique};
 
@@ -311,22 +311,29 @@ fn a_users_own_shell_cannot_reset_their_sudo_failures() {
 
 // ----- 4. guessing one's own code ---------------------------------------------
 
-#[test]
-fn a_local_user_cannot_guess_their_own_code() {
-    if !root_or_skip("a_local_user_cannot_guess_their_own_code") {
-        return;
-    }
+/// A daemon on a private bus with a user rule of `limit` and `totp` in its
+/// `[totp]`, and a fresh user enrolled and confirmed.
+fn enrolled_user(limit: u32, totp: &str) -> (Bus, Daemon, TestUser, Enrolled) {
     let bus = Bus::start();
     let d = Daemon::start_with_env(
         &format!(
-            "{NO_FAMILIAR}{}[totp]\nservices = [\"warden-test\"]\nremember = \"12h\"\n",
-            user_rule(5, "1h", "1h")
+            "{NO_FAMILIAR}{}[totp]\n{totp}",
+            user_rule(limit, "1h", "1h")
         ),
         &bus.env(),
     );
     assert!(wait_for_daemon(&bus.address));
     let user = TestUser::create(&unique("wcode"), "pw-unused-3");
     let e = enroll(&bus.address, &user.name, true);
+    (bus, d, user, e)
+}
+
+#[test]
+fn a_local_user_cannot_guess_their_own_code() {
+    if !root_or_skip("a_local_user_cannot_guess_their_own_code") {
+        return;
+    }
+    let (_bus, d, user, e) = enrolled_user(5, "services = [\"warden-test\"]\nremember = \"12h\"\n");
     // From the user's shell, naming a service the code policy does not list.
     let (out, tally) = raw_as(
         Some(user.uid),
@@ -389,17 +396,7 @@ fn new_recovery_codes_need_a_current_code_or_an_admin() {
     if !root_or_skip("new_recovery_codes_need_a_current_code_or_an_admin") {
         return;
     }
-    let bus = Bus::start();
-    let d = Daemon::start_with_env(
-        &format!(
-            "{NO_FAMILIAR}{}[totp]\nself_enroll = true\n",
-            user_rule(3, "1h", "1h")
-        ),
-        &bus.env(),
-    );
-    assert!(wait_for_daemon(&bus.address));
-    let user = TestUser::create(&unique("wrecov"), "pw-unused-4");
-    let e = enroll(&bus.address, &user.name, true);
+    let (bus, d, user, e) = enrolled_user(3, "self_enroll = true\n");
     let c = wardenctl(&bus.address, Some(user.uid), &["totp", "recovery-codes"]);
     assert_eq!(c.code, 3, "no code, no new codes: {c:?}");
     assert!(c.stderr.contains("current code"), "{c:?}");

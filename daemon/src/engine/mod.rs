@@ -1016,18 +1016,7 @@ impl Engine {
         if st.failures.len() >= limit {
             let n = st.lockouts().len() + 1;
             let failures = u32::try_from(st.failures.len()).unwrap_or(u32::MAX);
-            let length = lockout_length(rule, n);
-            let until = length.map(|d| now.plus(d));
-            self.set_lock(
-                k,
-                Lock {
-                    since: now,
-                    until,
-                    length_ms: length.map(millis),
-                    by: LockedBy::Rule,
-                },
-                now,
-            );
+            let until = self.lock_by_rule(k, rule, n, now);
             let mut e = Event::about_key(now, EventKind::Locked, k);
             // The attempt that tipped the key over says where it came from.
             e.service = Some(attempt.service.clone());
@@ -1065,24 +1054,27 @@ impl Engine {
                 .filter(|t| **t > now.minus(self.policy.escalation_memory))
                 .count()
         });
-        let length = lockout_length(&agg.rule, times + 1);
-        let until = length.map(|d| now.plus(d));
-        self.set_lock(
-            &pk,
-            Lock {
-                since: now,
-                until,
-                length_ms: length.map(millis),
-                by: LockedBy::Rule,
-            },
-            now,
-        );
+        let until = self.lock_by_rule(&pk, &agg.rule, times + 1, now);
         let mut e = Event::about_key(now, EventKind::Locked, &pk);
         e.failures = Some(n);
         e.until = Some(Until::from_option(until));
         e.reason = Some(format!("{n} locks from this prefix"));
         fx.events.push(e);
         fx.keys.push((pk.clone(), self.keys.get(&pk).cloned()));
+    }
+
+    /// Locks a key for its rule's n-th lockout; returns when it ends.
+    fn lock_by_rule(&mut self, k: &KeyId, rule: &Rule, n: usize, now: Time) -> Option<Time> {
+        let length = lockout_length(rule, n);
+        let until = length.map(|d| now.plus(d));
+        let lock = Lock {
+            since: now,
+            until,
+            length_ms: length.map(millis),
+            by: LockedBy::Rule,
+        };
+        self.set_lock(k, lock, now);
+        until
     }
 
     /// Puts a lock on a key (creating it), keeping the indexes in step.

@@ -283,6 +283,14 @@ fn owned(by: &ByTable<'_>, who: &str, n: usize) -> Result<Vec<u64>, StoreError> 
     Ok(out)
 }
 
+/// The oldest event and its number; `None` for an event that no longer decodes.
+fn oldest(audit: &AuditTable<'_>) -> Result<Option<(u64, Option<Event>)>, StoreError> {
+    Ok(audit
+        .first()
+        .map_err(w)?
+        .map(|(k, v)| (k.value(), postcard::from_bytes::<Event>(v.value()).ok())))
+}
+
 fn remove_event(
     audit: &mut AuditTable<'_>,
     by: &mut ByTable<'_>,
@@ -322,15 +330,7 @@ fn trim_global(
 ) -> Result<u64, StoreError> {
     let mut removed = 0;
     if let Some(before) = before {
-        loop {
-            let Some((seq, bytes)) = audit
-                .first()
-                .map_err(w)?
-                .map(|(k, v)| (k.value(), v.value().to_vec()))
-            else {
-                break;
-            };
-            let e = postcard::from_bytes::<Event>(&bytes).ok();
+        while let Some((seq, e)) = oldest(audit)? {
             if e.as_ref().is_some_and(|e| e.time >= before) {
                 break;
             }
@@ -377,16 +377,10 @@ fn trim_global(
     // Every owner is at its floor and the log is still too long: many names
     // each with a few events. The oldest go, whoever they belong to.
     while over > 0 {
-        let Some((seq, bytes)) = audit
-            .first()
-            .map_err(w)?
-            .map(|(k, v)| (k.value(), v.value().to_vec()))
-        else {
+        let Some((seq, e)) = oldest(audit)? else {
             break;
         };
-        let who = postcard::from_bytes::<Event>(&bytes)
-            .map(|e| owner(&e))
-            .unwrap_or_default();
+        let who = e.as_ref().map(owner).unwrap_or_default();
         remove_event(audit, by, &who, seq)?;
         removed += 1;
         over -= 1;
