@@ -41,3 +41,15 @@ pub fn fail_delay(pamh: &mut PamHandle, usec: u32) {
     // SAFETY: pamh is the live handle libpam gave this call.
     unsafe { pam_fail_delay(pamh, usec) };
 }
+
+/// One line on the host application's stderr, written with write(2) and never
+/// through Rust's stdio, which the module must not touch. Only for a broken
+/// configuration when syslog is not there to take it.
+pub fn stderr_line(text: &str) {
+    let mut line = text.replace(['\n', '\0'], " ");
+    line.push('\n');
+    // SAFETY: fd 2 is the process's own, and the buffer outlives the call.
+    unsafe {
+        libc::write(2, line.as_ptr().cast(), line.len());
+    }
+}

@@ -2,18 +2,21 @@
 
 use crate::args::{Mode, OnUnavailable, Options};
 use crate::client::{ClientError, Daemon};
-use crate::host::{Host, Level};
+use crate::host::{Begun, Host, Level};
 use pam::constants::PamResultCode;
 use warden_proto::{AttemptFields, ErrorCode, RequestBody, ResponseBody};
 
 pub fn authenticate(host: &mut impl Host, opts: &Options, daemon: &impl Daemon) -> PamResultCode {
-    log_unknown(host, opts);
+    // A line the module cannot read is a stack that does not do what its
+    // admin thinks: refuse, as pam_faillock does, rather than guard nothing.
+    if let Some(refused) = refuse_bad_arguments(host, opts, "auth") {
+        return refused;
+    }
     let Some(mode) = opts.mode else {
-        host.log(
-            Level::Alert,
-            "auth line has no mode: add preauth, authfail or authsucc",
+        host.config_error(
+            "auth line has no mode: add preauth, authfail or authsucc; refusing every login until it does",
         );
-        return PamResultCode::PAM_IGNORE;
+        return PamResultCode::PAM_AUTH_ERR;
     };
     let Some(fields) = fields(host) else {
         host.log(Level::Warning, "no user name on the handle");
@@ -21,18 +24,10 @@ pub fn authenticate(host: &mut impl Host, opts: &Options, daemon: &impl Daemon) 
     };
     match mode {
         Mode::Preauth => preauth(host, opts, daemon, fields),
-        Mode::Authfail => {
-            let attempt = host.attempt();
-            host.set_attempt(None);
-            match daemon.call(RequestBody::Fail { attempt, fields }) {
-                // The password was wrong: the stack fails whatever we record.
-                Ok(ResponseBody::Recorded) => PamResultCode::PAM_AUTH_ERR,
-                other => unavailable(host, opts, "authfail", other),
-            }
-        }
+        Mode::Authfail => authfail(host, opts, daemon, fields),
         Mode::Authsucc => {
-            let attempt = host.attempt();
-            host.set_attempt(None);
+            let attempt = host.begun().and_then(|b| b.attempt);
+            host.set_begun(None);
             match daemon.call(RequestBody::Succeed {
                 attempt,
                 fields: fields.clone(),
@@ -45,11 +40,8 @@ pub fn authenticate(host: &mut impl Host, opts: &Options, daemon: &impl Daemon) 
                     PamResultCode::PAM_SUCCESS
                 }
                 Ok(ResponseBody::Refused { message }) => {
-                    host.tell(true, &message);
-                    host.log(
-                        Level::Notice,
-                        "authsucc refused: a required code is not set up",
-                    );
+                    tell_refusal(host, opts, &message);
+                    host.log(Level::Notice, "authsucc refused after the password");
                     PamResultCode::PAM_AUTH_ERR
                 }
                 Ok(ResponseBody::NeedCode { prompt }) => {
@@ -67,16 +59,78 @@ pub fn authenticate(host: &mut impl Host, opts: &Options, daemon: &impl Daemon) 
     }
 }
 
+/// authfail: the password module said no. A wrong password is a failure; a
+/// conversation that never produced one (Ctrl-C, end of input) frees the
+/// attempt's place and counts nothing. When a right password would have led
+/// to a code prompt, the same prompt comes now, so that the conversation
+/// never tells which the password was.
+fn authfail(
+    host: &mut impl Host,
+    opts: &Options,
+    daemon: &impl Daemon,
+    fields: AttemptFields,
+) -> PamResultCode {
+    let begun = host.begun().unwrap_or_default();
+    host.set_begun(None);
+    let attempt = begun.attempt;
+    let guessed = host.password_given();
+    let request = if guessed {
+        RequestBody::Fail { attempt, fields }
+    } else {
+        RequestBody::Release { attempt, fields }
+    };
+    let recorded = daemon.call(request);
+    if guessed {
+        if let Some(prompt) = &begun.code_prompt {
+            // The answer is never read: there is nothing to check it against.
+            let _ = host.prompt(prompt);
+            if let Some(message) = &begun.code_refusal {
+                tell_refusal(host, opts, message);
+            }
+        }
+    }
+    match recorded {
+        // The password was wrong: the stack fails whatever we record.
+        Ok(ResponseBody::Recorded) => PamResultCode::PAM_AUTH_ERR,
+        other => unavailable(host, opts, "authfail", other),
+    }
+}
+
+/// What is said after a refused code or a refused password alike: nothing for
+/// a wrong code (a wrong password says nothing either), the reason otherwise.
+fn tell_refusal(host: &mut impl Host, opts: &Options, message: &str) {
+    if !opts.silent && !message.is_empty() {
+        host.tell(true, message);
+    }
+}
+
+/// A bad argument on any line: logged loudly, and every call refused.
+fn refuse_bad_arguments(host: &impl Host, opts: &Options, kind: &str) -> Option<PamResultCode> {
+    if opts.unknown.is_empty() {
+        return None;
+    }
+    for arg in &opts.unknown {
+        host.config_error(&format!(
+            "{kind} line: unknown or invalid argument \"{arg}\"; refusing every login until the line is fixed (see pam_warden's arguments in the README)"
+        ));
+    }
+    Some(PamResultCode::PAM_AUTH_ERR)
+}
+
 fn preauth(
     host: &mut impl Host,
     opts: &Options,
     daemon: &impl Daemon,
     fields: AttemptFields,
 ) -> PamResultCode {
-    host.set_attempt(None);
+    host.set_begun(None);
     match daemon.call(RequestBody::Begin(fields)) {
         Ok(ResponseBody::Verdict(v)) if v.allowed => {
-            host.set_attempt(v.attempt);
+            host.set_begun(Some(Begun {
+                attempt: v.attempt,
+                code_prompt: v.code_prompt.clone(),
+                code_refusal: v.code_refusal.clone(),
+            }));
             if opts.debug {
                 host.log(
                     Level::Debug,
@@ -132,16 +186,25 @@ fn second_factor(
         // No way to ask (or no answer): checked as an empty, wrong code.
         None => Vec::new(),
     };
-    match daemon.call(RequestBody::Code {
-        attempt,
-        fields,
-        code,
-    }) {
+    // sshd's password method answers every prompt with the password: that is
+    // no code, and counting it as a wrong one would lock the user out.
+    let request = if host.is_password(&code) {
+        host.log(
+            Level::Notice,
+            "the code prompt was answered with the password: this login method cannot ask for a code",
+        );
+        RequestBody::NoCode { attempt, fields }
+    } else {
+        RequestBody::Code {
+            attempt,
+            fields,
+            code,
+        }
+    };
+    match daemon.call(request) {
         Ok(ResponseBody::Recorded) => PamResultCode::PAM_SUCCESS,
         Ok(ResponseBody::Refused { message }) => {
-            if !opts.silent {
-                host.tell(true, &message);
-            }
+            tell_refusal(host, opts, &message);
             host.log(Level::Notice, "second factor refused");
             PamResultCode::PAM_AUTH_ERR
         }
@@ -153,7 +216,9 @@ fn second_factor(
 }
 
 pub fn account(host: &mut impl Host, opts: &Options, daemon: &impl Daemon) -> PamResultCode {
-    log_unknown(host, opts);
+    if let Some(refused) = refuse_bad_arguments(host, opts, "account") {
+        return refused;
+    }
     if !opts.enforce_in_account {
         return PamResultCode::PAM_SUCCESS;
     }
@@ -239,15 +304,6 @@ fn rhost(host: &impl Host) -> Option<Vec<u8>> {
         return given;
     }
     given.and_then(|g| host.ssh_client_ip().or(Some(g)))
-}
-
-fn log_unknown(host: &mut impl Host, opts: &Options) {
-    for arg in &opts.unknown {
-        host.log(
-            Level::Warning,
-            &format!("ignoring unknown or invalid argument \"{arg}\""),
-        );
-    }
 }
 
 #[cfg(test)]

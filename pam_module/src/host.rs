@@ -4,7 +4,7 @@
 use crate::ffi;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
 use pam::conv::Conv;
-use pam::items::{RHost, RUser, Service, Tty, User};
+use pam::items::{AuthTok, RHost, RUser, Service, Tty, User};
 use pam::module::PamHandle;
 use std::os::raw::c_int;
 
@@ -31,19 +31,59 @@ pub trait Host {
     fn tell(&mut self, error: bool, text: &str);
     /// Asks with echo off (a second-factor code); `None` if the application
     /// cannot ask or the user gave nothing.
-    fn prompt(&mut self, text: &str) -> Option<pam::secret::SecretBytes>;
+    fn prompt(&mut self, text: &str) -> Option<Answer>;
     fn log(&self, level: Level, text: &str);
-    /// The attempt begun by preauth on this handle, if any.
-    fn attempt(&self) -> Option<u64>;
-    fn set_attempt(&mut self, id: Option<u64>);
+    /// A broken configuration (a bad module argument): logged through
+    /// pam_syslog, and on stderr too when no syslog socket answers, so that
+    /// an admin testing the stack sees why every login fails.
+    fn config_error(&self, text: &str);
+    /// What preauth learned on this handle, if it ran.
+    fn begun(&self) -> Option<Begun>;
+    fn set_begun(&mut self, begun: Option<Begun>);
+    /// Whether a password was given in this attempt (PAM_AUTHTOK is set and
+    /// not empty): a conversation cut short, or an empty answer at the end of
+    /// input, is no guess.
+    fn password_given(&self) -> bool;
+    /// Whether `answer` is the password itself.
+    fn is_password(&self, answer: &[u8]) -> bool;
     fn fail_delay(&mut self, micros: u32);
+}
+
+/// What was typed at a prompt; cleared from memory when dropped.
+pub struct Answer(Vec<u8>);
+
+impl Answer {
+    pub fn new(bytes: Vec<u8>) -> Answer {
+        Answer(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            // SAFETY: b is a valid, aligned u8 of this vector; a volatile
+            // write keeps the clearing from being optimised away.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+    }
+}
+
+/// What preauth stores on the handle for authfail and authsucc.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Begun {
+    pub attempt: Option<u64>,
+    /// The code prompt a right password would lead to.
+    pub code_prompt: Option<String>,
+    /// What is said after that prompt when the login cannot succeed anyway.
+    pub code_refusal: Option<String>,
 }
 
 /// The PAM data key linking an attempt's phases on one handle.
 const ATTEMPT_KEY: &str = "pam_warden_attempt";
-
-/// Stored on the handle by preauth and read back by authfail and authsucc.
-struct AttemptData(Option<u64>);
 
 pub struct LibPam<'a>(pub &'a mut PamHandle);
 
@@ -102,9 +142,10 @@ impl Host for LibPam<'_> {
         }
     }
 
-    fn prompt(&mut self, text: &str) -> Option<pam::secret::SecretBytes> {
+    fn prompt(&mut self, text: &str) -> Option<Answer> {
         let conv = self.0.get_item::<Conv>().ok().flatten()?;
-        conv.send(PAM_PROMPT_ECHO_OFF, text).ok().flatten()
+        let secret = conv.send(PAM_PROMPT_ECHO_OFF, text).ok().flatten()?;
+        Some(Answer::new(secret.as_bytes().to_vec()))
     }
 
     fn log(&self, level: Level, text: &str) {
@@ -117,18 +158,54 @@ impl Host for LibPam<'_> {
         ffi::syslog(self.0, priority, text);
     }
 
-    fn attempt(&self) -> Option<u64> {
-        // SAFETY: only this module writes ATTEMPT_KEY, always as AttemptData.
-        unsafe { self.0.get_data::<AttemptData>(ATTEMPT_KEY) }
-            .ok()
-            .and_then(|d| d.0)
+    fn config_error(&self, text: &str) {
+        ffi::syslog(self.0, libc::LOG_ALERT, text);
+        if !syslog_reachable() {
+            ffi::stderr_line(&format!("pam_warden: {text}"));
+        }
     }
 
-    fn set_attempt(&mut self, id: Option<u64>) {
-        let _ = self.0.set_data(ATTEMPT_KEY, Box::new(AttemptData(id)));
+    fn begun(&self) -> Option<Begun> {
+        // SAFETY: only this module writes ATTEMPT_KEY, always as Option<Begun>.
+        unsafe { self.0.get_data::<Option<Begun>>(ATTEMPT_KEY) }
+            .ok()
+            .and_then(Clone::clone)
+    }
+
+    fn set_begun(&mut self, begun: Option<Begun>) {
+        let _ = self.0.set_data(ATTEMPT_KEY, Box::new(begun));
+    }
+
+    fn password_given(&self) -> bool {
+        self.0
+            .get_item::<AuthTok>()
+            .ok()
+            .flatten()
+            .is_some_and(|t| !t.as_bytes().is_empty())
+    }
+
+    fn is_password(&self, answer: &[u8]) -> bool {
+        let Ok(Some(t)) = self.0.get_item::<AuthTok>() else {
+            return false;
+        };
+        let password = t.as_bytes();
+        // Constant time over the answer's length: a secret on both sides.
+        let mut diff = u8::from(password.len() != answer.len());
+        for (i, b) in answer.iter().enumerate() {
+            diff |= b ^ password.get(i).copied().unwrap_or(0);
+        }
+        diff == 0 && !answer.is_empty()
     }
 
     fn fail_delay(&mut self, micros: u32) {
         ffi::fail_delay(self.0, micros);
     }
+}
+
+/// Whether syslog's socket answers; where it does not (a container, a test),
+/// libpam's pam_syslog drops the line.
+fn syslog_reachable() -> bool {
+    std::os::unix::net::UnixDatagram::unbound()
+        .and_then(|s| s.connect("/dev/log"))
+        .is_ok()
 }

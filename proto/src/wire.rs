@@ -112,6 +112,19 @@ pub enum RequestBody {
         fields: AttemptFields,
         code: Vec<u8>,
     },
+    /// The conversation ended with no password given (Ctrl-C, end of input):
+    /// not a guess. The attempt's place is freed and nothing is counted.
+    Release {
+        attempt: Option<u64>,
+        fields: AttemptFields,
+    },
+    /// The application answered the code prompt with the password itself, as
+    /// sshd's password method answers every prompt: it cannot ask for a code.
+    /// Refused, and not counted as a wrong code.
+    NoCode {
+        attempt: Option<u64>,
+        fields: AttemptFields,
+    },
     /// account with enforce_in_account: is the user's own key locked?
     Account(AttemptFields),
     /// Root peers only.
@@ -144,6 +157,13 @@ pub struct Verdict {
     pub seconds_left: Option<u64>,
     /// What to tell the user when refused.
     pub message: Option<String>,
+    /// When the user would be asked for a code after a right password: the
+    /// prompt, which the module shows after a wrong password too, so that
+    /// the conversation never tells which it was.
+    pub code_prompt: Option<String>,
+    /// Shown after that prompt whatever the answers, when the login cannot
+    /// succeed anyway (a code is required and none is set up).
+    pub code_refusal: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,7 +209,8 @@ pub enum ResponseBody {
         prompt: String,
     },
     /// The password was right but the login may not go on (wrong code, or a
-    /// required code that is not set up); show the user this line.
+    /// required code that is not set up); show the user this line unless it
+    /// is empty (a wrong code says nothing a wrong password would not).
     Refused {
         message: String,
     },

@@ -60,11 +60,12 @@ impl Sshd {
         let config = dir.path().join("sshd_config");
         std::fs::write(
             &config,
+            // `extra` first: sshd keeps the first value it reads for a keyword.
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}/sshd.pid\n\
+                "{extra}\nPort {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}/sshd.pid\n\
                  UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
                  PubkeyAuthentication no\nPermitRootLogin no\nStrictModes no\nMaxAuthTries 10\n\
-                 LogLevel VERBOSE\n{extra}\n",
+                 LogLevel VERBOSE\n",
                 key.display(),
                 dir.path().display()
             ),
@@ -134,16 +135,29 @@ impl Sshd {
         logged_in(cmd)
     }
 
+    /// One login with sshd's password method (not keyboard-interactive): sshd
+    /// answers every PAM prompt with the one password the client sent.
+    pub fn login_password_method(&self, user: &str, password: &str) -> (bool, String) {
+        let mut cmd = Command::new("sshpass");
+        cmd.args(["-p", password, "ssh"])
+            .args(self.ssh_args_for("password", user, 1));
+        logged_in(cmd)
+    }
+
     /// ssh's arguments for one keyboard-interactive login to this sshd that runs
     /// `echo warden-login-ok` on success.
     fn ssh_args(&self, user: &str, tries: u32) -> Vec<String> {
+        self.ssh_args_for("keyboard-interactive", user, tries)
+    }
+
+    fn ssh_args_for(&self, method: &str, user: &str, tries: u32) -> Vec<String> {
         [
             "-o",
             "StrictHostKeyChecking=no",
             "-o",
             "UserKnownHostsFile=/dev/null",
             "-o",
-            "PreferredAuthentications=keyboard-interactive",
+            &format!("PreferredAuthentications={method}"),
             "-o",
             &format!("NumberOfPasswordPrompts={tries}"),
             "-o",

@@ -53,7 +53,10 @@ fn codes_pass_once_within_one_step_and_not_beyond() {
         &["right", &code_at(&e.secret, t)],
     );
     assert_eq!(o.auth, PAM_AUTH_ERR);
-    assert_eq!(o.messages, ["Wrong verification code."]);
+    assert!(
+        o.messages.is_empty(),
+        "a wrong code says no more than a wrong password: {o:?}"
+    );
     // One step ahead is accepted; two steps off either way is not.
     let o = login(
         &pam,
@@ -160,10 +163,15 @@ fn trusted_rhosts_and_remember_skip_the_code() {
 #[test]
 fn required_but_not_enrolled_is_refused_or_warned_in_the_grace() {
     let (_bus, d, pam) = setup("required_for_users = [\"erin\"]");
-    let o = login(&pam, "erin", "203.0.113.5", &["right"]);
+    let not_set_up = ["A verification code is required, but none is set up for this account. Contact an administrator."];
+    let o = login(&pam, "erin", "203.0.113.5", &["right", "123456"]);
     assert_eq!(o.auth, PAM_AUTH_ERR);
-    assert_eq!(o.messages, ["A verification code is required, but none is set up for this account. Contact an administrator."]);
+    assert_eq!(o.messages, not_set_up);
     assert!(d.log_text().contains("reason=totp-not-enrolled"));
+    // A wrong password is asked for the code and told the same, so the
+    // conversation does not say which it was.
+    let wrong = login(&pam, "erin", "203.0.113.5", &["wrong", "123456"]);
+    assert_eq!((&wrong.prompts, &wrong.messages), (&o.prompts, &o.messages));
     // Others are not affected.
     assert_eq!(
         login(&pam, "frank", "203.0.113.5", &["right"]).auth,
@@ -291,6 +299,76 @@ fn sshd_keyboard_interactive_asks_password_then_code() {
         "success service={} user={}",
         sshd.service, user.name
     )));
+}
+
+#[test]
+fn a_wrong_password_and_a_wrong_code_look_the_same_over_ssh() {
+    if !root_or_skip("a_wrong_password_and_a_wrong_code_look_the_same_over_ssh") {
+        return;
+    }
+    let bus = Bus::start();
+    let d = Daemon::start_with_env(
+        &format!("{}\n[totp]\n", user_rule(10, "1h", "1h")),
+        &bus.env(),
+    );
+    assert!(wait_for_daemon(&bus.address));
+    let user = TestUser::create(&unique("wsame"), "Corr3ct-Horse");
+    enroll(&bus.address, &user.name, true);
+    let sshd = Sshd::start(&unique("sshd-warden-s"), &sshd_stack(&d.socket), "");
+    // The script writes down every prompt ssh shows, and answers it.
+    let conversation = |password: &str| {
+        let file = sshd.dir.path().join(unique("prompts"));
+        let askpass = format!(
+            "echo \"$1\" >> {f}; case \"$1\" in *erification*) echo 000000 ;; *) echo {password} ;; esac",
+            f = file.display()
+        );
+        let (ok, text) = sshd.login_with_askpass(&user.name, &askpass, 1);
+        assert!(!ok, "{text}");
+        (std::fs::read_to_string(&file).unwrap_or_default(), text)
+    };
+    let right = conversation("Corr3ct-Horse");
+    let wrong = conversation("wrong-password");
+    assert!(right.0.contains("Verification code"), "{right:?}");
+    assert_eq!(right, wrong, "prompt by prompt, message by message");
+    let log = d.log_text();
+    assert!(log.contains(&format!("totp service={} user={}", sshd.service, user.name)));
+    assert!(log.contains(&format!(
+        "failure service={} user={}",
+        sshd.service, user.name
+    )));
+}
+
+#[test]
+fn sshds_password_method_gives_no_wrong_code() {
+    if !root_or_skip("sshds_password_method_gives_no_wrong_code") {
+        return;
+    }
+    let bus = Bus::start();
+    let d = Daemon::start_with_env(
+        &format!("{}\n[totp]\n", user_rule(3, "1h", "1h")),
+        &bus.env(),
+    );
+    assert!(wait_for_daemon(&bus.address));
+    let user = TestUser::create(&unique("wpwm"), "Corr3ct-Horse");
+    enroll(&bus.address, &user.name, true);
+    let sshd = Sshd::start(
+        &unique("sshd-warden-p"),
+        &sshd_stack(&d.socket),
+        "PasswordAuthentication yes",
+    );
+    // sshd's password method answers the code prompt with the password, which
+    // counted as a wrong code each time and locked the user after three.
+    for _ in 0..5 {
+        let (ok, text) = sshd.login_password_method(&user.name, "Corr3ct-Horse");
+        assert!(!ok, "{text}");
+    }
+    let log = d.log_text();
+    assert_eq!(log.matches("reason=no-code-prompt").count(), 5, "{log}");
+    assert!(
+        !log.contains(&format!("totp service={}", sshd.service)),
+        "{log}"
+    );
+    assert!(!log.contains("locked rule=user"), "{log}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

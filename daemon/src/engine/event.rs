@@ -18,6 +18,8 @@ pub enum EventKind {
     Refused,
     Locked,
     Unlocked,
+    /// An attempt that ended with no password given: not a guess, not counted.
+    Aborted,
 }
 
 impl EventKind {
@@ -30,6 +32,7 @@ impl EventKind {
             EventKind::Refused => "refused",
             EventKind::Locked => "locked",
             EventKind::Unlocked => "unlocked",
+            EventKind::Aborted => "aborted",
         }
     }
 }

@@ -535,6 +535,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Ends an attempt in which no password was given (the conversation was
+    /// cut, or ended with an empty answer at the end of input): its place is
+    /// freed and nothing is counted, as nothing was guessed.
+    pub fn release(
+        &mut self,
+        id: Option<AttemptId>,
+        attempt: &Attempt,
+        origin: Origin,
+        now: Time,
+        fx: &mut Effects,
+    ) -> Result<(), AttemptError> {
+        self.tick(now, fx);
+        self.take_pending(id, attempt, origin)?;
+        fx.events
+            .push(attempt_event(attempt, origin, now, EventKind::Aborted));
+        Ok(())
+    }
+
     /// Records a successful attempt. From an unprivileged peer it only frees
     /// the attempt's places: that peer may be whoever holds the user's shell,
     /// and its word must not reset a count or make a source familiar.

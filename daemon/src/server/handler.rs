@@ -3,7 +3,7 @@
 use super::peer::Peer;
 use crate::engine::{self, AttemptId, KeyState, ReasonKind, Selector, Until, Verdict};
 use crate::logline::quote;
-use crate::service::{ServiceError, SuccessOutcome, Warden};
+use crate::service::{ServiceError, SuccessOutcome, Warden, CODE_PROMPT};
 use crate::time::Time;
 use warden_proto::{
     locked_message, AdminRequest, AttemptFields, ErrorCode, LockInfo, RequestBody, ResponseBody,
@@ -16,10 +16,43 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
     match request {
         RequestBody::Begin(fields) => match attempt(warden, peer, &fields) {
             Ok(a) => match warden.begin(&a, origin, now).await {
-                Ok(v) => ResponseBody::Verdict(to_wire(&v, now)),
+                Ok(v) => {
+                    let mut wire = to_wire(&v, now);
+                    if v.allowed() {
+                        let groups = groups_of(warden, &a.user).await;
+                        match warden.code_expected(&a, origin, &groups, now) {
+                            Ok((prompt, refusal)) => {
+                                wire.code_prompt = prompt;
+                                wire.code_refusal = refusal;
+                            }
+                            Err(e) => return service_error(warden, "begin", &e),
+                        }
+                    }
+                    ResponseBody::Verdict(wire)
+                }
                 Err(e) => service_error(warden, "begin", &e),
             },
-            Err(r) => r,
+            Err(r) => *r,
+        },
+        RequestBody::Release {
+            attempt: id,
+            fields,
+        } => match attempt(warden, peer, &fields) {
+            Ok(a) => match warden.release(id.map(AttemptId), &a, origin, now).await {
+                Ok(()) => ResponseBody::Recorded,
+                Err(e) => service_error(warden, "release", &e),
+            },
+            Err(r) => *r,
+        },
+        RequestBody::NoCode {
+            attempt: id,
+            fields,
+        } => match attempt(warden, peer, &fields) {
+            Ok(a) => match warden.no_code(id.map(AttemptId), &a, origin, now).await {
+                Ok(message) => ResponseBody::Refused { message },
+                Err(e) => service_error(warden, "no-code", &e),
+            },
+            Err(r) => *r,
         },
         RequestBody::Fail {
             attempt: id,
@@ -29,21 +62,14 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
                 Ok(()) => ResponseBody::Recorded,
                 Err(e) => service_error(warden, "fail", &e),
             },
-            Err(r) => r,
+            Err(r) => *r,
         },
         RequestBody::Succeed {
             attempt: id,
             fields,
         } => match attempt(warden, peer, &fields) {
             Ok(a) => {
-                let groups = if warden.config().totp.required_for_groups.is_empty() {
-                    Vec::new()
-                } else {
-                    let user = a.user.clone();
-                    tokio::task::spawn_blocking(move || crate::accounts::groups_of(&user))
-                        .await
-                        .unwrap_or_default()
-                };
+                let groups = groups_of(warden, &a.user).await;
                 match warden
                     .succeed_or_ask(id.map(AttemptId), &a, origin, &groups, now)
                     .await
@@ -51,13 +77,13 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
                     Ok(SuccessOutcome::Recorded) => ResponseBody::Recorded,
                     Ok(SuccessOutcome::Notice(message)) => ResponseBody::Notice { message },
                     Ok(SuccessOutcome::NeedCode) => ResponseBody::NeedCode {
-                        prompt: "Verification code: ".into(),
+                        prompt: CODE_PROMPT.into(),
                     },
                     Ok(SuccessOutcome::Refused(message)) => ResponseBody::Refused { message },
                     Err(e) => service_error(warden, "succeed", &e),
                 }
             }
-            Err(r) => r,
+            Err(r) => *r,
         },
         RequestBody::Code {
             attempt: id,
@@ -80,7 +106,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
                     Err(e) => service_error(warden, "code", &e),
                 }
             }
-            Err(r) => r,
+            Err(r) => *r,
         },
         RequestBody::Account(fields) => match attempt(warden, peer, &fields) {
             Ok(a) => match warden.with_engine(|e| e.account_lock(&a, origin, now)) {
@@ -90,7 +116,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
                 },
                 Err(e) => service_error(warden, "account", &e),
             },
-            Err(r) => r,
+            Err(r) => *r,
         },
         RequestBody::Admin(req) => {
             if !peer.is_root() {
@@ -104,6 +130,17 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
     }
 }
 
+/// The user's groups, looked up only when the TOTP policy names groups.
+async fn groups_of(warden: &Warden, user: &str) -> Vec<String> {
+    if warden.config().totp.required_for_groups.is_empty() {
+        return Vec::new();
+    }
+    let user = user.to_string();
+    tokio::task::spawn_blocking(move || crate::accounts::groups_of(&user))
+        .await
+        .unwrap_or_default()
+}
+
 /// Validates the fields and applies the peer rule: a non-root peer acts only for
 /// its own username and reports no rhost, tty or invoking user (it could
 /// otherwise lock any address, or make keys without end).
@@ -111,10 +148,10 @@ fn attempt(
     warden: &Warden,
     peer: &Peer,
     fields: &AttemptFields,
-) -> Result<engine::Attempt, ResponseBody> {
+) -> Result<engine::Attempt, Box<ResponseBody>> {
     let mut a = fields
         .validate()
-        .map_err(|e| error(ErrorCode::BadField, &e.to_string()))?;
+        .map_err(|e| Box::new(error(ErrorCode::BadField, &e.to_string())))?;
     let names = &warden.config().users;
     if !names.is_identity() {
         a.user = names.fold(&a.user);
@@ -125,10 +162,10 @@ fn attempt(
             peer.uid(),
             quote(&a.user)
         ));
-        return Err(error(
+        return Err(Box::new(error(
             ErrorCode::Forbidden,
             "a non-root caller may act only for its own user",
-        ));
+        )));
     }
     if !peer.is_root() {
         a.rhost = None;
@@ -149,6 +186,8 @@ fn to_wire(v: &Verdict, now: Time) -> warden_proto::Verdict {
         failures: r.failures,
         seconds_left: seconds_left(r.until, now),
         message: refused.then(|| message_for(r.kind, r.until, now)),
+        code_prompt: None,
+        code_refusal: None,
     }
 }
 

@@ -5,7 +5,7 @@ mod limits;
 mod totp;
 
 pub use limits::{AlertGate, Budgets, LogLimiter, LINES_PER_WINDOW};
-pub use totp::{SuccessOutcome, NOT_ENROLLED, WRONG_CODE};
+pub use totp::{SuccessOutcome, CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
 
 use crate::config::Config;
 use crate::engine::{
@@ -286,6 +286,20 @@ impl Warden {
             e.succeed(id, attempt, origin, now, fx)
         })?;
         self.commit_behind("succeed", pending);
+        result.map_err(Into::into)
+    }
+
+    /// Frees an attempt in which no password was given, counting nothing.
+    pub async fn release(
+        &self,
+        id: Option<AttemptId>,
+        attempt: &Attempt,
+        origin: Origin,
+        now: Time,
+    ) -> Result<(), ServiceError> {
+        let (result, pending) =
+            self.apply(origin, |e, fx| e.release(id, attempt, origin, now, fx))?;
+        self.commit_behind("release", pending);
         result.map_err(Into::into)
     }
 

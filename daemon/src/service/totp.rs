@@ -25,9 +25,12 @@ pub enum SuccessOutcome {
     Refused(String),
 }
 
-pub const WRONG_CODE: &str = "Wrong verification code.";
+/// The prompt for a code, after a right password and after a wrong one alike.
+pub const CODE_PROMPT: &str = "Verification code: ";
 pub const NOT_ENROLLED: &str =
     "A verification code is required, but none is set up for this account. Contact an administrator.";
+/// For sshd's password method, which answers every prompt with the password.
+pub const NEEDS_PROMPT: &str = "This account needs a verification code, which this login method cannot ask for. Use keyboard-interactive authentication (ssh -o PreferredAuthentications=keyboard-interactive).";
 const START_AGAIN: &str = "The login took too long. Please start again.";
 
 /// Random bytes for secrets, salts and recovery codes.
@@ -56,6 +59,65 @@ impl Warden {
         self.totp.lock().map_err(|_| ServiceError::Poisoned)
     }
 
+    /// preauth: whether a right password would lead to a code prompt, so that
+    /// the module can show the same prompt after a wrong one. The second
+    /// value is what is shown after it when the login cannot succeed anyway.
+    pub fn code_expected(
+        &self,
+        attempt: &Attempt,
+        origin: Origin,
+        groups: &[String],
+        now: Time,
+    ) -> Result<(Option<String>, Option<String>), ServiceError> {
+        let need = self.totp_need(attempt, origin, groups, now)?;
+        Ok(match need {
+            Need::Code => (Some(CODE_PROMPT.into()), None),
+            Need::Refuse => (Some(CODE_PROMPT.into()), Some(NOT_ENROLLED.into())),
+            Need::Nothing | Need::Grace(_) => (None, None),
+        })
+    }
+
+    fn totp_need(
+        &self,
+        attempt: &Attempt,
+        origin: Origin,
+        groups: &[String],
+        now: Time,
+    ) -> Result<Need, ServiceError> {
+        let config = self.config();
+        let source = source_of_attempt(&config, attempt);
+        let book = self.book()?;
+        Ok(totp::decide(
+            &config.totp,
+            &Situation {
+                user: &attempt.user,
+                service: &attempt.service,
+                ip: attempt.rhost.as_deref().and_then(parse_ip),
+                source: &source,
+                groups,
+                record: book.get(&attempt.user),
+                now,
+                strict: origin != Origin::Root,
+            },
+        ))
+    }
+
+    /// The application answered the code prompt with the password: it cannot
+    /// ask for a code. The login is refused, and no wrong code is counted.
+    pub async fn no_code(
+        &self,
+        id: Option<AttemptId>,
+        attempt: &Attempt,
+        origin: Origin,
+        now: Time,
+    ) -> Result<String, ServiceError> {
+        self.apply_durably(origin, |e, fx| {
+            e.refuse_after_password(id, attempt, origin, "no-code-prompt", now, fx)
+        })
+        .await??;
+        Ok(NEEDS_PROMPT.into())
+    }
+
     /// authsucc: the password passed. Decides whether a code is needed.
     pub async fn succeed_or_ask(
         &self,
@@ -65,24 +127,7 @@ impl Warden {
         groups: &[String],
         now: Time,
     ) -> Result<SuccessOutcome, ServiceError> {
-        let config = self.config();
-        let source = source_of_attempt(&config, attempt);
-        let need = {
-            let book = self.book()?;
-            totp::decide(
-                &config.totp,
-                &Situation {
-                    user: &attempt.user,
-                    service: &attempt.service,
-                    ip: attempt.rhost.as_deref().and_then(parse_ip),
-                    source: &source,
-                    groups,
-                    record: book.get(&attempt.user),
-                    now,
-                    strict: origin != Origin::Root,
-                },
-            )
-        };
+        let need = self.totp_need(attempt, origin, groups, now)?;
         match need {
             Need::Nothing => {
                 self.succeed(id, attempt, origin, now).await?;
@@ -96,14 +141,9 @@ impl Warden {
                     day.get(..10).unwrap_or(&day)
                 )))
             }
-            Need::Refuse => {
-                self.apply_durably(origin, |e, fx| {
-                    e.refuse_after_password(id, attempt, origin, "totp-not-enrolled", now, fx)
-                })
-                .await??;
-                Ok(SuccessOutcome::Refused(NOT_ENROLLED.into()))
-            }
-            Need::Code => {
+            // Asked for a code all the same, as after a wrong password: the
+            // refusal comes after it, and says the same either way.
+            Need::Refuse | Need::Code => {
                 let held = self
                     .apply_durably(origin, |e, _| e.await_code(id, attempt, origin, now))
                     .await??;
@@ -170,7 +210,8 @@ impl Warden {
                             {
                                 e.reason = Some(why.into());
                             }
-                            return Ok(Some(WRONG_CODE.into()));
+                            // Nothing that a wrong password would not say.
+                            return Ok(Some(String::new()));
                         }
                     }
                     if let Some(d) = remember {

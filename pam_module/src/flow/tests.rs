@@ -8,11 +8,17 @@ use warden_proto::Verdict;
 struct FakeHost {
     told: Vec<String>,
     logged: RefCell<Vec<(Level, String)>>,
-    attempt: Option<u64>,
+    config_errors: RefCell<Vec<String>>,
+    begun: Option<Begun>,
     delay: Option<u32>,
     /// PAM_RHOST when set; 203.0.113.7 otherwise.
     rhost: Option<&'static str>,
     ssh_ip: Option<&'static str>,
+    /// PAM_AUTHTOK: the password given, if any.
+    password: Option<&'static str>,
+    /// Answers to prompts, in order; none left means the conversation fails.
+    answers: Vec<&'static str>,
+    prompts: Vec<String>,
 }
 
 impl Host for FakeHost {
@@ -37,20 +43,42 @@ impl Host for FakeHost {
     fn tell(&mut self, _error: bool, text: &str) {
         self.told.push(text.to_string());
     }
-    fn prompt(&mut self, _text: &str) -> Option<pam::secret::SecretBytes> {
-        None
+    fn prompt(&mut self, text: &str) -> Option<crate::host::Answer> {
+        self.prompts.push(text.to_string());
+        if self.answers.is_empty() {
+            return None;
+        }
+        let a = self.answers.remove(0);
+        Some(crate::host::Answer::new(a.as_bytes().to_vec()))
     }
     fn log(&self, level: Level, text: &str) {
         self.logged.borrow_mut().push((level, text.to_string()));
     }
-    fn attempt(&self) -> Option<u64> {
-        self.attempt
+    fn config_error(&self, text: &str) {
+        self.config_errors.borrow_mut().push(text.to_string());
     }
-    fn set_attempt(&mut self, id: Option<u64>) {
-        self.attempt = id;
+    fn begun(&self) -> Option<Begun> {
+        self.begun.clone()
+    }
+    fn set_begun(&mut self, begun: Option<Begun>) {
+        self.begun = begun;
+    }
+    fn password_given(&self) -> bool {
+        self.password.is_some_and(|p| !p.is_empty())
+    }
+    fn is_password(&self, answer: &[u8]) -> bool {
+        self.password
+            .is_some_and(|p| !p.is_empty() && p.as_bytes() == answer)
     }
     fn fail_delay(&mut self, micros: u32) {
         self.delay = Some(micros);
+    }
+}
+
+fn with_password(p: &'static str) -> FakeHost {
+    FakeHost {
+        password: Some(p),
+        ..Default::default()
     }
 }
 
@@ -90,6 +118,8 @@ fn verdict(allowed: bool) -> ResponseBody {
         failures: 5,
         seconds_left: Some(840),
         message: (!allowed).then(|| "Too many failed attempts. Try again in 14 minutes.".into()),
+        code_prompt: None,
+        code_refusal: None,
     })
 }
 
@@ -99,13 +129,13 @@ fn opts(args: &[&str]) -> Options {
 
 #[test]
 fn preauth_keeps_the_attempt_for_the_later_phases() {
-    let mut h = FakeHost::default();
+    let mut h = with_password("wrong");
     let d = daemon(Ok(verdict(true)));
     assert_eq!(
         authenticate(&mut h, &opts(&["preauth"]), &d),
         PamResultCode::PAM_SUCCESS
     );
-    assert_eq!(h.attempt, Some(77));
+    assert_eq!(h.begun.as_ref().and_then(|b| b.attempt), Some(77));
 
     let d = daemon(Ok(ResponseBody::Recorded));
     assert_eq!(
@@ -119,7 +149,7 @@ fn preauth_keeps_the_attempt_for_the_later_phases() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(h.attempt, None, "an attempt is resolved once");
+    assert_eq!(h.begun, None, "an attempt is resolved once");
 }
 
 #[test]
@@ -160,7 +190,7 @@ fn an_outage_follows_on_unavailable() {
             PamResultCode::PAM_AUTHINFO_UNAVAIL,
         ),
     ] {
-        let mut h = FakeHost::default();
+        let mut h = with_password("pw");
         let d = daemon(Err(ClientError::Unreachable("no socket".into())));
         assert_eq!(authenticate(&mut h, &opts(args), &d), code, "{args:?}");
         let logged = h.logged.borrow();
@@ -171,7 +201,7 @@ fn an_outage_follows_on_unavailable() {
             "an outage must raise an alert: {logged:?}"
         );
     }
-    let mut h = FakeHost::default();
+    let mut h = with_password("pw");
     let store_full = Ok(ResponseBody::Error {
         code: ErrorCode::Store,
         message: "disk full".into(),
@@ -216,18 +246,63 @@ fn account_allows_unless_enforcing() {
 }
 
 #[test]
-fn no_mode_is_ignored_not_fatal() {
+fn a_line_it_cannot_read_refuses_every_login() {
+    for args in [
+        &[][..],
+        &["preuath"][..],
+        &["preauth", "on_unavailable=Deny"][..],
+        &["authfail", "timeout_ms=0"][..],
+    ] {
+        let mut h = with_password("pw");
+        let d = daemon(Ok(verdict(true)));
+        assert_eq!(
+            authenticate(&mut h, &opts(args), &d),
+            PamResultCode::PAM_AUTH_ERR,
+            "{args:?}"
+        );
+        assert!(d.seen.borrow().is_empty(), "nothing is asked of the daemon");
+        assert!(!h.config_errors.borrow().is_empty(), "{args:?}: logged");
+    }
     let mut h = FakeHost::default();
-    let d = daemon(Ok(verdict(true)));
+    let d = daemon(Err(ClientError::Timeout));
     assert_eq!(
-        authenticate(&mut h, &opts(&[]), &d),
-        PamResultCode::PAM_IGNORE
+        account(&mut h, &opts(&["enforce_in_acount"]), &d),
+        PamResultCode::PAM_AUTH_ERR
     );
 }
 
 #[test]
+fn no_password_given_is_no_guess() {
+    for password in [None, Some("")] {
+        let mut h = FakeHost {
+            password,
+            begun: Some(Begun {
+                attempt: Some(9),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let d = daemon(Ok(ResponseBody::Recorded));
+        assert_eq!(
+            authenticate(&mut h, &opts(&["authfail"]), &d),
+            PamResultCode::PAM_AUTH_ERR
+        );
+        assert!(
+            matches!(
+                &d.seen.borrow()[0],
+                RequestBody::Release {
+                    attempt: Some(9),
+                    ..
+                }
+            ),
+            "{password:?}: {:?}",
+            d.seen.borrow()
+        );
+    }
+}
+
+#[test]
 fn a_code_is_asked_for_and_an_outage_then_refuses() {
-    // The fake host cannot prompt, so the daemon is sent an empty code.
     let mut h = FakeHost::default();
     let need = ResponseBody::NeedCode {
         prompt: "Verification code: ".into(),
@@ -237,6 +312,7 @@ fn a_code_is_asked_for_and_an_outage_then_refuses() {
         authenticate(&mut h, &opts(&["authsucc"]), &d),
         PamResultCode::PAM_SUCCESS
     );
+    // The fake host had no answer, so the daemon is sent an empty code.
     assert!(matches!(&d.seen.borrow()[1], RequestBody::Code { code, .. } if code.is_empty()));
 
     let d = script(vec![Ok(need.clone()), Err(ClientError::Timeout)]);
@@ -245,20 +321,82 @@ fn a_code_is_asked_for_and_an_outage_then_refuses() {
         PamResultCode::PAM_AUTH_ERR,
         "on_unavailable=ignore must not skip a second factor"
     );
-    let d = script(vec![
-        Ok(need),
+    let refused = |m: &str| {
         Ok(ResponseBody::Refused {
-            message: "Wrong verification code.".into(),
+            message: m.to_string(),
+        })
+    };
+    let mut h = FakeHost::default();
+    let d = script(vec![Ok(need.clone()), refused("")]);
+    assert_eq!(
+        authenticate(&mut h, &opts(&["authsucc"]), &d),
+        PamResultCode::PAM_AUTH_ERR
+    );
+    assert!(h.told.is_empty(), "a wrong code says nothing: {:?}", h.told);
+    let d = script(vec![Ok(need), refused("none is set up")]);
+    authenticate(&mut h, &opts(&["authsucc"]), &d);
+    assert_eq!(h.told, ["none is set up"]);
+}
+
+#[test]
+fn a_wrong_password_meets_the_same_prompt_as_a_wrong_code() {
+    let code_prompt = || Begun {
+        attempt: Some(5),
+        code_prompt: Some("Verification code: ".into()),
+        code_refusal: None,
+    };
+    // Right password, wrong code.
+    let mut right = FakeHost {
+        password: Some("right"),
+        begun: Some(code_prompt()),
+        answers: vec!["123456"],
+        ..Default::default()
+    };
+    let d = script(vec![
+        Ok(ResponseBody::NeedCode {
+            prompt: "Verification code: ".into(),
+        }),
+        Ok(ResponseBody::Refused {
+            message: String::new(),
+        }),
+    ]);
+    let a = authenticate(&mut right, &opts(&["authsucc"]), &d);
+    // Wrong password.
+    let mut wrong = FakeHost {
+        password: Some("wrong"),
+        begun: Some(code_prompt()),
+        answers: vec!["123456"],
+        ..Default::default()
+    };
+    let d = daemon(Ok(ResponseBody::Recorded));
+    let b = authenticate(&mut wrong, &opts(&["authfail"]), &d);
+    assert_eq!(a, b);
+    assert_eq!((&right.prompts, &right.told), (&wrong.prompts, &wrong.told));
+    assert_eq!(wrong.prompts, ["Verification code: "]);
+    assert!(matches!(&d.seen.borrow()[0], RequestBody::Fail { .. }));
+}
+
+#[test]
+fn the_password_at_the_code_prompt_is_not_a_wrong_code() {
+    // sshd's password method answers every prompt with the password.
+    let mut h = FakeHost {
+        password: Some("hunter2hunter2"),
+        answers: vec!["hunter2hunter2"],
+        ..Default::default()
+    };
+    let d = script(vec![
+        Ok(ResponseBody::NeedCode {
+            prompt: "Verification code: ".into(),
+        }),
+        Ok(ResponseBody::Refused {
+            message: "use keyboard-interactive".into(),
         }),
     ]);
     assert_eq!(
         authenticate(&mut h, &opts(&["authsucc"]), &d),
         PamResultCode::PAM_AUTH_ERR
     );
-    assert_eq!(
-        h.told.last().map(String::as_str),
-        Some("Wrong verification code.")
-    );
+    assert!(matches!(&d.seen.borrow()[1], RequestBody::NoCode { .. }));
 }
 
 #[test]

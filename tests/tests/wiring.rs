@@ -1,0 +1,144 @@
+//! How the module sits in real PAM stacks: what counts as a guess with real
+//! sudo, module arguments that must fail closed, and stacks wired by half.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
+use warden_e2e::pam::{PamDir, PAM_AUTH_ERR};
+use warden_e2e::system::{sudo, sudoers_for, Restore};
+use warden_e2e::users::TestUser;
+use warden_e2e::{paths, root_or_skip, unique};
+
+/// /etc/pam.d/sudo with the warden stack around pam_unix, put back on drop.
+fn sudo_stack(d: &Daemon) -> Restore {
+    let m = paths::module();
+    let (m, s) = (m.display(), d.socket.display());
+    Restore::write(
+        "/etc/pam.d/sudo",
+        &format!(
+            "auth     requisite                {m} preauth socket={s} nodelay\n\
+             auth     [success=1 default=bad]  pam_unix.so nodelay\n\
+             auth     [default=die]            {m} authfail socket={s}\n\
+             auth     required                 {m} authsucc socket={s}\n\
+             account  required                 pam_unix.so\n\
+             session  required                 pam_permit.so\n"
+        ),
+        0o644,
+    )
+}
+
+fn count(d: &Daemon, needle: &str) -> usize {
+    d.log_text().matches(needle).count()
+}
+
+#[test]
+fn sudo_counts_guesses_not_ends_of_input_or_ctrl_c() {
+    if !root_or_skip("sudo_counts_guesses_not_ends_of_input_or_ctrl_c") {
+        return;
+    }
+    let d = Daemon::start(&format!("{NO_FAMILIAR}{}", user_rule(5, "1h", "1h")));
+    let user = TestUser::create(&unique("wsudoeof"), "Right-Pass-2");
+    let _pam = sudo_stack(&d);
+    // sudo's default of three tries, one wrong line, then the end of input:
+    // sudo asks twice more and gets empty answers.
+    let sudoers = Restore::write(
+        &format!("/etc/sudoers.d/{}", unique("warden-test-")),
+        &format!("{} ALL=(ALL) ALL\n", user.name),
+        0o440,
+    );
+    let (ok, out) = sudo(&user.name, "wrong-password");
+    assert!(!ok, "{out}");
+    let failures = format!("failure service=sudo user={}", user.name);
+    assert_eq!(count(&d, &failures), 1, "one guess:\n{}", d.log_text());
+    assert!(count(&d, &format!("aborted service=sudo user={}", user.name)) >= 1);
+    drop(sudoers);
+
+    // Ctrl-C at the prompt: sudo reads, gets SIGINT, and gives up.
+    let _sudoers = sudoers_for(&user.name);
+    let aborted = format!("aborted service=sudo user={}", user.name);
+    let aborted_before = count(&d, &aborted);
+    let gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(user.uid))
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
+    let mut child = Command::new("sudo")
+        .args(["-S", "-k", "-p", "password: ", "true"])
+        .uid(user.uid)
+        .gid(gid)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        count(&d, &failures),
+        1,
+        "Ctrl-C is no guess:\n{}",
+        d.log_text()
+    );
+    assert_eq!(
+        count(&d, &aborted),
+        aborted_before + 1,
+        "it reached the prompt:\n{}",
+        d.log_text()
+    );
+    // And a real wrong password still counts.
+    sudo(&user.name, "wrong-again");
+    assert_eq!(count(&d, &failures), 2, "{}", d.log_text());
+}
+
+#[test]
+fn arguments_the_module_cannot_read_refuse_every_login() {
+    // No daemon at all: with on_unavailable=ignore the login would pass, so a
+    // misspelled `deny` or phase must refuse rather than guard nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("absent.sock");
+    for args in [
+        "on_unavailable=Deny",
+        "timeout_ms=soon",
+        "enforce_in_acount",
+    ] {
+        let pam = PamDir::new(&socket, "0", args);
+        let o = pam.attempt("alice", "right", None);
+        assert_eq!(o.auth, PAM_AUTH_ERR, "{args}: {o:?}");
+        assert_eq!(pam.checks(), 0, "{args}: refused before the password");
+    }
+    // A phase misspelled on the preauth line.
+    let pam = PamDir::new(&socket, "0", "");
+    let stack = std::fs::read_to_string(pam.dir.path().join(&pam.service)).unwrap();
+    std::fs::write(
+        pam.dir.path().join(&pam.service),
+        stack.replacen(" preauth ", " preuath ", 1),
+    )
+    .unwrap();
+    let out = Command::new(paths::pam_driver())
+        .arg(pam.dir.path())
+        .arg(&pam.service)
+        .arg("alice")
+        .args(["--password", "right"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("auth: {PAM_AUTH_ERR} ")),
+        "{stdout}"
+    );
+    // With no syslog to take it (as here), the reason goes to stderr.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !std::path::Path::new("/dev/log").exists() {
+        assert!(
+            stderr.contains("pam_warden: auth line: unknown or invalid argument \"preuath\""),
+            "{stderr}"
+        );
+    }
+}
