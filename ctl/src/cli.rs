@@ -41,6 +41,13 @@ pub enum Command {
         #[command(subcommand)]
         command: TotpCommand,
     },
+    /// Read the PAM stacks and say, per service, whether pam_warden is wired
+    /// completely, partly or not at all, and which arguments it would refuse.
+    Doctor {
+        /// The PAM directory.
+        #[arg(long, value_name = "DIR", default_value = "/etc/pam.d")]
+        pam_dir: PathBuf,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]

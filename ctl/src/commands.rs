@@ -14,8 +14,10 @@ fn now() -> i64 {
 }
 
 pub fn print_json<T: Serialize>(value: &T) -> Result<(), CtlError> {
+    use std::io::Write as _;
     let text = serde_json::to_string_pretty(value).map_err(|e| CtlError::Failed(e.to_string()))?;
-    println!("{text}");
+    // A reader that stops early (| head) is no error of ours.
+    let _ = writeln!(std::io::stdout(), "{text}");
     Ok(())
 }
 
@@ -45,7 +47,32 @@ pub async fn status(json: bool) -> Result<(), CtlError> {
         ],
         vec!["config".into(), s.config_path.clone()],
         vec!["socket".into(), s.socket_path.clone()],
+        vec![
+            "key table".into(),
+            if s.table_full {
+                format!(
+                    "FULL in the last minute ({} of {}); {} keys and {} locks dropped since start",
+                    s.keys, s.max_tracked_keys, s.evicted_keys, s.evicted_locks
+                )
+            } else {
+                format!("{} of {}", s.keys, s.max_tracked_keys)
+            },
+        ],
+        vec![
+            "refused, too many in flight".into(),
+            s.refused_crowded.to_string(),
+        ],
     ];
+    let mut rows = rows;
+    if !s.half_wired_services.is_empty() {
+        rows.push(vec![
+            "wired by half".into(),
+            format!(
+                "{} (attempts begin and never end: run wardenctl doctor)",
+                s.half_wired_services.join(", ")
+            ),
+        ]);
+    }
     print!("{}", table(&rows));
     Ok(())
 }
@@ -281,5 +308,75 @@ pub fn config_check(file: Option<&Path>) -> Result<(), CtlError> {
     let path = file.unwrap_or(Path::new(warden_daemon::config::DEFAULT_PATH));
     let config = Config::load(path).map_err(|e| CtlError::Failed(e.to_string()))?;
     print!("{}", warden_daemon::describe::describe(&config));
+    Ok(())
+}
+
+/// `doctor`: the PAM directory's wiring, and what the daemon has noticed
+/// (services that begin attempts and never end them), when it can be asked.
+pub async fn doctor(pam_dir: &Path, json: bool) -> Result<(), CtlError> {
+    let files = crate::doctor::read_dir(pam_dir)
+        .map_err(|e| CtlError::Failed(format!("cannot read {}: {e}", pam_dir.display())))?;
+    let reports = crate::doctor::diagnose(&files);
+    let noticed = match connect().await {
+        Ok(proxy) => proxy.status().await.ok().map(|s| s.half_wired_services),
+        Err(_) => None,
+    };
+    let bad = reports.iter().any(crate::doctor::Report::is_bad);
+    if json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            services: &'a [crate::doctor::Report],
+            daemon_half_wired: Option<Vec<String>>,
+        }
+        print_json(&Out {
+            services: &reports,
+            daemon_half_wired: noticed.clone(),
+        })?;
+    } else {
+        let mut rows = vec![["SERVICE", "WARDEN", "ACCOUNT", "PROBLEMS"]
+            .map(String::from)
+            .to_vec()];
+        for r in reports
+            .iter()
+            .filter(|r| r.wiring != "none" || !r.problems.is_empty())
+        {
+            rows.push(vec![
+                r.service.clone(),
+                r.wiring.to_string(),
+                if r.account { "yes" } else { "no" }.into(),
+                if r.problems.is_empty() {
+                    "-".into()
+                } else {
+                    r.problems.join("; ")
+                },
+            ]);
+        }
+        let none: Vec<&str> = reports
+            .iter()
+            .filter(|r| r.wiring == "none" && r.problems.is_empty())
+            .map(|r| r.service.as_str())
+            .collect();
+        if rows.len() > 1 {
+            print!("{}", table(&rows));
+        } else {
+            println!("pam_warden is in no stack of {}", pam_dir.display());
+        }
+        if !none.is_empty() {
+            println!("not guarded: {}", none.join(", "));
+        }
+        match noticed {
+            Some(list) if !list.is_empty() => println!(
+                "wardend has seen attempts begin and never end for: {} (their abandoned attempts are not counted)",
+                list.join(", ")
+            ),
+            Some(_) => {}
+            None => println!("(wardend was not asked: the bus or the daemon is not there)"),
+        }
+    }
+    if bad {
+        return Err(CtlError::Failed(
+            "some stacks are wired by half or have arguments the module refuses; fix the lines above".into(),
+        ));
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod commands;
 mod docs;
+mod doctor;
 mod human;
 mod totp;
 
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
                     Command::UserStatus { user } => commands::user_status(user, json).await,
                     Command::Watch => commands::watch(json).await,
                     Command::Reload => commands::reload(json).await,
+                    Command::Doctor { pam_dir } => commands::doctor(&pam_dir, json).await,
                     Command::Totp { command } => totp::run(command, json).await,
                     Command::Config { .. } | Command::GenerateDocs { .. } => Ok(()),
                 }

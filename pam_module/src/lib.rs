@@ -2,7 +2,7 @@
 //! how the attempt ended. A thin shell over [`flow`]; see the README for the stack.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-pub mod args;
+pub use warden_proto::args;
 pub mod client;
 mod ffi;
 pub mod flow;

@@ -6,6 +6,7 @@
 //! PAM module uses this crate inside sshd and sudo, where no async runtime runs.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod args;
 mod frame;
 mod message;
 mod wire;

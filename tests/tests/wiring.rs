@@ -4,8 +4,9 @@
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus};
 use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
-use warden_e2e::pam::{PamDir, PAM_AUTH_ERR};
+use warden_e2e::pam::{drive, PamDir, PAM_AUTH_ERR, PAM_SUCCESS};
 use warden_e2e::system::{sudo, sudoers_for, Restore};
 use warden_e2e::users::TestUser;
 use warden_e2e::{paths, root_or_skip, unique};
@@ -141,4 +142,62 @@ fn arguments_the_module_cannot_read_refuse_every_login() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn a_stack_wired_by_half_is_noticed_and_never_locks_its_users() {
+    let bus = Bus::start();
+    let d = Daemon::start_with_env(
+        &format!(
+            "attempt_timeout = \"1s\"\n{NO_FAMILIAR}{}",
+            user_rule(3, "1h", "1h")
+        ),
+        &bus.env(),
+    );
+    assert!(wait_for_daemon(&bus.address));
+    // The preauth line alone, as when one of the three pam-auth-update
+    // profiles is ticked, next to a whole stack.
+    let pam = PamDir::new(&d.socket, "0", "");
+    let whole = std::fs::read_to_string(pam.dir.path().join(&pam.service)).unwrap();
+    let half: String = whole
+        .lines()
+        .filter(|l| !l.contains("authfail") && !l.contains("authsucc"))
+        .map(|l| format!("{}\n", l.replace("[success=1 default=bad]", "required")))
+        .collect();
+    std::fs::write(pam.dir.path().join("half"), half).unwrap();
+    for i in 0..5 {
+        let o = drive(pam.dir.path(), "half", "owner", None, &["right"], false);
+        assert_eq!(o.auth, PAM_SUCCESS, "good login {i}: {o:?}");
+        // Past attempt_timeout and the daemon's next tick.
+        std::thread::sleep(Duration::from_millis(2300));
+    }
+    let log = d.log_text();
+    assert!(log.contains("service-half-wired service=half"), "{log}");
+    assert_eq!(log.matches("service-half-wired").count(), 1, "once");
+    let s = wardenctl(&bus.address, None, &["status", "--json"]);
+    assert!(
+        s.stdout
+            .contains("\"half_wired_services\": [\n    \"half\""),
+        "{s:?}"
+    );
+    // The doctor names it, and the whole stack beside it.
+    let c = wardenctl(
+        &bus.address,
+        None,
+        &["doctor", "--pam-dir", &pam.dir.path().display().to_string()],
+    );
+    assert_eq!(c.code, 1, "{c:?}");
+    assert!(
+        c.stdout.contains("half") && c.stdout.contains("partial"),
+        "{c:?}"
+    );
+    assert!(
+        c.stdout.contains("warden-test") && c.stdout.contains("complete"),
+        "{c:?}"
+    );
+    assert!(
+        c.stdout
+            .contains("wardend has seen attempts begin and never end for: half"),
+        "{c:?}"
+    );
 }

@@ -27,6 +27,9 @@ pub struct Status {
     pub evicted_locks: u64,
     /// Attempts refused because too many were in flight, since start.
     pub refused_crowded: u64,
+    /// PAM services that begin attempts and never report how they end (the
+    /// preauth line without authfail and authsucc).
+    pub half_wired_services: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]

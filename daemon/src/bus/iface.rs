@@ -190,7 +190,8 @@ impl Control {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Status, BusError> {
         self.caller(&hdr, conn).await?;
-        let c = self.warden.counts().map_err(internal)?;
+        let health = self.warden.health().map_err(internal)?;
+        let c = health.counts;
         let config = self.warden.config();
         let now = Time::now();
         Ok(Status {
@@ -210,6 +211,7 @@ impl Control {
             evicted_keys: c.pressure.evicted_keys,
             evicted_locks: c.pressure.evicted_locks,
             refused_crowded: c.pressure.crowded,
+            half_wired_services: health.half_wired,
         })
     }
 

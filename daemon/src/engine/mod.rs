@@ -79,6 +79,9 @@ pub enum Alert {
     },
     /// An attempt was refused because too many are in flight.
     Crowded { in_flight: usize, uid: Option<u32> },
+    /// A service begins attempts and never says how they end: its stack has
+    /// the preauth line without authfail and authsucc.
+    HalfWired { service: String },
 }
 
 /// What an operation asks the daemon to do: persist and log.
@@ -158,6 +161,22 @@ pub struct Pressure {
     pub last_crowded: Option<Time>,
 }
 
+/// What a service's stack has shown of itself in this run.
+#[derive(Default)]
+struct Wiring {
+    /// Some attempt of it ended with a failure, success or release.
+    ended: bool,
+    /// Attempts abandoned while it had never reported an end.
+    unreported: u32,
+}
+
+/// A service that abandons this many attempts without ever reporting an end
+/// is taken to be wired by half, and its abandoned attempts stop counting.
+pub const HALF_WIRED_AFTER: u32 = 2;
+/// Services whose wiring is followed; names past it are not (they come from
+/// root applications, so there are few).
+const MAX_SERVICES: usize = 1024;
+
 struct Pending {
     attempt: Attempt,
     origin: Origin,
@@ -183,6 +202,8 @@ pub struct Engine {
     attribution: Attribution,
     /// Attempts in flight per unprivileged uid.
     per_uid: HashMap<u32, usize>,
+    /// Per service of root peers: does its stack report how attempts end?
+    wiring: HashMap<String, Wiring>,
     pressure: Pressure,
     epoch: u32,
     counter: u32,
@@ -201,6 +222,7 @@ impl Engine {
             locks: LockIndex::default(),
             attribution: Attribution::default(),
             per_uid: HashMap::new(),
+            wiring: HashMap::new(),
             pressure: Pressure::default(),
             epoch,
             counter: 0,
@@ -617,6 +639,14 @@ impl Engine {
             self.deadlines.pop_first();
             if let Some(p) = self.pending.remove(&id) {
                 self.forget_pending(&p);
+                if self.unreported(&p, fx) {
+                    let mut e = attempt_event(&p.attempt, p.origin, deadline, EventKind::Abandoned);
+                    e.reason = Some(
+                        "uncounted: this service's stack never reports how attempts end".into(),
+                    );
+                    fx.events.push(e);
+                    continue;
+                }
                 self.count_failure(
                     &p.attempt,
                     p.origin,
@@ -929,7 +959,56 @@ impl Engine {
         };
         self.deadlines.remove(&(p.deadline, id));
         self.forget_pending(&p);
+        if p.origin == Origin::Root {
+            if let Some(w) = self.wiring_of(&p.attempt.service) {
+                *w = Wiring {
+                    ended: true,
+                    unreported: 0,
+                };
+            }
+        }
         Ok(Taken::Found(p))
+    }
+
+    fn wiring_of(&mut self, service: &str) -> Option<&mut Wiring> {
+        if !self.wiring.contains_key(service) && self.wiring.len() >= MAX_SERVICES {
+            return None;
+        }
+        Some(self.wiring.entry(service.to_string()).or_default())
+    }
+
+    /// An abandoned root attempt of a service that has never reported an end:
+    /// counts it, raises the alert when the service crosses the line, and
+    /// says whether it is past it (and so not to be counted as a failure).
+    fn unreported(&mut self, p: &Pending, fx: &mut Effects) -> bool {
+        if p.origin != Origin::Root {
+            return false;
+        }
+        let Some(w) = self.wiring_of(&p.attempt.service) else {
+            return false;
+        };
+        if w.ended {
+            return false;
+        }
+        w.unreported = w.unreported.saturating_add(1);
+        if w.unreported == HALF_WIRED_AFTER {
+            fx.alerts.push(Alert::HalfWired {
+                service: p.attempt.service.clone(),
+            });
+        }
+        w.unreported >= HALF_WIRED_AFTER
+    }
+
+    /// Services that begin attempts and have never said how one ended.
+    pub fn half_wired(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .wiring
+            .iter()
+            .filter(|(_, w)| !w.ended && w.unreported >= HALF_WIRED_AFTER)
+            .map(|(s, _)| s.clone())
+            .collect();
+        out.sort();
+        out
     }
 
     /// Releases what a pending attempt held: its places and its uid's count.

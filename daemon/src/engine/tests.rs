@@ -466,6 +466,8 @@ fn abandoned_attempts_count_once_as_failures() {
         rule("user", "\"user\"", 2, "1h", "1h", "")
     );
     let mut s = Sim::new(&cfg);
+    // The service's stack reports how attempts end.
+    assert!(s.right(&att("someone", None)));
     let a = att("alice", None);
     let first = s.begin(&a).attempt;
     let second = s.begin(&a).attempt;
@@ -1140,4 +1142,39 @@ fn random_interleavings_of_root_and_peers_keep_the_invariants() {
         }
         s.e.check_invariants(s.now).unwrap();
     }
+}
+
+#[test]
+fn a_stack_wired_by_half_does_not_lock_out_good_logins() {
+    let cfg = format!(
+        "attempt_timeout = \"60s\"\n[familiar]\nenabled = false\n{}",
+        rule("user", "\"user\"", 3, "1h", "1h", "")
+    );
+    let mut s = Sim::new(&cfg);
+    let a = att("owner", None);
+    // Only the preauth line is there: every good login begins and never ends.
+    let mut alerts = Vec::new();
+    for _ in 0..5 {
+        assert!(s.begin(&a).allowed(), "never locked by its own good logins");
+        s.advance(61);
+        let mut fx = Effects::default();
+        s.e.tick(s.now, &mut fx);
+        alerts.extend(fx.alerts);
+    }
+    assert_eq!(
+        alerts,
+        [Alert::HalfWired {
+            service: "sshd".into()
+        }],
+        "one alert"
+    );
+    assert_eq!(s.e.half_wired(), ["sshd"]);
+    // Once the service reports an end, abandoned attempts count again: the
+    // first abandoned one, this failure and the next abandoned one make 3.
+    assert!(s.wrong(&a));
+    assert!(s.e.half_wired().is_empty());
+    s.begin(&a);
+    s.advance(61);
+    s.tick();
+    assert_eq!(s.begin(&a).reason.kind, ReasonKind::Locked, "counted again");
 }

@@ -57,6 +57,13 @@ pub struct Counts {
     pub pressure: Pressure,
 }
 
+/// What `Status` reports beyond counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Health {
+    pub counts: Counts,
+    pub half_wired: Vec<String>,
+}
+
 pub struct Warden {
     engine: Mutex<Engine>,
     /// Enrolled users' TOTP records. Locked after the engine when both are held.
@@ -228,6 +235,12 @@ impl Warden {
                     ),
                 );
             }
+            // Once per service (the engine raises it once): not rate-limited.
+            Alert::HalfWired { service } => self.log.warn(&format!(
+                "service-half-wired service={} abandoned={} action=\"its PAM stack begins attempts and never reports how they end: add the authfail and authsucc lines (wardenctl doctor shows which); until then its abandoned attempts are not counted\"",
+                logline::quote(service),
+                crate::engine::HALF_WIRED_AFTER
+            )),
         }
     }
 
@@ -342,6 +355,15 @@ impl Warden {
             locks: e.lock_count(),
             in_flight: e.pending_attempts(),
             pressure: e.pressure(),
+        })
+    }
+
+    /// Counts and the services wired by half.
+    pub fn health(&self) -> Result<Health, ServiceError> {
+        let half_wired = self.with_engine(|e| e.half_wired())?;
+        Ok(Health {
+            counts: self.counts()?,
+            half_wired,
         })
     }
 

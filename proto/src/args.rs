@@ -1,4 +1,5 @@
-//! Module arguments, as written in the PAM stack.
+//! pam_warden's arguments, as written in a PAM stack: parsed here so that the
+//! module and `wardenctl doctor` read a line the same way.
 
 use std::path::PathBuf;
 use std::time::Duration;
