@@ -21,8 +21,15 @@ pub trait Warden1 {
         since: i64,
         limit: u32,
     ) -> zbus::Result<Vec<AuditEntry>>;
-    fn unlock(&self, what: &str, value: &str) -> zbus::Result<u32>;
-    fn lock(&self, what: &str, value: &str, seconds: u64, reason: &str) -> zbus::Result<String>;
+    fn unlock(&self, what: &str, value: &str) -> zbus::Result<(u32, Vec<String>)>;
+    fn lock(
+        &self,
+        what: &str,
+        value: &str,
+        seconds: u64,
+        permanent: bool,
+        reason: &str,
+    ) -> zbus::Result<String>;
     fn get_user_status(&self, user: &str) -> zbus::Result<UserStatus>;
     fn reload_config(&self) -> zbus::Result<String>;
     fn totp_enroll(&self, user: &str) -> zbus::Result<TotpEnrollment>;

@@ -178,14 +178,17 @@ pub async fn unlock(args: UnlockArgs, json: bool) -> Result<(), CtlError> {
         (_, _, Some(k), _) => ("key", k.clone()),
         _ => ("all", String::new()),
     };
-    let n = connect().await?.unlock(what, &value).await?;
+    let (n, lifted) = connect().await?.unlock(what, &value).await?;
     if json {
-        return print_json(&serde_json::json!({ "cleared": n }));
+        return print_json(&serde_json::json!({ "cleared": n, "locks_lifted": lifted }));
     }
     match n {
         0 => println!("nothing to unlock for {what} {value}"),
         1 => println!("unlocked 1 key"),
         n => println!("unlocked {n} keys"),
+    }
+    for key in &lifted {
+        println!("  lifted: {key}");
     }
     Ok(())
 }
@@ -196,20 +199,29 @@ pub async fn lock(args: LockArgs, json: bool) -> Result<(), CtlError> {
         (_, Some(r)) => ("rhost", r.clone()),
         _ => return Err(CtlError::Failed("name a user or --rhost".into())),
     };
+    // Permanent only when asked: a zero length is a typo, not "for ever".
     let seconds = match &args.for_ {
-        Some(d) => duration_secs(d)?,
+        Some(d) => match duration_secs(d)? {
+            0 => {
+                return Err(CtlError::Failed(format!(
+                    "--for {d} is no time at all; give a length such as 30m, or --permanent"
+                )))
+            }
+            n => n,
+        },
         None => 0,
     };
+    let permanent = args.permanent;
     let key = connect()
         .await?
-        .lock(what, &value, seconds, &args.reason)
+        .lock(what, &value, seconds, permanent, &args.reason)
         .await?;
     if json {
         return print_json(
-            &serde_json::json!({ "key": key, "seconds": seconds, "permanent": seconds == 0 }),
+            &serde_json::json!({ "key": key, "seconds": seconds, "permanent": permanent }),
         );
     }
-    let how = if seconds == 0 {
+    let how = if permanent {
         "permanently".to_string()
     } else {
         format!(

@@ -136,7 +136,7 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
                 }
             }
         });
-        wait_for_stop().await;
+        wait_for_stop(warden.clone()).await;
         log.info("stopping");
         if let Err(e) = warden.flush().await {
             log.error(&format!(
@@ -154,17 +154,26 @@ fn epoch(now: Time) -> u32 {
     (mixed ^ (mixed >> 32)) as u32
 }
 
-async fn wait_for_stop() {
+/// Waits for SIGTERM or SIGINT; SIGHUP meanwhile reloads the config, as
+/// `wardenctl reload` and `systemctl reload wardend` do.
+async fn wait_for_stop(warden: Arc<Warden>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         std::future::pending::<()>().await;
         return;
     };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                // A refusal is logged by reload itself; the daemon runs on.
+                let _ = warden.reload("signal").await;
+            }
+        }
     }
 }

@@ -144,6 +144,16 @@ impl Sshd {
         logged_in(cmd)
     }
 
+    /// One login as a person makes it: ssh at its default log level (which
+    /// prints what sshd relays from PAM), `method` preferred. Returns all ssh
+    /// printed.
+    pub fn login_as_people_do(&self, method: &str, user: &str, password: &str) -> String {
+        let mut cmd = Command::new("sshpass");
+        cmd.args(["-p", password, "ssh"])
+            .args(self.ssh_args_at("INFO", method, user, 1));
+        crate::run(cmd.stdin(Stdio::null())).1
+    }
+
     /// ssh's arguments for one keyboard-interactive login to this sshd that runs
     /// `echo warden-login-ok` on success.
     fn ssh_args(&self, user: &str, tries: u32) -> Vec<String> {
@@ -151,6 +161,10 @@ impl Sshd {
     }
 
     fn ssh_args_for(&self, method: &str, user: &str, tries: u32) -> Vec<String> {
+        self.ssh_args_at("ERROR", method, user, tries)
+    }
+
+    fn ssh_args_at(&self, level: &str, method: &str, user: &str, tries: u32) -> Vec<String> {
         [
             "-o",
             "StrictHostKeyChecking=no",
@@ -161,7 +175,7 @@ impl Sshd {
             "-o",
             &format!("NumberOfPasswordPrompts={tries}"),
             "-o",
-            "LogLevel=ERROR",
+            &format!("LogLevel={level}"),
             "-o",
             "ConnectTimeout=10",
             "-p",

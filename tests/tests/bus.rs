@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus, Ctl};
 use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
-use warden_e2e::pam::PamDir;
+use warden_e2e::pam::{PamDir, PAM_AUTH_ERR, WRONG_PASSWORD};
 use warden_e2e::users::TestUser;
 use warden_e2e::{paths, root_or_skip, unique};
 
@@ -127,14 +127,14 @@ fn every_command_and_its_json() {
 
     assert_eq!(
         ok(ctl(&["unlock", "alice"])).stdout.trim(),
-        "unlocked 1 key"
+        "unlocked 1 key\n  lifted: user user=alice"
     );
     assert!(d
         .log_text()
         .contains("unlocked rule=user on=user user=alice by=uid=0"));
     assert_eq!(
         ok(ctl(&["unlock", "--rhost", "203.0.113.9"])).stdout.trim(),
-        "unlocked 1 key"
+        "unlocked 1 key\n  lifted: admin rhost=203.0.113.9"
     );
     assert_eq!(json(ctl(&["unlock", "--all", "--json"]))["cleared"], 1);
     assert_eq!(ok(ctl(&["locks"])).stdout.trim(), "no active locks");
@@ -147,7 +147,7 @@ fn every_command_and_its_json() {
         ok(ctl(&["unlock", "--key", "user user=carol"]))
             .stdout
             .trim(),
-        "unlocked 1 key"
+        "unlocked 1 key\n  lifted: user user=carol"
     );
 }
 
@@ -383,4 +383,102 @@ fn without_a_bus_logins_are_still_guarded() {
         ["Too many failed attempts. Try again in 15 minutes."]
     );
     assert!(d.wait_for_log("bus-unavailable", 5), "{}", d.log_text());
+}
+
+#[test]
+fn a_range_lock_covers_its_range_and_typos_are_refused() {
+    let (bus, d) = setup(&rules());
+    let ctl = |args: &[&str]| wardenctl(&bus.address, None, args);
+    let pam = PamDir::new(&d.socket, "0", "");
+    ok(ctl(&[
+        "lock",
+        "--rhost",
+        "203.0.113.0/24",
+        "--for",
+        "1h",
+        "--reason",
+        "scanners",
+    ]));
+    ok(ctl(&["lock", "--rhost", "2001:db8:5::/48", "--permanent"]));
+    for inside in ["203.0.113.77", "::ffff:203.0.113.1", "2001:db8:5:7::9"] {
+        assert_eq!(
+            pam.attempt("x", "wrong", Some(inside)).auth,
+            PAM_AUTH_ERR,
+            "{inside}"
+        );
+    }
+    assert_eq!(pam.checks(), 0, "no address in a locked range got a check");
+    assert_eq!(
+        pam.attempt("x", "wrong", Some("203.0.114.1")).auth,
+        WRONG_PASSWORD
+    );
+    // Unlocking one address finds, names and lifts the range that covers it.
+    let u = ok(ctl(&["unlock", "--rhost", "203.0.113.77"]));
+    assert!(
+        u.stdout.contains("lifted: admin rhost=203.0.113.0/24"),
+        "{u:?}"
+    );
+    assert_eq!(
+        pam.attempt("x", "wrong", Some("203.0.113.77")).auth,
+        WRONG_PASSWORD
+    );
+    // Typos are refused, and lock nothing.
+    for (args, says) in [
+        (
+            &["lock", "--rhost", "10.1.2.3/8", "--for", "1h"][..],
+            "host bits set; the network is 10.0.0.0/8",
+        ),
+        (
+            &["lock", "--rhost", "not-an-address", "--for", "1h"][..],
+            "neither an address nor a network",
+        ),
+        (&["lock", "bob", "--for", "0s"][..], "no time at all"),
+        (
+            &["unlock", "--rhost", "203.0.113.0/33"][..],
+            "neither an address nor a network",
+        ),
+    ] {
+        let c = ctl(args);
+        assert_eq!(c.code, 1, "{args:?}: {c:?}");
+        assert!(c.stderr.contains(says), "{args:?}: {c:?}");
+    }
+    let locks = ok(ctl(&["locks"])).stdout;
+    assert!(
+        !locks.contains("bob") && !locks.contains("10.0.0.0"),
+        "{locks}"
+    );
+}
+
+#[test]
+fn sighup_reloads_and_a_broken_file_keeps_the_running_config() {
+    let (bus, d) = setup(&rules());
+    let pam = PamDir::new(&d.socket, "0", "");
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, text.replace("limit = 2", "limit = 1")).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(
+        d.wait_for_log("config-reloaded by=signal", 5),
+        "{}",
+        d.log_text()
+    );
+    pam.attempt("dora", "wrong", None);
+    assert_eq!(
+        pam.attempt("dora", "right", None).auth,
+        PAM_AUTH_ERR,
+        "limit 1 now"
+    );
+    std::fs::write(&d.config, "limit = oops\n").unwrap();
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(
+        d.wait_for_log("config-reload-refused by=signal", 5),
+        "{}",
+        d.log_text()
+    );
+    assert!(wait_for_daemon(&bus.address), "still running");
+    pam.attempt("erik", "wrong", None);
+    assert_eq!(
+        pam.attempt("erik", "right", None).auth,
+        PAM_AUTH_ERR,
+        "limit 1 still"
+    );
 }

@@ -76,3 +76,29 @@ fn one_ssh_connection_retrying_passwords_is_counted_per_try() {
         "{log}"
     );
 }
+
+#[test]
+fn a_locked_ssh_user_reads_why_over_keyboard_interactive() {
+    if !root_or_skip("a_locked_ssh_user_reads_why_over_keyboard_interactive") {
+        return;
+    }
+    let d = Daemon::start(&user_rule(1, "15m", "15m"));
+    let user = TestUser::create(&unique("wmsg"), "Corr3ct-Horse");
+    let sshd = Sshd::start(
+        &unique("sshd-warden-m"),
+        &sshd_stack(&d.socket),
+        "PasswordAuthentication yes",
+    );
+    sshd.login(&user.name, "wrong-password");
+    // sshd relays PAM's messages as the text of a keyboard-interactive
+    // request, which ssh prints at its default log level.
+    let out = sshd.login_as_people_do("keyboard-interactive", &user.name, "Corr3ct-Horse");
+    assert!(
+        out.contains("Too many failed attempts. Try again in 15 minutes."),
+        "{out}"
+    );
+    // The password method has no way to show it: only "Permission denied".
+    let out = sshd.login_as_people_do("password", &user.name, "Corr3ct-Horse");
+    assert!(!out.contains("Too many failed attempts"), "{out}");
+    assert!(out.contains("Permission denied"), "{out}");
+}

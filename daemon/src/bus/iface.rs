@@ -3,7 +3,7 @@
 
 use super::api::{AuditEntry, BusError, LockEntry, Status, TotpEnrollment, TotpStatus, UserStatus};
 use super::auth::Caller;
-use crate::config::{Config, Field};
+use crate::config::Field;
 use crate::engine::{AdminLock, EventKind, KeyId, KeyState, LockedBy, Selector};
 use crate::logline::quote;
 use crate::service::ServiceError;
@@ -159,6 +159,24 @@ fn secs(t: Time) -> i64 {
     i64::try_from(t.0 / 1000).unwrap_or(i64::MAX)
 }
 
+/// An rhost an admin named: an address in any spelling, or a network written
+/// with its host bits clear (`10.1.2.3/8` would silently mean all of 10/8).
+fn address_or_network(value: &str) -> Result<String, BusError> {
+    if let Some(ip) = crate::engine::parse_ip(value) {
+        return Ok(ip.to_string());
+    }
+    match value.parse::<ipnet::IpNet>() {
+        Ok(net) if net.trunc() == net => Ok(net.to_string()),
+        Ok(net) => Err(BusError::InvalidArgument(format!(
+            "{value} has host bits set; the network is {}",
+            net.trunc()
+        ))),
+        Err(_) => Err(BusError::InvalidArgument(format!(
+            "\"{value}\" is neither an address nor a network such as 203.0.113.0/24 or 2001:db8::/48"
+        ))),
+    }
+}
+
 /// Parses `RULE field=value ...`, the form `wardenctl locks` prints.
 fn parse_key(text: &str) -> Result<KeyId, BusError> {
     let mut words = text.split_whitespace();
@@ -297,19 +315,22 @@ impl Control {
     }
 
     /// Lifts locks and clears counters: `what` is `user`, `rhost`, `key` (as
-    /// `RULE field=value ...`) or `all`. Returns how many keys were cleared.
+    /// `RULE field=value ...`) or `all`. An rhost is an address, which lifts
+    /// every lock covering it (its own, an admin's range, a prefix lock), or
+    /// a network, which lifts those and every lock inside it. Returns how many
+    /// keys were cleared and the locks among them, as `locks` prints keys.
     async fn unlock(
         &self,
         what: String,
         value: String,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-    ) -> Result<u32, BusError> {
+    ) -> Result<(u32, Vec<String>), BusError> {
         let caller = self.admin(&hdr, conn, "Unlock").await?;
         check_value("value", &value, MAX_VALUE * 2)?;
         let sel = match what.as_str() {
             "user" if !value.is_empty() => Selector::User(self.fold(&value)),
-            "rhost" if !value.is_empty() => Selector::Rhost(value),
+            "rhost" if !value.is_empty() => Selector::Rhost(address_or_network(&value)?),
             "key" => Selector::Key(parse_key(&value)?),
             "all" => Selector::All,
             _ => {
@@ -319,7 +340,7 @@ impl Control {
             }
         };
         let now = Time::now();
-        let n = self
+        let (n, lifted) = self
             .warden
             .unlock(&sel, caller.uid, now)
             .await
@@ -329,16 +350,23 @@ impl Control {
             caller.uid,
             quote(&format!("{sel:?}"))
         ));
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        Ok((
+            u32::try_from(n).unwrap_or(u32::MAX),
+            lifted.iter().map(|k| format!("{} {k}", k.rule())).collect(),
+        ))
     }
 
-    /// An admin lock on a `user` or an `rhost`; `seconds` 0 is permanent.
-    /// Returns the key locked.
+    /// An admin lock on a `user` or an `rhost` (an address, or a network that
+    /// then covers every address in it), for `seconds` (more than 0), or for
+    /// good with `permanent`. Returns the key locked.
+    // Five of these are the D-Bus arguments; zbus adds the header and connection.
+    #[allow(clippy::too_many_arguments)]
     async fn lock(
         &self,
         what: String,
         value: String,
         seconds: u64,
+        permanent: bool,
         reason: String,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
@@ -356,14 +384,23 @@ impl Control {
                 "lock needs a user or an address".into(),
             ));
         }
+        let length = match (seconds, permanent) {
+            (0, false) => {
+                return Err(BusError::InvalidArgument(
+                    "a lock needs a length longer than zero, or permanent".into(),
+                ))
+            }
+            (_, true) => None,
+            (s, false) => Some(Duration::from_secs(s)),
+        };
         let value = match target {
             Field::User => self.fold(&value),
-            _ => value,
+            _ => address_or_network(&value)?,
         };
         let req = AdminLock {
             target,
             value,
-            length: (seconds > 0).then(|| Duration::from_secs(seconds)),
+            length,
             reason,
             by_uid: caller.uid,
         };
@@ -433,36 +470,13 @@ impl Control {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, BusError> {
         let caller = self.admin(&hdr, conn, "ReloadConfig").await?;
-        let old = self.warden.config();
-        let path = old.path.clone();
-        let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+        self.warden
+            .reload(&format!("uid={}", caller.uid))
             .await
-            .map_err(internal)?;
-        match loaded {
-            Ok(new) => {
-                if new.socket != old.socket || new.state_dir != old.state_dir {
-                    self.warden
-                        .log()
-                        .warn("config-reload socket and state_dir changes take effect at restart");
-                }
-                self.warden.replace_config(new).map_err(internal)?;
-                self.warden.log().info(&format!(
-                    "config-reloaded by=uid={} path={}",
-                    caller.uid,
-                    quote(&old.path.display().to_string())
-                ));
-                Ok(old.path.display().to_string())
-            }
-            Err(e) => {
-                self.warden.log().warn(&format!(
-                    "config-reload-refused error={}",
-                    quote(&e.to_string())
-                ));
-                Err(BusError::InvalidArgument(format!(
-                    "{e}; the running configuration is unchanged"
-                )))
-            }
-        }
+            .map(|p| p.display().to_string())
+            .map_err(|e| {
+                BusError::InvalidArgument(format!("{e}; the running configuration is unchanged"))
+            })
     }
 
     /// Starts a TOTP enrollment (unconfirmed until `TotpConfirm`). Returns the

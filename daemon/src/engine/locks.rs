@@ -2,8 +2,11 @@
 //! has to scan every key to find, count, expire or page through locks.
 
 use super::KeyId;
+use crate::config::ADMIN_RULE;
 use crate::time::Time;
+use ipnet::IpNet;
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 
 /// Every locked key in key order (for `Status` and pages of `locks`), and the
 /// timed ones by their end (for expiry, and for choosing which lock to drop
@@ -12,6 +15,17 @@ use std::collections::{BTreeSet, HashMap};
 pub struct LockIndex {
     all: BTreeSet<KeyId>,
     by_end: BTreeSet<(Time, KeyId)>,
+    /// Admin locks on address ranges (`wardenctl lock --rhost 203.0.113.0/24`),
+    /// so that an attempt checks just the few that can contain its address.
+    ranges: BTreeSet<IpNet>,
+}
+
+/// The network an admin lock's key names, when it names one.
+fn admin_range(k: &KeyId) -> Option<IpNet> {
+    if k.rule() != ADMIN_RULE {
+        return None;
+    }
+    k.part("rhost")?.parse().ok()
 }
 
 impl LockIndex {
@@ -20,6 +34,9 @@ impl LockIndex {
         if let Some(t) = until {
             self.by_end.insert((t, k.clone()));
         }
+        if let Some(net) = admin_range(k) {
+            self.ranges.insert(net);
+        }
     }
 
     pub fn remove(&mut self, k: &KeyId, until: Option<Time>) {
@@ -27,6 +44,14 @@ impl LockIndex {
         if let Some(t) = until {
             self.by_end.remove(&(t, k.clone()));
         }
+        if let Some(net) = admin_range(k) {
+            self.ranges.remove(&net);
+        }
+    }
+
+    /// The admin range locks that contain `ip`.
+    pub fn ranges_containing(&self, ip: IpAddr) -> impl Iterator<Item = &IpNet> {
+        self.ranges.iter().filter(move |n| n.contains(&ip))
     }
 
     pub fn len(&self) -> usize {

@@ -147,6 +147,17 @@ pub enum Selector {
     All,
 }
 
+/// What one page of an unlock did.
+#[derive(Debug, Default)]
+pub struct Unlocked {
+    /// Keys cleared, locked or not.
+    pub cleared: usize,
+    /// The locks among them.
+    pub lifted: Vec<KeyId>,
+    /// Where to go on from, `None` when done.
+    pub next: Option<KeyId>,
+}
+
 /// Counters of what keeping memory bounded has cost, for `Status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pressure {
@@ -688,7 +699,7 @@ impl Engine {
         limit: usize,
         now: Time,
         fx: &mut Effects,
-    ) -> (usize, Option<KeyId>) {
+    ) -> Unlocked {
         self.tick(now, fx);
         let (chosen, next) = match sel {
             Selector::Key(id) => (vec![id.clone()], None),
@@ -701,11 +712,12 @@ impl Engine {
                 (chosen, None)
             }
             Selector::All | Selector::Rhost(_) => {
-                let (source, ip) = match sel {
-                    Selector::Rhost(r) => (Some(self.source_of_rhost(r)), parse_ip(r)),
+                // An address lifts every lock that covers it (its own, a range,
+                // a prefix); a network, those and every lock inside it.
+                let (source, target) = match sel {
+                    Selector::Rhost(r) => (Some(self.source_of_rhost(r)), rhost_net(r)),
                     _ => (None, None),
                 };
-                let prefix = ip.and_then(|ip| self.prefix_key(ip));
                 use std::ops::Bound::{Excluded, Unbounded};
                 let lower = after.map_or(Unbounded, Excluded);
                 let mut scanned = 0;
@@ -717,7 +729,11 @@ impl Engine {
                     let hit = match &source {
                         None => true,
                         Some(s) => {
-                            k.part("rhost") == Some(s.as_str()) || prefix.as_ref() == Some(k)
+                            let part = k.part("rhost");
+                            part == Some(s.as_str())
+                                || target
+                                    .zip(part.and_then(rhost_net))
+                                    .is_some_and(|(t, n)| n.contains(&t) || t.contains(&n))
                         }
                     };
                     if hit {
@@ -730,22 +746,27 @@ impl Engine {
                 (chosen, last.filter(|_| scanned >= limit))
             }
         };
-        let mut cleared = 0;
+        let mut out = Unlocked {
+            cleared: 0,
+            lifted: Vec::new(),
+            next,
+        };
         for k in &chosen {
             let Some(st) = self.keys.remove(k) else {
                 continue;
             };
-            cleared += 1;
+            out.cleared += 1;
             if let Some(lock) = st.lock() {
                 self.locks.remove(k, lock.until);
                 self.attribution.detach(k);
                 let mut e = Event::about_key(now, EventKind::Unlocked, k);
                 e.by = Some(format!("uid={by_uid}"));
                 fx.events.push(e);
+                out.lifted.push(k.clone());
             }
             fx.keys.push((k.clone(), None));
         }
-        (cleared, next)
+        out
     }
 
     /// Sets an admin lock on a user or an rhost; `length: None` is permanent.
@@ -760,7 +781,7 @@ impl Engine {
         } = req;
         let (target, length, by_uid) = (*target, *length, *by_uid);
         let value = match target {
-            Field::Rhost => self.source_of_rhost(value),
+            Field::Rhost => self.admin_rhost(value),
             _ => value.to_string(),
         };
         let k = KeyId::new(ADMIN_RULE, [(target.name(), value.as_str())]);
@@ -859,11 +880,11 @@ impl Engine {
 
     /// All of [`unlock_page`](Self::unlock_page) at once (tests, fuzzing).
     pub fn unlock(&mut self, sel: &Selector, by_uid: u32, now: Time, fx: &mut Effects) -> usize {
-        let (mut n, mut after) = self.unlock_page(sel, by_uid, None, 4096, now, fx);
-        while let Some(next) = after {
-            let (more, then) = self.unlock_page(sel, by_uid, Some(&next), 4096, now, fx);
-            n += more;
-            after = then;
+        let mut page = self.unlock_page(sel, by_uid, None, 4096, now, fx);
+        let mut n = page.cleared;
+        while let Some(next) = page.next {
+            page = self.unlock_page(sel, by_uid, Some(&next), 4096, now, fx);
+            n += page.cleared;
         }
         n
     }
@@ -1505,8 +1526,33 @@ impl Engine {
         if let Some(r) = attempt.rhost.as_deref().filter(|r| !r.is_empty()) {
             let source = self.source_of_rhost(r);
             keys.push(KeyId::new(ADMIN_RULE, [("rhost", source.as_str())]));
+            if let Some(ip) = parse_ip(r) {
+                for net in self.locks.ranges_containing(ip) {
+                    keys.push(KeyId::new(
+                        ADMIN_RULE,
+                        [("rhost", net.to_string().as_str())],
+                    ));
+                }
+            }
         }
         keys
+    }
+
+    /// How an admin's `--rhost` value is keyed: an address as its source, a
+    /// network no wider than a source likewise, a wider one as itself.
+    fn admin_rhost(&self, value: &str) -> String {
+        let Ok(net) = value.parse::<ipnet::IpNet>() else {
+            return self.source_of_rhost(value);
+        };
+        let source_len = match net {
+            ipnet::IpNet::V4(_) => self.policy.ipv4_prefix,
+            ipnet::IpNet::V6(_) => self.policy.ipv6_prefix,
+        };
+        if net.prefix_len() >= source_len {
+            cut(net.addr(), self.prefixes())
+        } else {
+            net.trunc().to_string()
+        }
     }
 
     /// Keeps memory bounded: past `max_tracked_keys`, unlocked keys go, those
@@ -1639,6 +1685,14 @@ fn check_owner(p: &Pending, attempt: &Attempt, origin: Origin) -> Result<(), Att
         return Err(AttemptError::NotYours);
     }
     Ok(())
+}
+
+/// The addresses a key's rhost part (or an admin's value) stands for: a
+/// network, or an address as its own /32 or /128.
+fn rhost_net(part: &str) -> Option<ipnet::IpNet> {
+    part.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| parse_ip(part).map(ipnet::IpNet::from))
 }
 
 fn contains(nets: &[ipnet::IpNet], ip: IpAddr) -> bool {

@@ -243,7 +243,7 @@ async fn admin(warden: &Warden, req: AdminRequest, now: Time) -> ResponseBody {
 
 async fn unlock(warden: &Warden, sel: Selector, now: Time) -> ResponseBody {
     match warden.unlock(&sel, 0, now).await {
-        Ok(n) => ResponseBody::Unlocked(u32::try_from(n).unwrap_or(u32::MAX)),
+        Ok((n, _)) => ResponseBody::Unlocked(u32::try_from(n).unwrap_or(u32::MAX)),
         Err(e) => service_error(warden, "unlock", &e),
     }
 }

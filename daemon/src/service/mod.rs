@@ -384,25 +384,27 @@ impl Warden {
     }
 
     /// Lifts the selected locks and counters, a page at a time. Returns how
-    /// many keys were cleared.
+    /// many keys were cleared, and which of them were locked.
     pub async fn unlock(
         &self,
         sel: &Selector,
         by_uid: u32,
         now: Time,
-    ) -> Result<usize, ServiceError> {
+    ) -> Result<(usize, Vec<KeyId>), ServiceError> {
         let mut cleared = 0;
+        let mut lifted = Vec::new();
         let mut after: Option<KeyId> = None;
         loop {
-            let (n, next) = self
+            let page = self
                 .apply_durably(Origin::Root, |e, fx| {
                     e.unlock_page(sel, by_uid, after.as_ref(), PAGE, now, fx)
                 })
                 .await?;
-            cleared += n;
-            match next {
+            cleared += page.cleared;
+            lifted.extend(page.lifted);
+            match page.next {
                 Some(k) => after = Some(k),
-                None => return Ok(cleared),
+                None => return Ok((cleared, lifted)),
             }
         }
     }
@@ -422,6 +424,41 @@ impl Warden {
             Err(p) => *p.into_inner() = Arc::new(config),
         }
         Ok(())
+    }
+
+    /// Re-reads the config file (wardenctl reload, SIGHUP). A file with an
+    /// error is refused and the running configuration stays. `by` is who
+    /// asked, for the log (`uid=0`, `signal`).
+    pub async fn reload(&self, by: &str) -> Result<std::path::PathBuf, String> {
+        let old = self.config();
+        let path = old.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|e| e.to_string())?;
+        match loaded {
+            Ok(new) => {
+                if new.socket != old.socket
+                    || new.root_socket != old.root_socket
+                    || new.state_dir != old.state_dir
+                {
+                    self.log
+                        .warn("config-reload socket, root_socket and state_dir changes take effect at restart");
+                }
+                self.replace_config(new).map_err(|e| e.to_string())?;
+                self.log.info(&format!(
+                    "config-reloaded by={by} path={}",
+                    logline::quote(&old.path.display().to_string())
+                ));
+                Ok(old.path.clone())
+            }
+            Err(e) => {
+                self.log.warn(&format!(
+                    "config-reload-refused by={by} error={}",
+                    logline::quote(&e.to_string())
+                ));
+                Err(e.to_string())
+            }
+        }
     }
 
     /// Resolves expiries and abandoned attempts, and writes the summaries of
