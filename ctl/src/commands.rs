@@ -318,7 +318,14 @@ mod tokio_stream_lite {
 
 pub fn config_check(file: Option<&Path>) -> Result<(), CtlError> {
     let path = file.unwrap_or(Path::new(warden_daemon::config::DEFAULT_PATH));
-    let config = Config::load(path).map_err(|e| CtlError::Failed(e.to_string()))?;
+    let (config, text) =
+        Config::load_with_text(path).map_err(|e| CtlError::Failed(e.to_string()))?;
+    let system = warden_daemon::accounts::LiveSystem {
+        pam_dir: "/etc/pam.d".into(),
+    };
+    for w in warden_daemon::config::lint(path, &text, &system) {
+        eprintln!("{w}");
+    }
     print!("{}", warden_daemon::describe::describe(&config));
     Ok(())
 }

@@ -15,3 +15,23 @@ pub fn groups_of(user: &str) -> Vec<String> {
         .map(|g| g.name)
         .collect()
 }
+
+/// The running system, for the config checks: /etc/pam.d (or another
+/// directory) and the account database.
+pub struct LiveSystem {
+    pub pam_dir: std::path::PathBuf,
+}
+
+impl crate::config::SystemFacts for LiveSystem {
+    fn pam_service_exists(&self, name: &str) -> bool {
+        !name.contains('/') && self.pam_dir.join(name).is_file()
+    }
+
+    fn group_exists(&self, name: &str) -> bool {
+        matches!(Group::from_name(name), Ok(Some(_)))
+    }
+
+    fn user_exists(&self, name: &str) -> bool {
+        matches!(User::from_name(name), Ok(Some(_)))
+    }
+}

@@ -159,6 +159,78 @@ pub fn describe(c: &Config) -> String {
         c.audit.min_events_per_user,
         format_duration(c.audit.max_age)
     );
+    out.push_str(&totp_policy(&c.totp));
+    out
+}
+
+/// The code policy in words: who must give a code, where, and who may skip it.
+fn totp_policy(t: &crate::config::TotpPolicy) -> String {
+    let mut out = String::from("\nsecond factor (TOTP)\n");
+    let list = |v: &[String]| v.join(", ");
+    let who = match (
+        t.required_for_users.is_empty(),
+        t.required_for_groups.is_empty(),
+    ) {
+        (true, true) => "no one".to_string(),
+        (false, true) => format!("users {}", list(&t.required_for_users)),
+        (true, false) => format!("members of {}", list(&t.required_for_groups)),
+        (false, false) => format!(
+            "users {} and members of {}",
+            list(&t.required_for_users),
+            list(&t.required_for_groups)
+        ),
+    };
+    let _ = writeln!(out, "  must give a code                {who}");
+    let _ = writeln!(
+        out,
+        "  enrolled others                 {}",
+        if t.optional { "asked too" } else { "not asked" }
+    );
+    let _ = writeln!(
+        out,
+        "  where                           {}",
+        t.services
+            .as_ref()
+            .map_or("every PAM service".to_string(), |s| list(s))
+    );
+    let grace = t.grace_until.map_or("none".to_string(), |g| {
+        format!(
+            "until {} (not enrolled: let in with a warning)",
+            g.minus(std::time::Duration::from_secs(1))
+        )
+    });
+    let _ = writeln!(out, "  grace                           {grace}");
+    let trusted: Vec<String> = t.trusted_rhosts.iter().map(|n| n.to_string()).collect();
+    let _ = writeln!(
+        out,
+        "  skipped from                    {}",
+        if trusted.is_empty() {
+            "nowhere".to_string()
+        } else {
+            list(&trusted)
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  remembered after a good code    {}",
+        t.remember.map_or("never".to_string(), |d| format!(
+            "{} per source",
+            format_duration(d)
+        ))
+    );
+    let _ = writeln!(
+        out,
+        "  self-enrollment                 {}",
+        if t.self_enroll {
+            "allowed"
+        } else {
+            "admins only"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  unprivileged callers            always asked, never remembered"
+    );
     out
 }
 

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use warden_daemon::config::{Config, DEFAULT_PATH};
+use warden_daemon::accounts::LiveSystem;
+use warden_daemon::config::{lint, Config, DEFAULT_PATH};
 use warden_daemon::describe::describe;
 use warden_daemon::dirs;
 use warden_daemon::engine::Engine;
@@ -34,14 +35,21 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match Config::load(&args.config) {
+    let (config, text) = match Config::load_with_text(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("wardend: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let system = LiveSystem {
+        pam_dir: "/etc/pam.d".into(),
+    };
+    let warnings = lint(&args.config, &text, &system);
     if args.check_config {
+        for w in &warnings {
+            eprintln!("{w}");
+        }
         print!("{}", describe(&config));
         return ExitCode::SUCCESS;
     }
@@ -50,6 +58,9 @@ fn main() -> ExitCode {
     } else {
         Log::syslog()
     });
+    for w in &warnings {
+        log.warn(&format!("config-warning {}", quote(w)));
+    }
     match run(config, log.clone()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -181,6 +181,62 @@ fn config_check_gives_the_daemons_errors() {
         )),
         "{c:?}"
     );
+    // Valid but guarding less than it says: warned, with file, line and key.
+    let check = |text: &str| {
+        std::fs::write(&bad, text).unwrap();
+        wardenctl(
+            "unix:path=/nonexistent",
+            None,
+            &["config", "check", bad.to_str().unwrap()],
+        )
+    };
+    let c = check(&format!(
+        "{}services = [\"ssh\"]\n[totp]\nrequired_for_users = [\"no-such-user-x\"]\n",
+        user_rule(3, "1h", "1h")
+    ));
+    assert_eq!(c.code, 0, "{c:?}");
+    let at = bad.display();
+    assert!(
+        c.stderr.contains(&format!(
+            "{at}:7: rule[1].services: warning: no PAM service \"ssh\" here (Debian's is \"sshd\")"
+        )),
+        "{c:?}"
+    );
+    assert!(
+        c.stderr.contains(&format!(
+            "{at}:9: totp.required_for_users: warning: \"no-such-user-x\" is no account here"
+        )),
+        "{c:?}"
+    );
+    assert!(
+        c.stdout
+            .contains("must give a code                users no-such-user-x"),
+        "{c:?}"
+    );
+    // Never right: errors.
+    let c = check("[deny]\nrhosts = [\"10.1.2.3/8\"]\n");
+    assert_eq!(c.code, 1);
+    assert!(
+        c.stderr.contains(&format!(
+            "{at}:2: deny.rhosts: \"10.1.2.3/8\" has host bits set"
+        )),
+        "{c:?}"
+    );
+    let c = check(&format!("{}services = []\n", user_rule(3, "1h", "1h")));
+    assert_eq!(c.code, 1);
+    assert!(
+        c.stderr
+            .contains("rule[1].services: an empty list matches no PAM service"),
+        "{c:?}"
+    );
+    let c = check("state_dir = \"var/lib/warden\"\n");
+    assert_eq!(c.code, 1);
+    assert!(
+        c.stderr.contains(&format!(
+            "{at}:1: state_dir: state_dir must be an absolute path"
+        )),
+        "{c:?}"
+    );
 }
 
 #[test]

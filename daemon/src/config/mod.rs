@@ -4,9 +4,11 @@
 //! span of the offending value and can name the file, the line and the key.
 
 mod error;
+mod lint;
 mod types;
 
 pub use error::ConfigError;
+pub use lint::{lint, SystemFacts};
 pub use types::{Field, Lockout};
 
 use ipnet::IpNet;
@@ -185,11 +187,16 @@ pub struct Config {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with_text(path).map(|(c, _)| c)
+    }
+
+    /// The config and the text it came from (for [`lint`]).
+    pub fn load_with_text(path: &Path) -> Result<(Config, String), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&text, path)
+        Config::parse(&text, path).map(|c| (c, text))
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -327,7 +334,7 @@ struct RawTotp {
     required_for_users: Vec<String>,
     #[serde(default)]
     required_for_groups: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "types::services")]
     services: Option<Vec<String>>,
     #[serde(default = "yes")]
     optional: bool,

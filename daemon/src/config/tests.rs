@@ -200,3 +200,29 @@ fn totp_section_parses_and_checks_dates() {
     );
     assert!(err("[totp]\nrequired_users = []\n").contains("totp.required_users: unknown field"));
 }
+
+#[test]
+fn host_bits_are_an_error_not_a_wider_network() {
+    let e = err("[deny]\nrhosts = [\"10.1.2.3/8\"]\n");
+    assert!(
+        e.starts_with("/etc/warden/warden.toml:2: deny.rhosts: \"10.1.2.3/8\" has host bits set: the network is \"10.0.0.0/8\""),
+        "{e}"
+    );
+    assert!(parse("[allow]\nrhosts = [\"10.0.0.0/8\", \"192.0.2.7\"]\n").is_ok());
+}
+
+#[test]
+fn an_empty_service_list_guards_nothing_and_is_refused() {
+    let e = err("[[rule]]\nname = \"u\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"1h\"\nlockout = \"1h\"\nservices = []\n");
+    assert!(
+        e.starts_with(
+            "/etc/warden/warden.toml:7: rule[1].services: an empty list matches no PAM service"
+        ),
+        "{e}"
+    );
+    let e = err("[totp]\nservices = []\n");
+    assert!(
+        e.starts_with("/etc/warden/warden.toml:2: totp.services:"),
+        "{e}"
+    );
+}

@@ -85,7 +85,14 @@ impl<'de> Deserialize<'de> for Cidr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         if let Ok(net) = text.parse::<IpNet>() {
-            return Ok(Cidr(net.trunc()));
+            // 10.1.2.3/8 would silently mean all of 10.0.0.0/8.
+            if net.trunc() != net {
+                return Err(D::Error::custom(format!(
+                    "\"{text}\" has host bits set: the network is \"{}\"; write that, or the address alone",
+                    net.trunc()
+                )));
+            }
+            return Ok(Cidr(net));
         }
         if let Ok(addr) = text.parse::<IpAddr>() {
             return Ok(Cidr(IpNet::from(addr)));
@@ -199,7 +206,7 @@ pub struct RawRule {
     pub escalate: f64,
     #[serde(default)]
     pub max_lockout: Option<Spanned<Dur>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "services")]
     pub services: Option<Vec<String>>,
 }
 
@@ -252,6 +259,18 @@ pub fn default_rules() -> Vec<RawRule> {
             services: None,
         },
     ]
+}
+
+/// A list of PAM service names, which may not be empty: `services = []`
+/// would match no service and so guard nothing.
+pub fn services<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    if list.is_empty() {
+        return Err(D::Error::custom(
+            "an empty list matches no PAM service, so nothing would be guarded; remove the key to cover every service",
+        ));
+    }
+    Ok(Some(list))
 }
 
 /// A calendar date, `"2026-12-31"`, meaning through the end of that day (UTC).
