@@ -11,11 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus};
 use warden_e2e::pam::drive;
+use warden_e2e::system::sudo;
 use warden_e2e::users::TestUser;
 use warden_e2e::{paths, root_or_skip, unique};
 
 const PROFILES: [&str; 3] = ["warden", "warden-authfail", "warden-authsucc"];
-const MODULE: &str = "/usr/lib/x86_64-linux-gnu/security/pam_warden.so";
+/// Where Debian's own PAM modules are (libpam-modules ships to /lib).
+const MODULE: &str = "/lib/x86_64-linux-gnu/security/pam_warden.so";
 
 fn artefact(rel: &str, make: &str) -> PathBuf {
     let p = paths::target_dir().join("..").join(rel);
@@ -60,15 +62,6 @@ fn mode_owner(path: &str) -> (u32, u32, u32) {
 
 fn group_exists(name: &str) -> bool {
     nix::unistd::Group::from_name(name).ok().flatten().is_some()
-}
-
-fn sudo(user: &str, password: &str) -> (bool, String) {
-    run(Command::new("sh").args([
-        "-c",
-        &format!(
-            "printf '%s\\n' '{password}' | runuser -u {user} -- sudo -S -k -p 'password: ' true"
-        ),
-    ]))
 }
 
 #[test]
@@ -234,6 +227,7 @@ fn the_deb_installs_guards_sudo_and_leaves_nothing_after_purge() {
     }
     let (ok, out) = run(Command::new("dpkg").args(["-r", "warden"]));
     assert!(ok, "dpkg -r: {out}");
+    assert!(!out.contains("not empty"), "dpkg -r warned: {out}");
     for gone in [
         MODULE,
         "/usr/sbin/wardend",
@@ -264,6 +258,21 @@ fn the_deb_installs_guards_sudo_and_leaves_nothing_after_purge() {
     }
     let (_, status) = run(Command::new("dpkg-query").args(["-W", "-f=${Status}", "warden"]));
     assert!(!status.contains("installed"), "{status}");
+
+    // 5. A group someone is still in outlives the purge, and the purge says so.
+    let (ok, out) = run(Command::new("dpkg").arg("-i").arg(&deb));
+    assert!(ok, "dpkg -i again: {out}");
+    let member = TestUser::create(&unique("wgrp"), "unused-Pass-9");
+    let (ok, out) = run(Command::new("usermod").args(["-aG", "warden-admin", &member.name]));
+    assert!(ok, "{out}");
+    let (ok, out) = run(Command::new("dpkg").args(["-P", "warden"]));
+    assert!(ok, "dpkg -P: {out}");
+    assert!(group_exists("warden-admin"), "kept for its member");
+    assert!(out.contains("keeping the group warden-admin"), "{out}");
+    drop(member);
+    if !had_group {
+        let _ = run(Command::new("groupdel").arg("warden-admin"));
+    }
 }
 
 #[test]
@@ -288,6 +297,11 @@ fn the_rpm_has_the_right_paths_modes_scripts_and_requirements() {
         ("-rw-r--r--", "/etc/warden/warden.toml"),
         ("-rw-r--r--", "/usr/lib/tmpfiles.d/warden.conf"),
         ("-rw-r--r--", "/usr/share/man/man1/wardenctl.1"),
+        ("-rw-r--r--", "/usr/share/doc/warden/authselect/system-auth"),
+        (
+            "-rw-r--r--",
+            "/usr/share/doc/warden/authselect/password-auth",
+        ),
     ] {
         let line = list
             .lines()
@@ -307,6 +321,8 @@ fn the_rpm_has_the_right_paths_modes_scripts_and_requirements() {
         "install -d -m 0700 -o root -g root /var/lib/warden",
         "systemctl enable --now wardend.service",
         "rm -rf /var/lib/warden",
+        "authselect create-profile warden",
+        "it still has members",
     ] {
         assert!(scripts.contains(want), "scripts lack {want:?}:\n{scripts}");
     }

@@ -201,3 +201,120 @@ fn a_stack_wired_by_half_is_noticed_and_never_locks_its_users() {
         "{c:?}"
     );
 }
+
+/// The shipped authselect files, with the module named by the build's path and
+/// pointed at a test daemon, beside Fedora-style service files that include them.
+fn fedora_dir(d: &Daemon) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("warden-fedora")
+        .tempdir()
+        .unwrap();
+    let m = paths::module();
+    let module = format!("{} socket={}", m.display(), d.socket.display());
+    for f in ["system-auth", "password-auth"] {
+        let text = std::fs::read_to_string(paths::repo_file(&format!("packaging/authselect/{f}")))
+            .unwrap();
+        // Only the module's path and socket change; every control stays as shipped.
+        let text = text
+            .lines()
+            .map(|l| match l.split_once("pam_warden.so") {
+                Some((head, tail)) if !l.starts_with('#') => format!("{head}{module}{tail}\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect::<String>();
+        std::fs::write(dir.path().join(f), text).unwrap();
+    }
+    // As Fedora's sshd and sudo include them. libpam 1.5.2 looks an included
+    // name up in /etc/pam.d even under pam_start_confdir, so here they are
+    // named by path.
+    let at = |f: &str| dir.path().join(f).display().to_string();
+    std::fs::write(
+        dir.path().join("sshd"),
+        format!(
+            "auth       substack     {pa}\naccount    required     pam_nologin.so\naccount    include      {pa}\n",
+            pa = at("password-auth")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sudo"),
+        format!(
+            "auth       include      {sa}\naccount    include      {sa}\n",
+            sa = at("system-auth")
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn the_shipped_authselect_files_guard_a_fedora_shaped_stack() {
+    if !root_or_skip("the_shipped_authselect_files_guard_a_fedora_shaped_stack") {
+        return;
+    }
+    let bus = Bus::start();
+    let d = Daemon::start_with_env(
+        &format!("{NO_FAMILIAR}{}[totp]\n", user_rule(3, "1h", "1h")),
+        &bus.env(),
+    );
+    assert!(wait_for_daemon(&bus.address));
+    let dir = fedora_dir(&d);
+    let user = TestUser::create(&unique("wfed"), "Right-Pass-3");
+    let login = |service: &str, answers: &[&str]| {
+        drive(
+            dir.path(),
+            service,
+            &user.name,
+            Some("198.51.100.30"),
+            answers,
+            true,
+        )
+    };
+    let o = login("sshd", &["Right-Pass-3"]);
+    assert_eq!(o.auth, PAM_SUCCESS, "a right password logs in: {o:?}");
+    assert_eq!(o.account, Some(PAM_SUCCESS), "{o:?}");
+    let o = login("sshd", &["wrong-password"]);
+    assert_eq!(o.auth, PAM_AUTH_ERR, "a wrong password does not: {o:?}");
+    let o = login("sudo", &["Right-Pass-3"]);
+    assert_eq!(o.auth, PAM_SUCCESS, "through include too: {o:?}");
+    let log = d.log_text();
+    let who = format!("user={}", user.name);
+    assert_eq!(
+        log.matches(&format!("failure service=sshd {who}")).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches(&format!("success service=sshd {who}")).count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches(&format!("success service=sudo {who}")).count(),
+        1,
+        "{log}"
+    );
+
+    // With a code enrolled: right password and code, right password and a
+    // wrong code, a wrong password (which meets the same prompt).
+    let e = warden_e2e::totp::enroll(&bus.address, &user.name, true);
+    warden_e2e::totp::fresh_step(8);
+    let code = warden_e2e::totp::code_at(&e.secret, warden_e2e::totp::now());
+    let o = login("sshd", &["Right-Pass-3", &code]);
+    assert_eq!(o.auth, PAM_SUCCESS, "{o:?}");
+    assert_eq!(o.prompts, ["Password:", "Verification code:"]);
+    let right_wrong_code = login("sshd", &["Right-Pass-3", "000000"]);
+    let wrong_password = login("sshd", &["wrong-password", "000000"]);
+    assert_eq!(right_wrong_code.auth, PAM_AUTH_ERR);
+    assert_eq!(wrong_password.auth, PAM_AUTH_ERR);
+    assert_eq!(
+        (&right_wrong_code.prompts, &right_wrong_code.messages),
+        (&wrong_password.prompts, &wrong_password.messages)
+    );
+    // Successes reset the count; since the last: a wrong code, a wrong
+    // password, and one more make three, the limit.
+    login("sshd", &["wrong-again"]);
+    let o = login("sshd", &["Right-Pass-3", &code]);
+    assert_eq!(o.auth, PAM_AUTH_ERR, "{o:?}");
+    assert!(o.prompts.is_empty(), "refused before the password: {o:?}");
+}
