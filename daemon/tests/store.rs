@@ -1,5 +1,6 @@
 //! The redb store against real files: reopening, corruption, modes, retention,
 //! and a writer SIGKILLed right after its acknowledgements.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

@@ -18,43 +18,62 @@ pub enum FrameError {
     Io(#[from] io::Error),
 }
 
-pub fn write_frame(w: &mut impl Write, body: &[u8]) -> Result<(), FrameError> {
-    if body.len() > MAX_FRAME {
-        return Err(FrameError::TooLarge(body.len()));
-    }
-    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge(body.len()))?;
-    let mut buf = Vec::with_capacity(4 + body.len());
-    buf.extend_from_slice(&len.to_be_bytes());
-    buf.extend_from_slice(body);
-    w.write_all(&buf)?;
-    w.flush()?;
-    Ok(())
-}
+/// The length prefix: a u32, big-endian.
+pub const HEADER: usize = 4;
 
-/// Reads the length, refuses it if it is over the limit, then reads the body.
-pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
-        Err(e) => return Err(e.into()),
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    check_len(len)?;
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)?;
-    Ok(body)
-}
+// The codec is free of I/O so that the module's blocking reader and the
+// daemon's async one share every check; each side only moves the bytes.
 
-/// The limit check, shared with the daemon's async reader.
-pub fn check_len(len: usize) -> Result<(), FrameError> {
+/// The body length a header announces, refused before anything is allocated
+/// when it is over [`MAX_FRAME`] or zero.
+pub fn body_len(header: [u8; HEADER]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header) as usize;
     if len > MAX_FRAME {
         return Err(FrameError::TooLarge(len));
     }
     if len == 0 {
         return Err(FrameError::Empty);
     }
+    Ok(len)
+}
+
+/// A body behind its header, ready to write in one call.
+pub fn encode_frame(body: &[u8]) -> Result<Vec<u8>, FrameError> {
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    if body.is_empty() {
+        return Err(FrameError::Empty);
+    }
+    let len = u32::try_from(body.len()).map_err(|_| FrameError::TooLarge(body.len()))?;
+    let mut buf = Vec::with_capacity(HEADER + body.len());
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(body);
+    Ok(buf)
+}
+
+/// An end of input before the header is a clean close; anywhere else it is an error.
+pub fn header_error(e: io::Error) -> FrameError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        FrameError::Closed
+    } else {
+        FrameError::Io(e)
+    }
+}
+
+pub fn write_frame(w: &mut impl Write, body: &[u8]) -> Result<(), FrameError> {
+    w.write_all(&encode_frame(body)?)?;
+    w.flush()?;
     Ok(())
+}
+
+/// Reads the header, refuses it if it is over the limit, then reads the body.
+pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
+    let mut header = [0u8; HEADER];
+    r.read_exact(&mut header).map_err(header_error)?;
+    let mut body = vec![0u8; body_len(header)?];
+    r.read_exact(&mut body)?;
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -83,6 +102,11 @@ mod tests {
             write_frame(&mut Vec::new(), &big),
             Err(FrameError::TooLarge(_))
         ));
+        assert!(matches!(encode_frame(b""), Err(FrameError::Empty)));
+        assert_eq!(
+            body_len((MAX_FRAME as u32).to_be_bytes()).unwrap(),
+            MAX_FRAME
+        );
     }
 
     #[test]

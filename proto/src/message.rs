@@ -1,5 +1,28 @@
-//! What a refused user is told. The daemon writes it, so real and unknown users
-//! get the very same words.
+//! Everything a person at a login prompt reads, in one place, so that it can
+//! later be customised or translated. The daemon chooses the words and sends
+//! them; the module only shows them, so real and unknown users get the very
+//! same text.
+
+/// The prompt for a code, after a right password and after a wrong one alike.
+pub const CODE_PROMPT: &str = "Verification code: ";
+/// A code is required and none is set up; said after the code prompt.
+pub const NOT_ENROLLED: &str =
+    "A verification code is required, but none is set up for this account. Contact an administrator.";
+/// For sshd's password method, which answers every prompt with the password.
+pub const NEEDS_PROMPT: &str = "This account needs a verification code, which this login method cannot ask for. Use keyboard-interactive authentication (ssh -o PreferredAuthentications=keyboard-interactive).";
+/// The attempt waiting for a code was forgotten (it took too long, or wardend restarted).
+pub const START_AGAIN: &str = "The login took too long. Please start again.";
+/// Too many attempts in flight at once, for this user or in all.
+pub const CROWDED: &str = "Too many login attempts in progress. Try again in a moment.";
+/// A refusal that must say nothing more (a denied source, an unverifiable peer).
+pub const DENIED: &str = "Access denied.";
+
+/// After a login in the TOTP grace period: the day (YYYY-MM-DD) codes start.
+pub fn grace_notice(day: &str) -> String {
+    format!(
+        "This account needs a verification code after {day}. Ask an administrator to set one up."
+    )
+}
 
 /// "Try again in 14 minutes." from the seconds left, rounded up.
 pub fn locked_message(seconds_left: Option<u64>) -> String {

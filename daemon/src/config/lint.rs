@@ -70,7 +70,7 @@ pub fn lint(path: &Path, text: &str, facts: &dyn SystemFacts) -> Vec<String> {
     let group = loose
         .admin_group
         .as_ref()
-        .map_or("warden-admin", |g| g.get_ref().as_str());
+        .map_or(super::DEFAULT_ADMIN_GROUP, |g| g.get_ref().as_str());
     if !facts.group_exists(group) {
         let m = format!(
             "the group \"{group}\" does not exist: only root can use wardenctl's admin commands until it does"

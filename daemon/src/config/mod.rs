@@ -19,10 +19,11 @@ use toml::Spanned;
 use types::{default_rules, positive_duration, prefix_v4, prefix_v6, Cidr, RawRule};
 
 pub const DEFAULT_PATH: &str = "/etc/warden/warden.toml";
-pub const DEFAULT_SOCKET: &str = "/run/warden/warden.sock";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/warden";
-/// The root-only socket's file name, next to `socket` unless `root_socket` says otherwise.
-pub const ROOT_SOCKET_NAME: &str = "warden-root.sock";
+/// The module reads the same constants, so both ends agree without a config.
+pub use warden_proto::args::{DEFAULT_SOCKET, ROOT_SOCKET_NAME};
+/// Members of this group may use wardenctl's admin commands.
+pub const DEFAULT_ADMIN_GROUP: &str = "warden-admin";
 
 /// The rule name of locks set by an admin.
 pub const ADMIN_RULE: &str = "admin";
@@ -382,7 +383,10 @@ struct RawDeny {
 struct RawAudit {
     #[serde(default = "max_events_default", deserialize_with = "types::count")]
     max_events: u64,
-    #[serde(default = "secs::<7776000>", deserialize_with = "positive_duration")]
+    #[serde(
+        default = "audit_max_age_default",
+        deserialize_with = "positive_duration"
+    )]
     max_age: Duration,
     #[serde(default = "per_user_events_default", deserialize_with = "types::count")]
     max_events_per_user: u64,
@@ -392,11 +396,25 @@ struct RawAudit {
 
 impl Default for RawAudit {
     fn default() -> Self {
+        let a = Audit::default();
         RawAudit {
-            max_events: max_events_default(),
-            max_age: Duration::from_secs(7_776_000),
-            max_events_per_user: per_user_events_default(),
-            min_events_per_user: min_user_events_default(),
+            max_events: a.max_events,
+            max_age: a.max_age,
+            max_events_per_user: a.max_events_per_user,
+            min_events_per_user: a.min_events_per_user,
+        }
+    }
+}
+
+/// The one place the audit defaults are written: the config's serde defaults
+/// and the store's retention before a config is set both read it.
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            max_events: 100_000,
+            max_age: Duration::from_secs(90 * 86_400),
+            max_events_per_user: 1_000,
+            min_events_per_user: 50,
         }
     }
 }
@@ -566,7 +584,7 @@ fn default_socket() -> Spanned<PathBuf> {
     Spanned::new(0..0, PathBuf::from(DEFAULT_SOCKET))
 }
 fn default_admin_group() -> String {
-    "warden-admin".into()
+    DEFAULT_ADMIN_GROUP.into()
 }
 fn default_state_dir() -> Spanned<PathBuf> {
     Spanned::new(0..0, PathBuf::from(DEFAULT_STATE_DIR))
@@ -593,10 +611,10 @@ fn per_user_keys_default() -> u64 {
     32
 }
 fn per_user_events_default() -> u64 {
-    1_000
+    Audit::default().max_events_per_user
 }
 fn min_user_events_default() -> u64 {
-    50
+    Audit::default().min_events_per_user
 }
 fn yes() -> bool {
     true
@@ -611,7 +629,10 @@ fn max_keys_default() -> Spanned<u64> {
     Spanned::new(0..0, 1_000_000)
 }
 fn max_events_default() -> u64 {
-    100_000
+    Audit::default().max_events
+}
+fn audit_max_age_default() -> Duration {
+    Audit::default().max_age
 }
 fn secs<const N: u64>() -> Duration {
     Duration::from_secs(N)

@@ -14,7 +14,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use warden_proto::{
-    check_len, decode_request, encode_response, ErrorCode, FrameError, ResponseBody, MAX_FRAME,
+    body_len, decode_request, encode_frame, encode_response, header_error, ErrorCode, FrameError,
+    ResponseBody, HEADER,
 };
 
 /// How long a peer has to send a whole frame, or to read our answer. The module
@@ -125,33 +126,27 @@ async fn serve(mut stream: UnixStream, uid: u32, warden: Arc<Warden>, limits: Ar
     }
 }
 
+/// The async side of `warden_proto`'s codec: the same checks, over tokio.
 async fn read_frame(stream: &mut UnixStream) -> Result<Vec<u8>, FrameError> {
-    let mut len = [0u8; 4];
-    match stream.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
-        Err(e) => return Err(e.into()),
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    check_len(len)?;
-    let mut body = vec![0u8; len];
+    let mut header = [0u8; HEADER];
+    stream.read_exact(&mut header).await.map_err(header_error)?;
+    let mut body = vec![0u8; body_len(header)?];
     stream.read_exact(&mut body).await?;
     Ok(body)
 }
 
 async fn write(stream: &mut UnixStream, body: ResponseBody) -> std::io::Result<()> {
-    let mut bytes = encode_response(body).map_err(std::io::Error::other)?;
+    let bytes = encode_response(body).map_err(std::io::Error::other)?;
     // The peer refuses frames over the limit, so never send one.
-    if bytes.len() > MAX_FRAME {
-        bytes = encode_response(ResponseBody::Error {
+    let frame = match encode_frame(&bytes) {
+        Ok(f) => f,
+        Err(_) => encode_response(ResponseBody::Error {
             code: ErrorCode::Internal,
             message: "the answer is larger than a frame".into(),
         })
-        .map_err(std::io::Error::other)?;
-    }
-    let mut frame = Vec::with_capacity(bytes.len() + 4);
-    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&bytes);
+        .map_err(std::io::Error::other)
+        .and_then(|b| encode_frame(&b).map_err(std::io::Error::other))?,
+    };
     tokio::time::timeout(FRAME_DEADLINE, stream.write_all(&frame))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?

@@ -6,8 +6,8 @@ use crate::logline::quote;
 use crate::service::{ServiceError, SuccessOutcome, Warden, CODE_PROMPT};
 use crate::time::Time;
 use warden_proto::{
-    locked_message, AdminRequest, AttemptFields, ErrorCode, LockInfo, RequestBody, ResponseBody,
-    MAX_CODE, MAX_FRAME,
+    locked_message, message, AdminRequest, AttemptFields, ErrorCode, LockInfo, RequestBody,
+    ResponseBody, MAX_CODE, MAX_FRAME,
 };
 
 pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseBody {
@@ -202,10 +202,8 @@ fn seconds_left(until: Option<Until>, now: Time) -> Option<u64> {
 /// whether the account exists.
 fn message_for(kind: ReasonKind, until: Option<Until>, now: Time) -> String {
     match kind {
-        ReasonKind::Busy | ReasonKind::Crowded => {
-            "Too many login attempts in progress. Try again in a moment.".into()
-        }
-        ReasonKind::Denied | ReasonKind::Unverifiable => "Access denied.".into(),
+        ReasonKind::Busy | ReasonKind::Crowded => message::CROWDED.into(),
+        ReasonKind::Denied | ReasonKind::Unverifiable => message::DENIED.into(),
         _ => locked_message(seconds_left(until, now)),
     }
 }

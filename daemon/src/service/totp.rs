@@ -25,13 +25,8 @@ pub enum SuccessOutcome {
     Refused(String),
 }
 
-/// The prompt for a code, after a right password and after a wrong one alike.
-pub const CODE_PROMPT: &str = "Verification code: ";
-pub const NOT_ENROLLED: &str =
-    "A verification code is required, but none is set up for this account. Contact an administrator.";
-/// For sshd's password method, which answers every prompt with the password.
-pub const NEEDS_PROMPT: &str = "This account needs a verification code, which this login method cannot ask for. Use keyboard-interactive authentication (ssh -o PreferredAuthentications=keyboard-interactive).";
-const START_AGAIN: &str = "The login took too long. Please start again.";
+use warden_proto::message::{grace_notice, START_AGAIN};
+pub use warden_proto::message::{CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
 
 /// Random bytes for secrets, salts and recovery codes.
 fn random(n: usize) -> Result<Zeroizing<Vec<u8>>, ServiceError> {
@@ -136,9 +131,8 @@ impl Warden {
             Need::Grace(until) => {
                 self.succeed(id, attempt, origin, now).await?;
                 let day = until.minus(std::time::Duration::from_secs(1)).to_string();
-                Ok(SuccessOutcome::Notice(format!(
-                    "This account needs a verification code after {}. Ask an administrator to set one up.",
-                    day.get(..10).unwrap_or(&day)
+                Ok(SuccessOutcome::Notice(grace_notice(
+                    day.get(..10).unwrap_or(&day),
                 )))
             }
             // Asked for a code all the same, as after a wrong password: the

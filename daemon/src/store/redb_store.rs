@@ -99,7 +99,7 @@ impl RedbStore {
         let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o600));
         let store = RedbStore {
             db: RwLock::new(Some(db)),
-            retention: RwLock::new(default_retention()),
+            retention: RwLock::new(Audit::default()),
             path: path.to_path_buf(),
             next_seq: std::sync::atomic::AtomicU64::new(0),
             deferred: std::sync::atomic::AtomicBool::new(false),
@@ -258,15 +258,6 @@ fn owner(e: &Event) -> String {
         (Some(u), _) => u.clone(),
         (None, Some(r)) => format!("@{r}"),
         (None, None) => String::new(),
-    }
-}
-
-fn default_retention() -> Audit {
-    Audit {
-        max_events: 100_000,
-        max_age: std::time::Duration::from_secs(7_776_000),
-        max_events_per_user: 1_000,
-        min_events_per_user: 50,
     }
 }
 
