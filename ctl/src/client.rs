@@ -1,47 +1,11 @@
 //! The D-Bus proxy to wardend, and errors mapped to wardenctl's exit codes.
 
 use std::fmt;
-use warden_daemon::bus::api::{
-    AuditEntry, LockEntry, Status, TotpEnrollment, TotpStatus, UserStatus, ERROR_BUSY,
-    ERROR_NOT_AUTHORIZED,
+pub use warden_api::Warden1Proxy;
+use warden_api::{
+    DEFAULT_ADMIN_GROUP, ERROR_BUSY, ERROR_INVALID_ARGUMENT, ERROR_NOT_AUTHORIZED, ERROR_NOT_FOUND,
+    ERROR_UNAVAILABLE,
 };
-
-#[zbus::proxy(
-    interface = "org.warden.Warden1",
-    default_service = "org.warden.Warden1",
-    default_path = "/org/warden/Warden1"
-)]
-pub trait Warden1 {
-    fn status(&self) -> zbus::Result<Status>;
-    fn list_locks(&self) -> zbus::Result<Vec<LockEntry>>;
-    fn list_failures(
-        &self,
-        user: &str,
-        rhost: &str,
-        since: i64,
-        limit: u32,
-    ) -> zbus::Result<Vec<AuditEntry>>;
-    fn unlock(&self, what: &str, value: &str) -> zbus::Result<(u32, Vec<String>)>;
-    fn lock(
-        &self,
-        what: &str,
-        value: &str,
-        seconds: u64,
-        permanent: bool,
-        reason: &str,
-    ) -> zbus::Result<String>;
-    fn get_user_status(&self, user: &str) -> zbus::Result<UserStatus>;
-    fn reload_config(&self) -> zbus::Result<String>;
-    fn totp_enroll(&self, user: &str) -> zbus::Result<TotpEnrollment>;
-    fn totp_confirm(&self, user: &str, code: &str) -> zbus::Result<()>;
-    fn totp_status(&self, user: &str) -> zbus::Result<TotpStatus>;
-    fn totp_remove(&self, user: &str) -> zbus::Result<bool>;
-    fn totp_recovery_codes(&self, user: &str, code: &str) -> zbus::Result<Vec<String>>;
-    #[zbus(signal)]
-    fn locked(&self, key: &str, rule: &str, until: i64) -> zbus::Result<()>;
-    #[zbus(signal)]
-    fn unlocked(&self, key: &str, rule: &str, by: &str) -> zbus::Result<()>;
-}
 
 /// What went wrong, and so which exit code.
 #[derive(Debug)]
@@ -52,6 +16,8 @@ pub enum CtlError {
     NotAuthorized(String),
     /// 4
     Unreachable(String),
+    /// Already told on stderr (by wardend); exits with this code.
+    Reported(u8),
 }
 
 impl CtlError {
@@ -60,6 +26,7 @@ impl CtlError {
             CtlError::Failed(_) => 1,
             CtlError::NotAuthorized(_) => 3,
             CtlError::Unreachable(_) => 4,
+            CtlError::Reported(code) => *code,
         }
     }
 }
@@ -70,6 +37,7 @@ impl fmt::Display for CtlError {
             CtlError::Failed(m) | CtlError::NotAuthorized(m) | CtlError::Unreachable(m) => {
                 f.write_str(m)
             }
+            CtlError::Reported(_) => Ok(()),
         }
     }
 }
@@ -106,8 +74,12 @@ impl From<zbus::Error> for CtlError {
         match name.as_str() {
             ERROR_NOT_AUTHORIZED => CtlError::NotAuthorized(format!("not authorized: {message}")),
             ERROR_BUSY => CtlError::Failed(format!("wardend is limiting your calls: {message}")),
+            ERROR_INVALID_ARGUMENT | ERROR_NOT_FOUND => CtlError::Failed(message),
+            ERROR_UNAVAILABLE => CtlError::Failed(format!(
+                "wardend cannot do this now: {message}; see journalctl -u wardend"
+            )),
             "org.freedesktop.DBus.Error.AccessDenied" => CtlError::NotAuthorized(format!(
-                "not authorized: the bus policy allows root and group warden-admin ({message})"
+                "not authorized: the bus policy allows root and group {DEFAULT_ADMIN_GROUP} ({message})"
             )),
             "org.freedesktop.DBus.Error.ServiceUnknown"
             | "org.freedesktop.DBus.Error.NameHasNoOwner" => {

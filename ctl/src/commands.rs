@@ -5,12 +5,13 @@ use crate::client::{connect, CtlError};
 use crate::human::{relative, short, stamp, table};
 use serde::Serialize;
 use std::path::Path;
-use warden_daemon::bus::api::LockEntry;
-use warden_daemon::config::Config;
-use warden_daemon::time::{format_duration, parse_duration};
+use warden_api::text::{format_duration, parse_duration};
+use warden_api::LockEntry;
 
 fn now() -> i64 {
-    warden_daemon::time::Time::now().0 as i64 / 1000
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 pub fn print_json<T: Serialize>(value: &T) -> Result<(), CtlError> {
@@ -229,7 +230,11 @@ pub async fn lock(args: LockArgs, json: bool) -> Result<(), CtlError> {
             format_duration(std::time::Duration::from_secs(seconds))
         )
     };
-    println!("locked {key} {how}");
+    // What was locked, as the admin named it; `locks` and --json give the whole key.
+    let target = key
+        .split_once(' ')
+        .map_or(key.as_str(), |(_, fields)| fields);
+    println!("locked {target} {how}");
     Ok(())
 }
 
@@ -283,7 +288,7 @@ pub async fn watch(json: bool) -> Result<(), CtlError> {
                     print_json_line(&serde_json::json!({"event": "locked", "key": a.key(), "rule": a.rule(), "until": a.until()}));
                 } else {
                     let until = if *a.until() == 0 { "permanently".to_string() } else { format!("until {} ({})", stamp(*a.until()), relative(*a.until(), now())) };
-                    println!("{} locked   {} [rule {}] {until}", stamp(now()), a.key(), a.rule());
+                    println!("{} locked   {} {until}", stamp(now()), a.key());
                 }
             }
             Some(sig) = next(&mut unlocked) => {
@@ -291,7 +296,7 @@ pub async fn watch(json: bool) -> Result<(), CtlError> {
                 if json {
                     print_json_line(&serde_json::json!({"event": "unlocked", "key": a.key(), "rule": a.rule(), "by": a.by()}));
                 } else {
-                    println!("{} unlocked {} [rule {}] by {}", stamp(now()), a.key(), a.rule(), a.by());
+                    println!("{} unlocked {} by {}", stamp(now()), a.key(), a.by());
                 }
             }
             else => return Err(CtlError::Unreachable("the bus connection closed".into())),
@@ -316,18 +321,35 @@ mod tokio_stream_lite {
     }
 }
 
+/// `config check`: wardend's own check, so that both read a file the same
+/// way; wardend prints the errors, warnings and the effective rules.
 pub fn config_check(file: Option<&Path>) -> Result<(), CtlError> {
-    let path = file.unwrap_or(Path::new(warden_daemon::config::DEFAULT_PATH));
-    let (config, text) =
-        Config::load_with_text(path).map_err(|e| CtlError::Failed(e.to_string()))?;
-    let system = warden_daemon::accounts::LiveSystem {
-        pam_dir: "/etc/pam.d".into(),
-    };
-    for w in warden_daemon::config::lint(path, &text, &system) {
-        eprintln!("{w}");
+    let wardend = wardend_path();
+    let mut cmd = std::process::Command::new(&wardend);
+    cmd.arg("--check-config");
+    if let Some(f) = file {
+        cmd.arg("--config").arg(f);
     }
-    print!("{}", warden_daemon::describe::describe(&config));
-    Ok(())
+    let status = cmd.status().map_err(|e| {
+        CtlError::Failed(format!(
+            "cannot run {}: {e}; is the warden package installed?",
+            wardend.display()
+        ))
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(CtlError::Reported(1))
+    }
+}
+
+/// wardend next to wardenctl (a build tree), else where the packages put it.
+fn wardend_path() -> std::path::PathBuf {
+    std::env::current_exe()
+        .ok()
+        .map(|p| p.with_file_name("wardend"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| "/usr/sbin/wardend".into())
 }
 
 /// `doctor`: the PAM directory's wiring, and what the daemon has noticed

@@ -1,6 +1,6 @@
 //! Output for people: aligned tables and relative times.
 
-pub use warden_daemon::describe::table;
+pub use warden_api::text::table;
 
 /// "in 14m", "3h ago", "now", from a time and the present, both Unix seconds.
 pub fn relative(at: i64, now: i64) -> String {
@@ -29,7 +29,7 @@ pub fn short(secs: u64) -> String {
 
 /// RFC 3339 in UTC, for the times a person may want to quote.
 pub fn stamp(secs: i64) -> String {
-    warden_daemon::time::Time::from_secs(u64::try_from(secs).unwrap_or(0)).to_string()
+    warden_api::text::stamp(u64::try_from(secs).unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(client::CtlError::Reported(code)) => ExitCode::from(code),
         Err(e) => {
             eprintln!("wardenctl: {e}");
             ExitCode::from(e.exit_code())

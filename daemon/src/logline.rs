@@ -82,31 +82,8 @@ fn is_own_by(by: &str) -> bool {
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Leaves plain values bare and quotes the rest, escaping `"`, `\`, `=` and
-/// control characters.
-pub fn quote(value: &str) -> String {
-    let plain = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '='));
-    if plain {
-        return value.to_string();
-    }
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() || c == '=' => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Values are spelled as keys are (see `warden_api::key`): one spelling for both.
+pub use warden_api::key::quote;
 
 #[cfg(test)]
 mod tests {

@@ -378,7 +378,7 @@ fn watch_sees_a_real_lockout_and_its_expiry() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     let locked: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     assert_eq!(locked["event"], "locked");
-    assert_eq!(locked["key"], "user=dave");
+    assert_eq!(locked["key"], "user user=dave");
     let unlocked: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
     assert_eq!(unlocked["event"], "unlocked");
     assert_eq!(unlocked["by"], "expired");
@@ -536,5 +536,70 @@ fn sighup_reloads_and_a_broken_file_keeps_the_running_config() {
         pam.attempt("erik", "right", None).auth,
         PAM_AUTH_ERR,
         "limit 1 still"
+    );
+}
+
+/// Every key `wardenctl locks` prints, `wardenctl unlock --key` takes back,
+/// whatever the user name holds; and it unlocks that key only.
+#[test]
+fn unlock_key_round_trips_awkward_names() {
+    let (bus, d) = setup(&rules());
+    let ctl = |args: &[&str]| wardenctl(&bus.address, None, args);
+    let awkward = [
+        "jürgen",
+        "a b",
+        "say \"hi\"",
+        "x=y",
+        "back\\slash",
+        "x user=root",
+        "zero\u{200b}width",
+    ];
+    // Each from a network of its own, so that no prefix lock gathers them.
+    for (i, user) in awkward.iter().enumerate() {
+        let rhost = format!("10.{i}.0.1");
+        for _ in 0..2 {
+            warden_e2e::client::fail(&d.socket, user, Some(&rhost)).unwrap();
+        }
+    }
+    lock_out(&d, "bystander");
+    let listed = json(ctl(&["locks", "--json"]));
+    let keys: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), awkward.len() + 1, "{keys:?}");
+    let table = ok(ctl(&["locks"])).stdout;
+    for key in &keys {
+        // The table shows the very string the JSON gives.
+        assert!(table.contains(key.as_str()), "{key} not in\n{table}");
+    }
+    for user in awkward {
+        let entry = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["fields"][0][1] == user)
+            .unwrap_or_else(|| panic!("no lock for {user:?}: {listed}"));
+        let key = entry["key"].as_str().unwrap();
+        assert_eq!(
+            ok(ctl(&["unlock", "--key", key])).stdout.trim(),
+            format!("unlocked 1 key\n  lifted: {key}"),
+            "{user:?}"
+        );
+        let still = json(ctl(&["user-status", user, "--json"]));
+        assert_eq!(still["locked"], false, "{user:?}: {still}");
+    }
+    // Only the named keys went: the bystander is still locked.
+    let left = json(ctl(&["locks", "--json"]));
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left[0]["key"], "user user=bystander");
+    // A key that is not spelled right is refused with where and how.
+    let bad = ctl(&["unlock", "--key", "user user=\"open"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(
+        bad.stderr.contains("no closing quote") && bad.stderr.contains("RULE field=value"),
+        "{bad:?}"
     );
 }

@@ -177,25 +177,9 @@ fn address_or_network(value: &str) -> Result<String, BusError> {
     }
 }
 
-/// Parses `RULE field=value ...`, the form `wardenctl locks` prints.
+/// Parses the canonical spelling, the form `wardenctl locks` prints.
 fn parse_key(text: &str) -> Result<KeyId, BusError> {
-    let mut words = text.split_whitespace();
-    let rule = words.next().ok_or_else(|| {
-        BusError::InvalidArgument("a key is a rule name then field=value pairs".into())
-    })?;
-    let mut parts = Vec::new();
-    for w in words {
-        let (n, v) = w
-            .split_once('=')
-            .ok_or_else(|| BusError::InvalidArgument(format!("\"{w}\" is not field=value")))?;
-        parts.push((n, v));
-    }
-    if parts.is_empty() {
-        return Err(BusError::InvalidArgument(
-            "a key needs at least one field=value".into(),
-        ));
-    }
-    Ok(KeyId::new(rule, parts))
+    KeyId::parse(text).map_err(|e| BusError::InvalidArgument(e.to_string()))
 }
 
 #[interface(name = "org.warden.Warden1")]
@@ -352,7 +336,7 @@ impl Control {
         ));
         Ok((
             u32::try_from(n).unwrap_or(u32::MAX),
-            lifted.iter().map(|k| format!("{} {k}", k.rule())).collect(),
+            lifted.iter().map(ToString::to_string).collect(),
         ))
     }
 

@@ -1,7 +1,7 @@
 //! Admin control on the system D-Bus. Optional: the socket never waits on it.
 //! wardend connects when the bus is there, and again whenever it comes back.
 
-pub mod api;
+pub use warden_api as api;
 mod auth;
 mod iface;
 

@@ -61,17 +61,28 @@ impl KeyId {
 }
 
 impl fmt::Display for KeyId {
-    /// `user=alice rhost=203.0.113.7`: the same key=value form as the log lines.
+    /// The canonical spelling, `user user=alice from=unfamiliar`, which
+    /// [`KeyId::parse`] reads back (see `warden_api::key`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for (name, value) in self.parts() {
-            if !first {
-                f.write_str(" ")?;
-            }
-            first = false;
-            write!(f, "{name}={}", crate::logline::quote(value))?;
+        f.write_str(&warden_api::key::spell(self.rule(), self.parts()))
+    }
+}
+
+impl KeyId {
+    /// Reads the canonical spelling back. Values that hold a NUL are refused:
+    /// no key holds one, since every field the socket takes refuses NUL.
+    pub fn parse(text: &str) -> Result<KeyId, warden_api::key::KeyError> {
+        let k = warden_api::key::parse(text)?;
+        if k.fields.iter().any(|(_, v)| v.contains('\0')) {
+            return Err(warden_api::key::KeyError {
+                at: 1,
+                what: "a value holds a NUL, which no key can".into(),
+            });
         }
-        Ok(())
+        Ok(KeyId::new(
+            &k.rule,
+            k.fields.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        ))
     }
 }
 
@@ -141,6 +152,7 @@ pub fn overflow_key(rule: &Rule, input: &KeyInput<'_>) -> Option<KeyId> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -149,7 +161,10 @@ mod tests {
         let k = KeyId::new("pair", [("user", "alice"), ("rhost", "2001:db8::/64")]);
         assert_eq!(k.rule(), "pair");
         assert_eq!(k.part("user"), Some("alice"));
-        assert_eq!(k.to_string(), "user=alice rhost=2001:db8::/64");
+        assert_eq!(k.to_string(), "pair user=alice rhost=2001:db8::/64");
+        assert_eq!(KeyId::parse(&k.to_string()).unwrap(), k);
+        let odd = KeyId::new("user", [("user", "jürgen x=\"y\"")]);
+        assert_eq!(KeyId::parse(&odd.to_string()).unwrap(), odd);
         let again = KeyId::from_encoded(k.encoded());
         assert_eq!(again, k);
     }

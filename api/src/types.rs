@@ -1,12 +1,8 @@
-//! The D-Bus API's names and types, shared by wardend and wardenctl. Every type
-//! is plain data that serializes both to D-Bus and to wardenctl's `--json`.
+//! The D-Bus API's types. Every type is plain data that serializes both to
+//! D-Bus and to wardenctl's `--json`.
 
 use serde::{Deserialize, Serialize};
 use zbus::zvariant::Type;
-
-pub const NAME: &str = "org.warden.Warden1";
-pub const PATH: &str = "/org/warden/Warden1";
-pub const INTERFACE: &str = "org.warden.Warden1";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
 pub struct Status {
@@ -35,7 +31,8 @@ pub struct Status {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
 pub struct LockEntry {
     pub rule: String,
-    /// `user=alice from=unfamiliar`, as in the log.
+    /// The canonical spelling, `user user=alice from=unfamiliar`: what
+    /// `Unlock("key", ...)` and `wardenctl unlock --key` take back.
     pub key: String,
     /// The key's fields, in order: `[("user", "alice"), ("from", "unfamiliar")]`.
     pub fields: Vec<(String, String)>,
@@ -96,20 +93,3 @@ pub struct TotpEnrollment {
     pub uri: String,
     pub recovery_codes: Vec<String>,
 }
-
-/// Errors carry D-Bus names, so clients can tell them apart.
-#[derive(Debug, zbus::DBusError)]
-#[zbus(prefix = "org.warden.Warden1.Error")]
-pub enum BusError {
-    #[zbus(error)]
-    ZBus(zbus::Error),
-    /// The caller's uid may not do this.
-    NotAuthorized(String),
-    InvalidArgument(String),
-    /// The caller made too many calls; slow down.
-    Busy(String),
-    Failed(String),
-}
-
-pub const ERROR_NOT_AUTHORIZED: &str = "org.warden.Warden1.Error.NotAuthorized";
-pub const ERROR_BUSY: &str = "org.warden.Warden1.Error.Busy";
