@@ -104,7 +104,10 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
     let listeners = server::listen(&config.socket, &config.root_socket)?;
     let writer =
         Writer::spawn(store.clone()).map_err(|e| format!("cannot start the store writer: {e}"))?;
-    let warden = Arc::new(Warden::new(config, engine, store, writer, log.clone(), now));
+    let warden = Arc::new(
+        Warden::new(config, engine, store, writer, log.clone(), now)
+            .map_err(|e| format!("cannot start the announcer: {e}"))?,
+    );
     warden
         .restore_totp(totp_records)
         .map_err(|e| e.to_string())?;

@@ -1,18 +1,20 @@
 //! The daemon's shared core: the engine behind a lock, the store writer, and
 //! the log. The socket server and the bus both act through it.
 
+mod announce;
 mod limits;
 mod totp;
 
+pub use announce::Announcer;
 pub use limits::{AlertGate, Budgets, LogLimiter, LINES_PER_WINDOW};
 pub use totp::{SuccessOutcome, CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
 
 use crate::config::Config;
 use crate::engine::{
-    AdminLock, Alert, Attempt, AttemptError, AttemptId, Effects, Engine, EventKind, FailureKind,
-    KeyId, KeyState, Origin, Pressure, Selector, Verdict,
+    AdminLock, Alert, Attempt, AttemptError, AttemptId, Effects, Engine, FailureKind, KeyId,
+    KeyState, Origin, Pressure, Selector, Verdict,
 };
-use crate::log::{Level, Log};
+use crate::log::Log;
 use crate::logline;
 use crate::store::{Durability, Store, StoreError, Writer};
 use crate::time::Time;
@@ -68,12 +70,11 @@ pub struct Warden {
     engine: Mutex<Engine>,
     /// Enrolled users' TOTP records. Locked after the engine when both are held.
     totp: Mutex<std::collections::HashMap<String, crate::totp::TotpRecord>>,
-    /// Lock and unlock events for the bus; sending never waits on a listener.
-    events: tokio::sync::broadcast::Sender<crate::engine::Event>,
+    /// Log lines and bus events, after their commits.
+    announce: Announcer,
     writer: Writer,
     store: Arc<dyn Store>,
     log: Arc<Log>,
-    lines: LogLimiter,
     alerts: AlertGate,
     peer_budget: Budgets,
     bus_budget: Budgets,
@@ -89,22 +90,21 @@ impl Warden {
         writer: Writer,
         log: Arc<Log>,
         started: Time,
-    ) -> Warden {
+    ) -> std::io::Result<Warden> {
         store.set_retention(&config.audit);
-        Warden {
+        Ok(Warden {
             engine: Mutex::new(engine),
             totp: Mutex::new(std::collections::HashMap::new()),
-            events: tokio::sync::broadcast::channel(1024).0,
+            announce: Announcer::start(log.clone())?,
             writer,
             store,
             log,
-            lines: LogLimiter::default(),
             alerts: AlertGate::default(),
             peer_budget: Budgets::new(PEER_BURST, PEER_PER_SEC),
             bus_budget: Budgets::new(BUS_BURST, BUS_PER_SEC),
             config: RwLock::new(Arc::new(config)),
             started,
-        }
+        })
     }
 
     /// Loads TOTP records read back from the store.
@@ -117,7 +117,7 @@ impl Warden {
     }
 
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::engine::Event> {
-        self.events.subscribe()
+        self.announce.subscribe()
     }
 
     pub fn log(&self) -> &Log {
@@ -172,8 +172,9 @@ impl Warden {
         }
     }
 
-    /// Runs `f` on the engine, logs what it did and queues its writes, all under
-    /// the engine's lock so that log order and commit order follow engine order.
+    /// Runs `f` on the engine and queues its writes under the engine's lock,
+    /// so that commit order follows engine order. What it did is logged and
+    /// signalled by the announcer once the commit is done, never here.
     pub fn apply<T>(
         &self,
         origin: Origin,
@@ -192,22 +193,16 @@ impl Warden {
         let mut engine = self.engine.lock().map_err(|_| ServiceError::Poisoned)?;
         let mut fx = Effects::default();
         let out = f(&mut engine, &mut fx);
-        for e in &fx.events {
-            if self.lines.admit(e, origin, now) {
-                let level = match e.kind {
-                    EventKind::Locked | EventKind::Refused => Level::Notice,
-                    _ => Level::Info,
-                };
-                self.log.write(level, &logline::format(e));
-            }
-            if matches!(e.kind, EventKind::Locked | EventKind::Unlocked) {
-                let _ = self.events.send(e.clone());
-            }
-        }
-        for a in std::mem::take(&mut fx.alerts) {
+        let alerts = std::mem::take(&mut fx.alerts);
+        let pending = (!fx.is_empty()).then(|| {
+            let then =
+                (!fx.events.is_empty()).then(|| self.announce.then(fx.events.clone(), origin, now));
+            self.writer.submit_then(fx, durability, then)
+        });
+        drop(engine);
+        for a in alerts {
             self.log_alert(&a, now);
         }
-        let pending = (!fx.is_empty()).then(|| self.writer.submit(fx, durability));
         Ok((out, pending))
     }
 
@@ -473,7 +468,7 @@ impl Warden {
                 logline::quote(&e.to_string())
             ));
         }
-        for line in self.lines.summaries(now) {
+        for line in self.announce.summaries(now) {
             self.log.warn(&line);
         }
     }

@@ -5,7 +5,7 @@ mod redb_store;
 mod writer;
 
 pub use redb_store::{Opened, RedbStore, FILE_NAME};
-pub use writer::{Writer, FLUSH_AFTER};
+pub use writer::{Then, Writer, FLUSH_AFTER};
 
 use crate::engine::{Effects, Event, KeyId, KeyState};
 use crate::time::Time;
@@ -30,18 +30,59 @@ pub struct AuditQuery {
     pub kinds: Vec<crate::engine::EventKind>,
 }
 
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
+/// The error under a store error, kept whole so that the log shows its chain.
+/// Shared, since one failed commit answers every operation in its batch.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
+#[derive(Clone, Debug, Error)]
 pub enum StoreError {
-    #[error("the state directory {0} is unusable: {1}")]
-    StateDir(String, String),
+    #[error("the state directory {dir} is unusable: {source}")]
+    StateDir {
+        dir: String,
+        #[source]
+        source: Cause,
+    },
     #[error("another wardend has the store {0} open; stop it first (systemctl stop wardend)")]
     InUse(String),
-    #[error("the store is full or the disk failed: {0}. Free space in the state directory; wardend recovers by itself")]
-    Write(String),
-    #[error("cannot read the store: {0}")]
-    Read(String),
+    #[error("the store is full or the disk failed: {source}. Free space in the state directory; wardend recovers by itself")]
+    Write {
+        #[source]
+        source: Cause,
+    },
+    #[error("cannot read the store: {source}")]
+    Read {
+        #[source]
+        source: Cause,
+    },
     #[error("the store writer has stopped; restart wardend")]
     WriterGone,
+}
+
+impl StoreError {
+    pub fn write(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Write {
+            source: std::sync::Arc::new(e),
+        }
+    }
+
+    pub fn read(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Read {
+            source: std::sync::Arc::new(e),
+        }
+    }
+
+    /// A read error that has only words: a record that does not decode.
+    pub fn read_msg(what: String) -> StoreError {
+        StoreError::Read {
+            source: std::sync::Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(what)),
+        }
+    }
+
+    pub fn write_msg(what: String) -> StoreError {
+        StoreError::Write {
+            source: std::sync::Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(what)),
+        }
+    }
 }
 
 /// How soon a commit must reach the disk.

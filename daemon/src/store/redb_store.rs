@@ -61,12 +61,13 @@ impl RedbStore {
             Err(OpenError::Fatal(e)) => Err(e),
             Err(OpenError::Unusable(why)) => {
                 let aside = state_dir.join(format!("{FILE_NAME}.unusable-{}", now.0 / 1000));
-                fs::rename(&path, &aside).map_err(|e| {
-                    StoreError::StateDir(state_dir.display().to_string(), e.to_string())
+                fs::rename(&path, &aside).map_err(|e| StoreError::StateDir {
+                    dir: state_dir.display().to_string(),
+                    source: std::sync::Arc::new(e),
                 })?;
                 let store = Self::open_file(&path).map_err(|e| match e {
                     OpenError::Fatal(e) => e,
-                    OpenError::Unusable(why) => StoreError::Read(why),
+                    OpenError::Unusable(why) => StoreError::read_msg(why),
                 })?;
                 Ok(Opened {
                     store,
@@ -89,7 +90,7 @@ impl RedbStore {
                 )))
             }
             Err(DatabaseError::Storage(redb::StorageError::Io(e))) if !is_format_io(&e) => {
-                return Err(OpenError::Fatal(StoreError::Read(format!(
+                return Err(OpenError::Fatal(StoreError::read_msg(format!(
                     "{}: {e}",
                     path.display()
                 ))))
@@ -126,16 +127,16 @@ impl RedbStore {
         self.retention
             .read()
             .map(|r| r.clone())
-            .map_err(|_| StoreError::Read("retention lock poisoned".into()))
+            .map_err(|_| StoreError::read_msg("retention lock poisoned".into()))
     }
 
     fn db(&self) -> Result<RwLockReadGuard<'_, Option<Database>>, StoreError> {
         let guard = self
             .db
             .read()
-            .map_err(|_| StoreError::Read("store lock poisoned".into()))?;
+            .map_err(|_| StoreError::read_msg("store lock poisoned".into()))?;
         if guard.is_none() {
-            return Err(StoreError::Write(
+            return Err(StoreError::write_msg(
                 "the store could not be reopened after a write error".into(),
             ));
         }
@@ -230,7 +231,10 @@ fn builder() -> redb::Builder {
 }
 
 fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
-    let err = |e: std::io::Error| StoreError::StateDir(dir.display().to_string(), e.to_string());
+    let err = |e: std::io::Error| StoreError::StateDir {
+        dir: dir.display().to_string(),
+        source: std::sync::Arc::new(e),
+    };
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -240,12 +244,12 @@ fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(err)
 }
 
-fn w<E: std::fmt::Display>(e: E) -> StoreError {
-    StoreError::Write(e.to_string())
+fn w<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::write(e)
 }
 
-fn r<E: std::fmt::Display>(e: E) -> StoreError {
-    StoreError::Read(e.to_string())
+fn r<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::read(e)
 }
 
 fn familiar_key(user: &str, source: &str) -> String {
@@ -388,7 +392,7 @@ impl Store for RedbStore {
         for item in keys_table.iter().map_err(r)? {
             let (k, v) = item.map_err(r)?;
             let state: KeyState = postcard::from_bytes(v.value())
-                .map_err(|e| StoreError::Read(format!("key {:?}: {e}", k.value())))?;
+                .map_err(|e| StoreError::read_msg(format!("key {:?}: {e}", k.value())))?;
             keys.push((KeyId::from_encoded(k.value()), state));
         }
         let mut familiar = Vec::new();
@@ -401,8 +405,9 @@ impl Store for RedbStore {
         let mut totp = Vec::new();
         for item in txn.open_table(TOTP).map_err(r)?.iter().map_err(r)? {
             let (k, v) = item.map_err(r)?;
-            let record = postcard::from_bytes(v.value())
-                .map_err(|e| StoreError::Read(format!("totp record of {:?}: {e}", k.value())))?;
+            let record = postcard::from_bytes(v.value()).map_err(|e| {
+                StoreError::read_msg(format!("totp record of {:?}: {e}", k.value()))
+            })?;
             totp.push((k.value().to_string(), record));
         }
         Ok(Snapshot {

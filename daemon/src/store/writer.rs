@@ -17,10 +17,15 @@ const MAX_BATCH: usize = 4096;
 /// failure counters standing.
 pub const FLUSH_AFTER: Duration = Duration::from_secs(1);
 
+/// Runs on the writer after the commit of its job, with the commit's result,
+/// in commit order; what it announces is then on disk, or known not to be.
+pub type Then = Box<dyn FnOnce(&Result<(), StoreError>) + Send>;
+
 struct Job {
     fx: Effects,
     durability: Durability,
     done: Option<oneshot::Sender<Result<(), StoreError>>>,
+    then: Option<Then>,
 }
 
 #[derive(Clone)]
@@ -46,15 +51,30 @@ impl Writer {
         fx: Effects,
         durability: Durability,
     ) -> oneshot::Receiver<Result<(), StoreError>> {
+        self.submit_then(fx, durability, None)
+    }
+
+    /// Like [`submit`](Self::submit); `then` runs once the commit is done.
+    pub fn submit_then(
+        &self,
+        fx: Effects,
+        durability: Durability,
+        then: Option<Then>,
+    ) -> oneshot::Receiver<Result<(), StoreError>> {
         let (done, rx) = oneshot::channel();
         let job = Job {
             fx,
             durability,
             done: Some(done),
+            then,
         };
         if let Err(mpsc::SendError(job)) = self.tx.send(job) {
+            let gone = Err(StoreError::WriterGone);
+            if let Some(then) = job.then {
+                then(&gone);
+            }
             if let Some(done) = job.done {
-                let _ = done.send(Err(StoreError::WriterGone));
+                let _ = done.send(gone);
             }
         }
         rx
@@ -101,6 +121,7 @@ fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>) {
         let mut batch = first.fx;
         let mut durability = first.durability;
         let mut waiting = vec![first.done];
+        let mut thens: Vec<Then> = first.then.into_iter().collect();
         while waiting.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => {
@@ -109,6 +130,7 @@ fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>) {
                         durability = Durability::Immediate;
                     }
                     waiting.push(job.done);
+                    thens.extend(job.then);
                 }
                 Err(_) => break,
             }
@@ -119,6 +141,9 @@ fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>) {
                 Durability::Immediate => None,
                 Durability::Deferred => flush_by.or(Some(Instant::now() + FLUSH_AFTER)),
             };
+        }
+        for then in thens {
+            then(&result);
         }
         for done in waiting.into_iter().flatten() {
             let _ = done.send(result.clone());

@@ -1,0 +1,108 @@
+//! What leaves wardend about its decisions: log lines and the events behind
+//! D-Bus signals. They leave after the commit they describe, in commit order,
+//! from a thread of their own, so a lock is never announced and then taken
+//! back by a full disk, and a slow syslog stalls neither the engine nor the
+//! store.
+
+use super::limits::LogLimiter;
+use crate::engine::{Event, EventKind, Origin};
+use crate::log::{Level, Log};
+use crate::logline;
+use crate::store::{StoreError, Then};
+use crate::time::Time;
+use std::sync::{mpsc, Arc};
+use tokio::sync::broadcast;
+
+struct Announcement {
+    events: Vec<Event>,
+    origin: Origin,
+    at: Time,
+    result: Result<(), StoreError>,
+}
+
+pub struct Announcer {
+    tx: mpsc::Sender<Announcement>,
+    lines: Arc<LogLimiter>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Announcer {
+    /// Starts the announcing thread; it ends when the announcer is dropped.
+    pub fn start(log: Arc<Log>) -> std::io::Result<Announcer> {
+        let (tx, rx) = mpsc::channel::<Announcement>();
+        let lines = Arc::new(LogLimiter::default());
+        // Sending never waits on a listener; a slow one loses the oldest.
+        let events = broadcast::channel(1024).0;
+        let voice = Voice {
+            log,
+            lines: lines.clone(),
+            events: events.clone(),
+        };
+        std::thread::Builder::new()
+            .name("announcer".into())
+            .spawn(move || {
+                for a in rx {
+                    voice.say(a);
+                }
+            })?;
+        Ok(Announcer { tx, lines, events })
+    }
+
+    /// The writer's callback for one operation's events.
+    pub fn then(&self, events: Vec<Event>, origin: Origin, at: Time) -> Then {
+        let tx = self.tx.clone();
+        Box::new(move |result: &Result<(), StoreError>| {
+            let _ = tx.send(Announcement {
+                events,
+                origin,
+                at,
+                result: result.clone(),
+            });
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Summaries of the lines held back; written by the caller.
+    pub fn summaries(&self, now: Time) -> Vec<String> {
+        self.lines.summaries(now)
+    }
+}
+
+struct Voice {
+    log: Arc<Log>,
+    lines: Arc<LogLimiter>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Voice {
+    fn say(&self, a: Announcement) {
+        if let Err(e) = &a.result {
+            // Nothing of it is on disk: no signal, and one loud line saying
+            // what was decided and is not recorded.
+            let mut kinds: Vec<&str> = a.events.iter().map(|e| e.kind.name()).collect();
+            kinds.dedup();
+            self.log.error(&format!(
+                "store-error unrecorded={} kinds={} error={} action=\"nothing of this was announced; free space or repair the state directory, the decisions hold in memory until wardend restarts\"",
+                a.events.len(),
+                logline::quote(&kinds.join(",")),
+                logline::quote(&e.to_string())
+            ));
+            return;
+        }
+        for e in a.events {
+            if self.lines.admit(&e, a.origin, a.at) {
+                let level = match e.kind {
+                    EventKind::Locked | EventKind::Refused => Level::Notice,
+                    _ => Level::Info,
+                };
+                self.log.write(level, &logline::format(&e));
+            }
+            if matches!(e.kind, EventKind::Locked | EventKind::Unlocked) {
+                let _ = self.events.send(e);
+            }
+        }
+    }
+}
