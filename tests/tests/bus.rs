@@ -603,3 +603,55 @@ fn unlock_key_round_trips_awkward_names() {
         "{bad:?}"
     );
 }
+
+/// The socket's root-only admin requests and D-Bus are one operation each:
+/// the same order, the same filtering, and the same audit line.
+#[test]
+fn socket_and_bus_list_and_unlock_alike() {
+    let (bus, d) = setup(&rules());
+    let ctl = |args: &[&str]| wardenctl(&bus.address, None, args);
+    lock_out(&d, "alice");
+    std::thread::sleep(Duration::from_millis(1100));
+    lock_out(&d, "bob");
+    let over_bus: Vec<String> = json(ctl(&["locks", "--json"]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["key"].as_str().unwrap().to_string())
+        .collect();
+    let over_socket = warden_e2e::client::locked_keys(&d.socket);
+    assert_eq!(over_bus, ["user user=bob", "user user=alice"], "newest first");
+    assert_eq!(over_socket, over_bus);
+
+    let r = warden_e2e::client::request(
+        &d.socket,
+        warden_proto::RequestBody::Admin(warden_proto::AdminRequest::UnlockUser("alice".into())),
+    )
+    .unwrap();
+    assert_eq!(r, warden_proto::ResponseBody::Unlocked(1));
+    assert!(
+        d.log_text()
+            .contains("admin-unlock by=uid=0 target=\"user alice\" cleared=1"),
+        "{}",
+        d.log_text()
+    );
+    ok(ctl(&["unlock", "bob"]));
+    assert!(
+        d.log_text()
+            .contains("admin-unlock by=uid=0 target=\"user bob\" cleared=1"),
+        "{}",
+        d.log_text()
+    );
+    // A malformed rhost is refused on the socket as on the bus.
+    let r = warden_e2e::client::request(
+        &d.socket,
+        warden_proto::RequestBody::Admin(warden_proto::AdminRequest::UnlockRhost(
+            "10.1.2.3/8".into(),
+        )),
+    )
+    .unwrap();
+    assert!(
+        matches!(&r, warden_proto::ResponseBody::Error { message, .. } if message.contains("host bits")),
+        "{r:?}"
+    );
+}

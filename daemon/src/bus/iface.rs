@@ -4,11 +4,8 @@
 use super::api::{AuditEntry, BusError, LockEntry, Status, TotpEnrollment, TotpStatus, UserStatus};
 use super::auth::Caller;
 use crate::config::Field;
-use crate::engine::{AdminLock, EventKind, KeyId, KeyState, LockedBy, Selector};
-use crate::logline::quote;
-use crate::service::ServiceError;
-use crate::service::Warden;
-use crate::store::AuditQuery;
+use crate::engine::{AdminLock, Selector};
+use crate::service::{address_or_network, LockView, ServiceError, TotpError, Warden};
 use crate::time::Time;
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,15 +107,23 @@ impl Control {
     }
 }
 
-fn internal<E: std::fmt::Display>(e: E) -> BusError {
-    BusError::Failed(e.to_string())
-}
-
-fn service(e: ServiceError) -> BusError {
+/// Each kind of service error as the D-Bus error name that says what it is.
+fn bus_error(e: ServiceError) -> BusError {
+    let m = e.to_string();
     match e {
-        ServiceError::NotAuthorized(m) => BusError::NotAuthorized(m),
-        ServiceError::Totp(m) => BusError::InvalidArgument(m),
-        other => BusError::Failed(other.to_string()),
+        ServiceError::NotAuthorized(_) => BusError::NotAuthorized(m),
+        ServiceError::Invalid(_) => BusError::InvalidArgument(m),
+        ServiceError::Totp(t) => match t {
+            TotpError::NotEnrolled(_) => BusError::NotFound(m),
+            TotpError::NoRandomness(_) => BusError::Unavailable(m),
+            TotpError::AlreadyConfirmed(_) | TotpError::AlreadyActive(_) | TotpError::WrongCode => {
+                BusError::InvalidArgument(m)
+            }
+            TotpError::Record(_) => BusError::Failed(m),
+        },
+        ServiceError::Store(_) => BusError::Unavailable(m),
+        ServiceError::Attempt(_) => BusError::InvalidArgument(m),
+        ServiceError::Poisoned | ServiceError::Task(_) => BusError::Failed(m),
     }
 }
 
@@ -131,25 +136,24 @@ fn check_value(what: &str, value: &str, max: usize) -> Result<(), BusError> {
     Ok(())
 }
 
-pub fn lock_entry(k: &KeyId, st: &KeyState) -> LockEntry {
-    let lock = st.lock();
-    let (by, reason) = match lock.map(|l| &l.by) {
-        Some(LockedBy::Admin { uid, reason }) => (format!("uid={uid}"), reason.clone()),
-        _ => ("rule".to_string(), String::new()),
+pub fn lock_entry(l: &LockView) -> LockEntry {
+    let (by, reason) = match &l.admin {
+        Some((uid, reason)) => (format!("uid={uid}"), reason.clone()),
+        None => ("rule".to_string(), String::new()),
     };
-    let until = lock.and_then(|l| l.until);
     LockEntry {
-        rule: k.rule().to_string(),
-        key: k.to_string(),
-        fields: k
+        rule: l.key.rule().to_string(),
+        key: l.key.to_string(),
+        fields: l
+            .key
             .parts()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect(),
-        failures: u32::try_from(st.failures.len()).unwrap_or(u32::MAX),
-        since: lock.map_or(0, |l| secs(l.since)),
-        until: until.map_or(0, secs),
-        permanent: lock.is_some() && until.is_none(),
-        lockouts: u32::try_from(st.lockouts().len()).unwrap_or(u32::MAX),
+        failures: l.failures,
+        since: secs(l.since),
+        until: l.until.map_or(0, secs),
+        permanent: l.until.is_none(),
+        lockouts: l.lockouts,
         by,
         reason,
     }
@@ -157,29 +161,6 @@ pub fn lock_entry(k: &KeyId, st: &KeyState) -> LockEntry {
 
 fn secs(t: Time) -> i64 {
     i64::try_from(t.0 / 1000).unwrap_or(i64::MAX)
-}
-
-/// An rhost an admin named: an address in any spelling, or a network written
-/// with its host bits clear (`10.1.2.3/8` would silently mean all of 10/8).
-fn address_or_network(value: &str) -> Result<String, BusError> {
-    if let Some(ip) = crate::engine::parse_ip(value) {
-        return Ok(ip.to_string());
-    }
-    match value.parse::<ipnet::IpNet>() {
-        Ok(net) if net.trunc() == net => Ok(net.to_string()),
-        Ok(net) => Err(BusError::InvalidArgument(format!(
-            "{value} has host bits set; the network is {}",
-            net.trunc()
-        ))),
-        Err(_) => Err(BusError::InvalidArgument(format!(
-            "\"{value}\" is neither an address nor a network such as 203.0.113.0/24 or 2001:db8::/48"
-        ))),
-    }
-}
-
-/// Parses the canonical spelling, the form `wardenctl locks` prints.
-fn parse_key(text: &str) -> Result<KeyId, BusError> {
-    KeyId::parse(text).map_err(|e| BusError::InvalidArgument(e.to_string()))
 }
 
 #[interface(name = "org.warden.Warden1")]
@@ -192,17 +173,17 @@ impl Control {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Status, BusError> {
         self.caller(&hdr, conn).await?;
-        let health = self.warden.health().map_err(internal)?;
-        let c = health.counts;
-        let config = self.warden.config();
         let now = Time::now();
+        let st = self.warden.status(now).map_err(bus_error)?;
+        let c = st.health.counts;
+        let config = self.warden.config();
         Ok(Status {
             version: env!("CARGO_PKG_VERSION").into(),
-            uptime_secs: self.warden.started().until(now).as_secs(),
+            uptime_secs: st.uptime.as_secs(),
             keys: c.keys as u64,
             locks: c.locks as u64,
             attempts_in_flight: c.in_flight as u64,
-            store_bytes: self.warden.store().size_bytes(),
+            store_bytes: st.store_bytes,
             config_path: config.path.display().to_string(),
             socket_path: config.socket.display().to_string(),
             max_tracked_keys: config.policy.max_tracked_keys as u64,
@@ -213,7 +194,7 @@ impl Control {
             evicted_keys: c.pressure.evicted_keys,
             evicted_locks: c.pressure.evicted_locks,
             refused_crowded: c.pressure.crowded,
-            half_wired_services: health.half_wired,
+            half_wired_services: st.health.half_wired,
         })
     }
 
@@ -224,18 +205,8 @@ impl Control {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<LockEntry>, BusError> {
         self.admin(&hdr, conn, "ListLocks").await?;
-        let now = Time::now();
-        let mut locks: Vec<LockEntry> = self
-            .warden
-            .all_locks()
-            .await
-            .map_err(internal)?
-            .iter()
-            .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
-            .map(|(k, st)| lock_entry(k, st))
-            .collect();
-        locks.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.key.cmp(&b.key)));
-        Ok(locks)
+        let locks = self.warden.locks(Time::now()).await.map_err(bus_error)?;
+        Ok(locks.iter().map(lock_entry).collect())
     }
 
     /// Failures from the audit log, newest first. Empty strings and zeros mean
@@ -259,31 +230,21 @@ impl Control {
         }
         check_value("user", &user, MAX_VALUE)?;
         check_value("rhost", &rhost, MAX_VALUE)?;
-        let user = if user.is_empty() {
-            user
+        let limit = if limit == 0 {
+            100
         } else {
-            self.fold(&user)
+            limit.min(10_000) as usize
         };
-        let query = AuditQuery {
-            user: (!user.is_empty()).then_some(user),
-            rhost: (!rhost.is_empty()).then_some(rhost),
-            since: (since > 0).then(|| Time::from_secs(since as u64)),
-            limit: if limit == 0 {
-                100
-            } else {
-                limit.min(10_000) as usize
-            },
-            kinds: vec![
-                EventKind::Failure,
-                EventKind::TotpFailure,
-                EventKind::Abandoned,
-            ],
-        };
-        let store = self.warden.store().clone();
-        let events = tokio::task::spawn_blocking(move || store.audit(&query))
+        let events = self
+            .warden
+            .failures(
+                (!user.is_empty()).then_some(user.as_str()),
+                (!rhost.is_empty()).then_some(rhost),
+                (since > 0).then(|| Time::from_secs(since as u64)),
+                limit,
+            )
             .await
-            .map_err(internal)?
-            .map_err(internal)?;
+            .map_err(bus_error)?;
         Ok(events
             .into_iter()
             .map(|e| AuditEntry {
@@ -313,30 +274,23 @@ impl Control {
         let caller = self.admin(&hdr, conn, "Unlock").await?;
         check_value("value", &value, MAX_VALUE * 2)?;
         let sel = match what.as_str() {
-            "user" if !value.is_empty() => Selector::User(self.fold(&value)),
-            "rhost" if !value.is_empty() => Selector::Rhost(address_or_network(&value)?),
-            "key" => Selector::Key(parse_key(&value)?),
-            "all" => Selector::All,
-            _ => {
-                return Err(BusError::InvalidArgument(
-                    "unlock takes user, rhost, key or all, with a value".into(),
-                ))
-            }
-        };
-        let now = Time::now();
-        let (n, lifted) = self
+            "user" => self.warden.user_selector(&value),
+            "rhost" => self.warden.rhost_selector(&value),
+            "key" => self.warden.key_selector(&value),
+            "all" => Ok(Selector::All),
+            _ => Err(ServiceError::Invalid(
+                "unlock takes user, rhost, key or all, with a value".into(),
+            )),
+        }
+        .map_err(bus_error)?;
+        let done = self
             .warden
-            .unlock(&sel, caller.uid, now)
+            .unlock(&sel, caller.uid, Time::now())
             .await
-            .map_err(internal)?;
-        self.warden.log().info(&format!(
-            "admin-unlock by=uid={} target={} cleared={n}",
-            caller.uid,
-            quote(&format!("{sel:?}"))
-        ));
+            .map_err(bus_error)?;
         Ok((
-            u32::try_from(n).unwrap_or(u32::MAX),
-            lifted.iter().map(ToString::to_string).collect(),
+            u32::try_from(done.cleared).unwrap_or(u32::MAX),
+            done.lifted.iter().map(ToString::to_string).collect(),
         ))
     }
 
@@ -379,7 +333,7 @@ impl Control {
         };
         let value = match target {
             Field::User => self.fold(&value),
-            _ => address_or_network(&value)?,
+            _ => address_or_network(&value).map_err(bus_error)?,
         };
         let req = AdminLock {
             target,
@@ -389,7 +343,7 @@ impl Control {
             by_uid: caller.uid,
         };
         let now = Time::now();
-        let key = self.warden.admin_lock(&req, now).await.map_err(internal)?;
+        let key = self.warden.lock(&req, now).await.map_err(bus_error)?;
         Ok(key.to_string())
     }
 
@@ -410,25 +364,9 @@ impl Control {
             ));
         }
         check_value("user", &user, MAX_VALUE)?;
-        let user = self.fold(&user);
         let now = Time::now();
-        let (locks, failures) = self
-            .warden
-            .with_engine(|e| {
-                let keys = e.user_keys(&user);
-                let failures = keys
-                    .iter()
-                    .map(|(_, st)| st.failures.len())
-                    .max()
-                    .unwrap_or(0);
-                let locks: Vec<LockEntry> = keys
-                    .iter()
-                    .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
-                    .map(|(k, st)| lock_entry(k, st))
-                    .collect();
-                (locks, failures)
-            })
-            .map_err(internal)?;
+        let view = self.warden.user_status(&user, now).map_err(bus_error)?;
+        let locks: Vec<LockEntry> = view.locks.iter().map(lock_entry).collect();
         let permanent = locks.iter().any(|l| l.permanent);
         let last = locks.iter().map(|l| l.until).max().unwrap_or(0);
         let seconds_left = if permanent {
@@ -437,11 +375,11 @@ impl Control {
             u64::try_from(last - secs(now)).unwrap_or(0)
         };
         Ok(UserStatus {
-            user,
+            user: view.user,
             locked: !locks.is_empty(),
             permanent,
             seconds_left,
-            failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            failures: view.failures,
             locks,
         })
     }
@@ -478,7 +416,7 @@ impl Control {
             .warden
             .totp_enroll(&user, caller.uid, Time::now())
             .await
-            .map_err(|e| BusError::InvalidArgument(e.to_string()))?;
+            .map_err(bus_error)?;
         Ok(TotpEnrollment {
             user,
             uri: uri.to_string(),
@@ -501,7 +439,7 @@ impl Control {
         self.warden
             .totp_confirm(&user, &code, caller.uid, Time::now())
             .await
-            .map_err(|e| BusError::InvalidArgument(e.to_string()))
+            .map_err(bus_error)
     }
 
     /// Whether a user is enrolled and confirmed, and how many recovery codes are left.
@@ -524,7 +462,7 @@ impl Control {
                 "reading another user's TOTP status needs root or the admin group",
             ));
         }
-        let status = self.warden.totp_status(&user).map_err(internal)?;
+        let status = self.warden.totp_status(&user).map_err(bus_error)?;
         Ok(match status {
             Some((confirmed, left, created)) => TotpStatus {
                 user,
@@ -556,7 +494,7 @@ impl Control {
         self.warden
             .totp_remove(&user, caller.uid)
             .await
-            .map_err(internal)
+            .map_err(bus_error)
     }
 
     /// Replaces a user's recovery codes and returns the new ones, once. A
@@ -577,7 +515,7 @@ impl Control {
             .warden
             .totp_new_recovery(&user, caller.uid, caller.admin, &code, Time::now())
             .await
-            .map_err(service)?;
+            .map_err(bus_error)?;
         Ok(codes.iter().map(|c| c.to_string()).collect())
     }
 

@@ -5,8 +5,6 @@ pub use warden_api as api;
 mod auth;
 mod iface;
 
-pub use iface::lock_entry;
-
 use crate::engine::{EventKind, Until};
 use crate::logline::quote;
 use crate::service::Warden;

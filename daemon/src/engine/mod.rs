@@ -124,7 +124,15 @@ pub enum FailureKind {
     Password,
     /// A wrong second-factor code: it counts in the same rules as passwords.
     Totp,
+    /// A code already used: counted as a wrong one, recorded as replayed.
+    TotpReplayed,
     Abandoned,
+}
+
+impl FailureKind {
+    fn is_code(self) -> bool {
+        matches!(self, FailureKind::Totp | FailureKind::TotpReplayed)
+    }
 }
 
 /// An admin's lock on a user or an rhost.
@@ -1069,19 +1077,24 @@ impl Engine {
             now,
             match kind {
                 FailureKind::Password => EventKind::Failure,
-                FailureKind::Totp => EventKind::TotpFailure,
+                FailureKind::Totp | FailureKind::TotpReplayed => EventKind::TotpFailure,
                 FailureKind::Abandoned => EventKind::Abandoned,
             },
         );
+        match kind {
+            FailureKind::Totp => e.reason = Some("wrong".into()),
+            FailureKind::TotpReplayed => e.reason = Some("replayed".into()),
+            _ => {}
+        }
         if allowlisted {
             // Allowlisted attempts are recorded but never counted toward a lock.
-            e.reason = Some("allowlisted".into());
+            e.reason.get_or_insert_with(|| "allowlisted".into());
             fx.events.push(e);
             return;
         }
         fx.events.push(e);
         let mut keys = keys.to_vec();
-        if kind == FailureKind::Totp {
+        if kind.is_code() {
             // A code belongs to the user, not to a service: a wrong one counts
             // in every rule that tracks the user, whatever its `services`, so
             // that no service name makes code guessing free.

@@ -1,9 +1,9 @@
 //! Requests to service calls, after the peer check.
 
 use super::peer::Peer;
-use crate::engine::{self, AttemptId, KeyState, ReasonKind, Selector, Until, Verdict};
+use crate::engine::{self, AttemptId, ReasonKind, Selector, Until, Verdict};
 use crate::logline::quote;
-use crate::service::{ServiceError, SuccessOutcome, Warden, CODE_PROMPT};
+use crate::service::{LockView, ServiceError, SuccessOutcome, Warden, CODE_PROMPT};
 use crate::time::Time;
 use warden_proto::{
     locked_message, message, AdminRequest, AttemptFields, ErrorCode, LockInfo, RequestBody,
@@ -109,7 +109,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
             Err(r) => *r,
         },
         RequestBody::Account(fields) => match attempt(warden, peer, &fields) {
-            Ok(a) => match warden.with_engine(|e| e.account_lock(&a, origin, now)) {
+            Ok(a) => match warden.account(&a, origin, now) {
                 Ok(reason) => ResponseBody::Account {
                     locked: reason.is_some(),
                     message: reason.map(|r| message_for(r.kind, r.until, now)),
@@ -125,7 +125,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
                     .warn(&format!("refused-peer uid={} op=admin", peer.uid()));
                 return error(ErrorCode::Forbidden, "admin requests need root");
             }
-            admin(warden, req, now).await
+            admin(warden, peer, req, now).await
         }
     }
 }
@@ -208,53 +208,50 @@ fn message_for(kind: ReasonKind, until: Option<Until>, now: Time) -> String {
     }
 }
 
-async fn admin(warden: &Warden, req: AdminRequest, now: Time) -> ResponseBody {
-    match req {
-        AdminRequest::ListLocks => match warden.all_locks().await {
-            Ok(all) => {
-                let mut locks: Vec<LockInfo> = all
-                    .iter()
-                    .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
-                    .map(|(k, st)| lock_info(k, st))
-                    .collect();
-                // Newest first, and only what fits one frame: this root-only list
-                // is for tests and emergencies; wardenctl (D-Bus) has them all.
-                locks.sort_by(|a, b| b.since.cmp(&a.since).then_with(|| a.key.cmp(&b.key)));
-                let mut size = 64;
-                let fits = locks
-                    .iter()
-                    .take_while(|l| {
-                        size += l.key.len() + l.rule.len() + 48;
-                        size < MAX_FRAME
-                    })
-                    .count();
-                locks.truncate(fits);
-                ResponseBody::Locks(locks)
-            }
-            Err(e) => service_error(warden, "list-locks", &e),
-        },
-        AdminRequest::UnlockUser(u) => unlock(warden, Selector::User(u), now).await,
-        AdminRequest::UnlockRhost(r) => unlock(warden, Selector::Rhost(r), now).await,
-        AdminRequest::UnlockAll => unlock(warden, Selector::All, now).await,
-    }
-}
-
-async fn unlock(warden: &Warden, sel: Selector, now: Time) -> ResponseBody {
-    match warden.unlock(&sel, 0, now).await {
-        Ok((n, _)) => ResponseBody::Unlocked(u32::try_from(n).unwrap_or(u32::MAX)),
+async fn admin(warden: &Warden, peer: &Peer, req: AdminRequest, now: Time) -> ResponseBody {
+    let sel = match req {
+        AdminRequest::ListLocks => {
+            return match warden.locks(now).await {
+                Ok(all) => {
+                    // Newest first (the service's order), and only what fits
+                    // one frame: this root-only list is for tests and
+                    // emergencies; wardenctl (D-Bus) has them all.
+                    let mut size = 64;
+                    let locks = all
+                        .iter()
+                        .map(lock_info)
+                        .take_while(|l| {
+                            size += l.key.len() + l.rule.len() + 48;
+                            size < MAX_FRAME
+                        })
+                        .collect();
+                    ResponseBody::Locks(locks)
+                }
+                Err(e) => service_error(warden, "list-locks", &e),
+            };
+        }
+        AdminRequest::UnlockUser(u) => warden.user_selector(&u),
+        AdminRequest::UnlockRhost(r) => warden.rhost_selector(&r),
+        AdminRequest::UnlockAll => Ok(Selector::All),
+    };
+    let done = match sel {
+        Ok(sel) => warden.unlock(&sel, peer.uid(), now).await,
+        Err(e) => Err(e),
+    };
+    match done {
+        Ok(u) => ResponseBody::Unlocked(u32::try_from(u.cleared).unwrap_or(u32::MAX)),
         Err(e) => service_error(warden, "unlock", &e),
     }
 }
 
-pub fn lock_info(k: &engine::KeyId, st: &KeyState) -> LockInfo {
-    let lock = st.lock();
+pub fn lock_info(l: &LockView) -> LockInfo {
     LockInfo {
-        rule: k.rule().to_string(),
-        key: k.to_string(),
-        failures: u32::try_from(st.failures.len()).unwrap_or(u32::MAX),
-        since: lock.map_or(0, |l| l.since.0 / 1000),
-        until: lock.and_then(|l| l.until).map(|t| t.0 / 1000),
-        lockouts: u32::try_from(st.lockouts().len()).unwrap_or(u32::MAX),
+        rule: l.key.rule().to_string(),
+        key: l.key.to_string(),
+        failures: l.failures,
+        since: l.since.0 / 1000,
+        until: l.until.map(|t| t.0 / 1000),
+        lockouts: l.lockouts,
     }
 }
 
@@ -273,7 +270,10 @@ fn service_error(warden: &Warden, op: &str, e: &ServiceError) -> ResponseBody {
     let code = match e {
         ServiceError::Store(_) => ErrorCode::Store,
         ServiceError::Attempt(_) | ServiceError::NotAuthorized(_) => ErrorCode::Forbidden,
-        ServiceError::Poisoned | ServiceError::Totp(_) => ErrorCode::Internal,
+        ServiceError::Invalid(_) => ErrorCode::BadField,
+        ServiceError::Poisoned | ServiceError::Totp(_) | ServiceError::Task(_) => {
+            ErrorCode::Internal
+        }
     };
     error(code, &e.to_string())
 }

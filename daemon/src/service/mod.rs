@@ -1,39 +1,28 @@
 //! The daemon's shared core: the engine behind a lock, the store writer, and
 //! the log. The socket server and the bus both act through it.
 
+mod admin;
 mod announce;
+mod error;
 mod limits;
 mod totp;
 
+pub use admin::{address_or_network, LockView, StatusView, UnlockView, UserView};
 pub use announce::Announcer;
+pub use error::{ServiceError, TotpError};
 pub use limits::{AlertGate, Budgets, LogLimiter, LINES_PER_WINDOW};
 pub use totp::{SuccessOutcome, CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
 
 use crate::config::Config;
 use crate::engine::{
-    AdminLock, Alert, Attempt, AttemptError, AttemptId, Effects, Engine, FailureKind, KeyId,
-    KeyState, Origin, Pressure, Selector, Verdict,
+    Alert, Attempt, AttemptId, Effects, Engine, FailureKind, KeyId, KeyState, Origin, Pressure,
+    Verdict,
 };
 use crate::log::Log;
 use crate::logline;
 use crate::store::{Durability, Store, StoreError, Writer};
 use crate::time::Time;
 use std::sync::{Arc, Mutex, RwLock};
-use thiserror::Error;
-
-#[derive(Debug, Error)]
-pub enum ServiceError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Attempt(#[from] AttemptError),
-    #[error("internal error: the engine lock is poisoned; restart wardend")]
-    Poisoned,
-    #[error("{0}")]
-    Totp(String),
-    #[error("{0}")]
-    NotAuthorized(String),
-}
 
 /// Resolves once queued writes are durable.
 pub type Durable = tokio::sync::oneshot::Receiver<Result<(), StoreError>>;
@@ -124,10 +113,6 @@ impl Warden {
         &self.log
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     pub fn started(&self) -> Time {
         self.started
     }
@@ -175,7 +160,7 @@ impl Warden {
     /// Runs `f` on the engine and queues its writes under the engine's lock,
     /// so that commit order follows engine order. What it did is logged and
     /// signalled by the announcer once the commit is done, never here.
-    pub fn apply<T>(
+    fn apply<T>(
         &self,
         origin: Origin,
         f: impl FnOnce(&mut Engine, &mut Effects) -> T,
@@ -240,7 +225,7 @@ impl Warden {
     }
 
     /// Like [`apply`](Self::apply), then waits until the writes are durable.
-    pub async fn apply_durably<T>(
+    async fn apply_durably<T>(
         &self,
         origin: Origin,
         f: impl FnOnce(&mut Engine, &mut Effects) -> T,
@@ -338,13 +323,13 @@ impl Warden {
 
     /// Read-only access to the engine. Keep `f` to O(log n) work: logins
     /// wait behind it.
-    pub fn with_engine<T>(&self, f: impl FnOnce(&Engine) -> T) -> Result<T, ServiceError> {
+    fn with_engine<T>(&self, f: impl FnOnce(&Engine) -> T) -> Result<T, ServiceError> {
         let engine = self.engine.lock().map_err(|_| ServiceError::Poisoned)?;
         Ok(f(&engine))
     }
 
     /// What `Status` reports; constant time whatever the table holds.
-    pub fn counts(&self) -> Result<Counts, ServiceError> {
+    fn counts(&self) -> Result<Counts, ServiceError> {
         self.with_engine(|e| Counts {
             keys: e.tracked_keys(),
             locks: e.lock_count(),
@@ -354,7 +339,7 @@ impl Warden {
     }
 
     /// Counts and the services wired by half.
-    pub fn health(&self) -> Result<Health, ServiceError> {
+    fn health(&self) -> Result<Health, ServiceError> {
         let half_wired = self.with_engine(|e| e.half_wired())?;
         Ok(Health {
             counts: self.counts()?,
@@ -363,7 +348,7 @@ impl Warden {
     }
 
     /// Every lock, gathered a page at a time so that logins go on between pages.
-    pub async fn all_locks(&self) -> Result<Vec<(KeyId, KeyState)>, ServiceError> {
+    async fn all_locks(&self) -> Result<Vec<(KeyId, KeyState)>, ServiceError> {
         let mut out = Vec::new();
         let mut after: Option<KeyId> = None;
         loop {
@@ -376,37 +361,6 @@ impl Warden {
             }
             tokio::task::yield_now().await;
         }
-    }
-
-    /// Lifts the selected locks and counters, a page at a time. Returns how
-    /// many keys were cleared, and which of them were locked.
-    pub async fn unlock(
-        &self,
-        sel: &Selector,
-        by_uid: u32,
-        now: Time,
-    ) -> Result<(usize, Vec<KeyId>), ServiceError> {
-        let mut cleared = 0;
-        let mut lifted = Vec::new();
-        let mut after: Option<KeyId> = None;
-        loop {
-            let page = self
-                .apply_durably(Origin::Root, |e, fx| {
-                    e.unlock_page(sel, by_uid, after.as_ref(), PAGE, now, fx)
-                })
-                .await?;
-            cleared += page.cleared;
-            lifted.extend(page.lifted);
-            match page.next {
-                Some(k) => after = Some(k),
-                None => return Ok((cleared, lifted)),
-            }
-        }
-    }
-
-    pub async fn admin_lock(&self, req: &AdminLock, now: Time) -> Result<KeyId, ServiceError> {
-        self.apply_durably(Origin::Root, |e, fx| e.admin_lock(req, now, fx))
-            .await
     }
 
     /// Installs a new config (already validated); the engine takes its policy.

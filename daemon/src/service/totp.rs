@@ -2,10 +2,8 @@
 //! the admin's enrollment operations. Records live in memory (few users enrol)
 //! and in the store; every change is durable before it is answered.
 
-use super::{ServiceError, Warden};
-use crate::engine::{
-    parse_ip, source_of, Attempt, AttemptId, EventKind, FailureKind, Origin, Prefixes,
-};
+use super::{ServiceError, TotpError, Warden};
+use crate::engine::{parse_ip, source_of, Attempt, AttemptId, FailureKind, Origin, Prefixes};
 use crate::logline::quote;
 use crate::store::{Durability, StoreError};
 use crate::time::Time;
@@ -31,7 +29,7 @@ pub use warden_proto::message::{CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
 /// Random bytes for secrets, salts and recovery codes.
 fn random(n: usize) -> Result<Zeroizing<Vec<u8>>, ServiceError> {
     let mut buf = Zeroizing::new(vec![0u8; n]);
-    getrandom::fill(&mut buf).map_err(|e| ServiceError::Totp(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut buf).map_err(TotpError::NoRandomness)?;
     Ok(buf)
 }
 
@@ -191,19 +189,12 @@ impl Warden {
                             rec.recovery.remove(i);
                         }
                         CodeCheck::Replayed | CodeCheck::Wrong => {
-                            engine.fail(id, attempt, origin, FailureKind::Totp, now, fx)?;
-                            let why = if checked == CodeCheck::Replayed {
-                                "replayed"
+                            let kind = if checked == CodeCheck::Replayed {
+                                FailureKind::TotpReplayed
                             } else {
-                                "wrong"
+                                FailureKind::Totp
                             };
-                            for e in fx
-                                .events
-                                .iter_mut()
-                                .filter(|e| e.kind == EventKind::TotpFailure)
-                            {
-                                e.reason = Some(why.into());
-                            }
+                            engine.fail(id, attempt, origin, kind, now, fx)?;
                             // Nothing that a wrong password would not say.
                             return Ok(Some(String::new()));
                         }
@@ -240,11 +231,9 @@ impl Warden {
         let rx = {
             let mut book = self.book()?;
             if book.get(user).is_some_and(|r| r.confirmed) {
-                return Err(ServiceError::Totp(format!(
-                    "{user} already has a confirmed code; remove it first (wardenctl totp remove {user})"
-                )));
+                return Err(TotpError::AlreadyConfirmed(user.to_string()).into());
             }
-            let e = totp::new_enrollment(user, &issuer, &bytes, now).map_err(ServiceError::Totp)?;
+            let e = totp::new_enrollment(user, &issuer, &bytes, now).map_err(TotpError::Record)?;
             book.insert(user.to_string(), e.record.clone());
             let mut fx = crate::engine::Effects::default();
             fx.totp.push((user.to_string(), Some(e.record.clone())));
@@ -273,21 +262,17 @@ impl Warden {
         let rx = {
             let mut book = self.book()?;
             let Some(rec) = book.get_mut(user) else {
-                return Err(ServiceError::Totp(format!(
-                    "{user} is not enrolled; run wardenctl totp enroll {user} first"
-                )));
+                return Err(TotpError::NotEnrolled(user.to_string()).into());
             };
             if rec.confirmed {
-                return Err(ServiceError::Totp(format!(
-                    "{user}'s code is already confirmed"
-                )));
+                return Err(TotpError::AlreadyActive(user.to_string()).into());
             }
             match totp::check(rec, typed, now) {
                 CodeCheck::Good(step) => {
                     rec.confirmed = true;
                     rec.last_step = step;
                 }
-                _ => return Err(ServiceError::Totp("that code does not match; check the authenticator's clock and try the next code".into())),
+                _ => return Err(TotpError::WrongCode.into()),
             }
             let mut fx = crate::engine::Effects::default();
             fx.totp.push((user.to_string(), Some(rec.clone())));
@@ -350,9 +335,9 @@ impl Warden {
         let (rx, codes) = {
             let mut book = self.book()?;
             let Some(rec) = book.get_mut(user) else {
-                return Err(ServiceError::Totp(format!("{user} is not enrolled")));
+                return Err(TotpError::NotEnrolled(user.to_string()).into());
             };
-            let codes = totp::recovery_codes(rec, &bytes).map_err(ServiceError::Totp)?;
+            let codes = totp::recovery_codes(rec, &bytes).map_err(TotpError::Record)?;
             let mut fx = crate::engine::Effects::default();
             fx.totp.push((user.to_string(), Some(rec.clone())));
             (self.writer.submit(fx, Durability::Immediate), codes)
