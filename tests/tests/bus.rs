@@ -620,7 +620,11 @@ fn socket_and_bus_list_and_unlock_alike() {
         .map(|l| l["key"].as_str().unwrap().to_string())
         .collect();
     let over_socket = warden_e2e::client::locked_keys(&d.socket);
-    assert_eq!(over_bus, ["user user=bob", "user user=alice"], "newest first");
+    assert_eq!(
+        over_bus,
+        ["user user=bob", "user user=alice"],
+        "newest first"
+    );
     assert_eq!(over_socket, over_bus);
 
     let r = warden_e2e::client::request(
