@@ -1,6 +1,7 @@
 //! Attempts from begin to end: reservations, failures, successes, codes,
-//! and the account check. Expiry is not resolved here (see `expiry`): only the
-//! keys a login touches are settled on its path.
+//! and the account check. The table's expiries are not resolved here (see
+//! `expiry`): a login settles only the keys it touches, so its answer never
+//! waits on unrelated ones.
 
 use super::*;
 
@@ -13,7 +14,6 @@ impl Engine {
         now: Time,
         fx: &mut Effects,
     ) -> Verdict {
-        self.tick(now, fx);
         let rhost = attempt.rhost.as_deref().filter(|r| !r.is_empty());
         let ip = rhost.and_then(parse_ip);
         if ip.is_some_and(|ip| contains(&self.policy.deny_rhosts, ip)) {
@@ -54,6 +54,9 @@ impl Engine {
         let source = self.source(attempt);
         let familiar = self.familiar_for(attempt, &source, origin, now);
         let keys = self.keys_for(attempt, origin, &source, familiar, false);
+        for (_, k) in &keys {
+            self.settle(k, now, fx);
+        }
         let mut locked: Vec<KeyId> = keys
             .iter()
             .map(|(_, k)| k)
@@ -141,7 +144,6 @@ impl Engine {
         now: Time,
         fx: &mut Effects,
     ) -> Result<(), AttemptError> {
-        self.tick(now, fx);
         match self.take_pending(id, attempt, origin)? {
             Taken::Found(p) => {
                 self.count_failure(&p.attempt, p.origin, &p.keys, p.allowlisted, kind, now, fx)
@@ -199,7 +201,6 @@ impl Engine {
         now: Time,
         fx: &mut Effects,
     ) -> Result<(), AttemptError> {
-        self.tick(now, fx);
         self.take_pending(id, attempt, origin)?;
         let mut e = attempt_event(attempt, origin, now, EventKind::Refused);
         e.reason = Some(why.to_string());
@@ -218,7 +219,6 @@ impl Engine {
         now: Time,
         fx: &mut Effects,
     ) -> Result<(), AttemptError> {
-        self.tick(now, fx);
         self.take_pending(id, attempt, origin)?;
         fx.events
             .push(attempt_event(attempt, origin, now, EventKind::Aborted));
@@ -236,7 +236,6 @@ impl Engine {
         now: Time,
         fx: &mut Effects,
     ) -> Result<(), AttemptError> {
-        self.tick(now, fx);
         let taken = self.take_pending(id, attempt, origin)?;
         let mut e = attempt_event(attempt, origin, now, EventKind::Success);
         e.failures = None;
@@ -505,6 +504,7 @@ impl Engine {
     ) {
         let memory = self.policy.escalation_memory;
         let extend = self.policy.extend_on_failure_while_locked;
+        self.settle(k, now, fx);
         let st = self.keys.entry(k.clone()).or_default();
         st.prune(rule.window, memory, now);
         st.failures.push(now);

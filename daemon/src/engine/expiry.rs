@@ -35,19 +35,38 @@ impl Engine {
             }
         }
         while let Some((until, k)) = self.locks.due(now) {
-            self.drop_lock(&k, Some(until));
-            let Some(st) = self.keys.get_mut(&k) else {
-                continue;
-            };
-            // A finished cool-off starts a fresh budget; the lockout history
-            // stays, so the next lock escalates.
-            st.failures.clear();
-            let st = st.clone();
-            let mut e = Event::about_key(until, EventKind::Unlocked, &k);
-            e.by = Some("expired".into());
-            fx.events.push(e);
-            fx.keys.push((k, Some(st)));
+            self.lift_expired(k, until, fx);
         }
+    }
+
+    /// Lifts one key's lock if its end has passed. A login settles the keys
+    /// it touches, so that it sees what a tick would have left without
+    /// waiting on every other expiry due in the table.
+    pub(super) fn settle(&mut self, k: &KeyId, now: Time, fx: &mut Effects) {
+        let due = self
+            .keys
+            .get(k)
+            .and_then(|s| s.lock())
+            .filter(|l| l.expired(now))
+            .and_then(|l| l.until);
+        if let Some(until) = due {
+            self.lift_expired(k.clone(), until, fx);
+        }
+    }
+
+    fn lift_expired(&mut self, k: KeyId, until: Time, fx: &mut Effects) {
+        self.drop_lock(&k, Some(until));
+        let Some(st) = self.keys.get_mut(&k) else {
+            return;
+        };
+        // A finished cool-off starts a fresh budget; the lockout history
+        // stays, so the next lock escalates.
+        st.failures.clear();
+        let st = st.clone();
+        let mut e = Event::about_key(until, EventKind::Unlocked, &k);
+        e.by = Some("expired".into());
+        fx.events.push(e);
+        fx.keys.push((k, Some(st)));
     }
 
     /// Drops what no longer matters among up to `limit` keys after `after`:

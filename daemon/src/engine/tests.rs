@@ -1178,3 +1178,48 @@ fn a_stack_wired_by_half_does_not_lock_out_good_logins() {
     s.tick();
     assert_eq!(s.begin(&a).reason.kind, ReasonKind::Locked, "counted again");
 }
+
+/// A login settles only the keys it touches: another key's expiry waits for
+/// the tick, and its own expired lock is lifted first, so that the new
+/// failure starts a fresh budget instead of restarting the old cool-off.
+#[test]
+fn expiry_stays_off_the_login_path() {
+    let mut s = Sim::new(&format!(
+        "[familiar]\nenabled = false\n{}",
+        rule("user", "\"user\"", 2, "1h", "10m", "")
+    ));
+    for u in ["alice", "bob"] {
+        for _ in 0..2 {
+            s.fail(&att(u, None), None);
+        }
+    }
+    assert_eq!(s.e.lock_count(), 2);
+    s.advance(11 * 60);
+    s.events.clear();
+    // carol's failure touches neither lock: both stay until the tick.
+    s.fail(&att("carol", None), None);
+    assert!(
+        !s.events.iter().any(|e| e.kind == EventKind::Unlocked),
+        "{:?}",
+        s.events
+    );
+    assert_eq!(s.e.lock_count(), 2);
+    // alice's own failure lifts her expired lock, then counts afresh.
+    s.fail(&att("alice", None), None);
+    let unlocked: Vec<_> = s
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Unlocked)
+        .map(|e| e.user.clone())
+        .collect();
+    assert_eq!(unlocked, [Some("alice".to_string())]);
+    let alice = KeyId::new("user", [("user", "alice")]);
+    let st = s.e.key(&alice).unwrap();
+    assert!(st.lock().is_none());
+    assert_eq!(st.failures.len(), 1);
+    // begin settles too: bob may try again at once, with a fresh budget.
+    let v = s.begin(&att("bob", None));
+    assert!(v.allowed(), "{v:?}");
+    s.tick();
+    assert_eq!(s.e.lock_count(), 0);
+}
