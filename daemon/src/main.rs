@@ -105,12 +105,17 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
     let writer =
         Writer::spawn(store.clone()).map_err(|e| format!("cannot start the store writer: {e}"))?;
     let warden = Arc::new(
-        Warden::new(config, engine, store, writer, log.clone(), now)
-            .map_err(|e| format!("cannot start the announcer: {e}"))?,
+        Warden::local(
+            config,
+            engine,
+            totp_records,
+            store,
+            writer,
+            log.clone(),
+            now,
+        )
+        .map_err(|e| format!("cannot start the announcer: {e}"))?,
     );
-    warden
-        .restore_totp(totp_records)
-        .map_err(|e| e.to_string())?;
     log.info(&format!(
         "started version={} keys={keys} locks={locks}",
         env!("CARGO_PKG_VERSION")

@@ -65,7 +65,7 @@ fn warden() -> (Arc<Warden>, mpsc::Sender<bool>) {
     let engine = Engine::new(config.policy.clone(), 1);
     let writer = Writer::spawn(store.clone()).unwrap();
     let log = Arc::new(Log::stderr());
-    let w = Warden::new(config, engine, store, writer, log, Time::now()).unwrap();
+    let w = Warden::local(config, engine, Vec::new(), store, writer, log, Time::now()).unwrap();
     (Arc::new(w), go)
 }
 

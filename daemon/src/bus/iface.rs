@@ -365,7 +365,11 @@ impl Control {
         }
         check_value("user", &user, MAX_VALUE)?;
         let now = Time::now();
-        let view = self.warden.user_status(&user, now).map_err(bus_error)?;
+        let view = self
+            .warden
+            .user_status(&user, now)
+            .await
+            .map_err(bus_error)?;
         let locks: Vec<LockEntry> = view.locks.iter().map(lock_entry).collect();
         let permanent = locks.iter().any(|l| l.permanent);
         let last = locks.iter().map(|l| l.until).max().unwrap_or(0);
@@ -462,7 +466,7 @@ impl Control {
                 "reading another user's TOTP status needs root or the admin group",
             ));
         }
-        let status = self.warden.totp_status(&user).map_err(bus_error)?;
+        let status = self.warden.totp_status(&user).await.map_err(bus_error)?;
         Ok(match status {
             Some((confirmed, left, created)) => TotpStatus {
                 user,

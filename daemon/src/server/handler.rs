@@ -20,7 +20,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
                     let mut wire = to_wire(&v, now);
                     if v.allowed() {
                         let groups = groups_of(warden, &a.user).await;
-                        match warden.code_expected(&a, origin, &groups, now) {
+                        match warden.code_expected(&a, origin, &groups, now).await {
                             Ok((prompt, refusal)) => {
                                 wire.code_prompt = prompt;
                                 wire.code_refusal = refusal;
@@ -109,7 +109,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
             Err(r) => *r,
         },
         RequestBody::Account(fields) => match attempt(warden, peer, &fields) {
-            Ok(a) => match warden.account(&a, origin, now) {
+            Ok(a) => match warden.account(&a, origin, now).await {
                 Ok(reason) => ResponseBody::Account {
                     locked: reason.is_some(),
                     message: reason.map(|r| message_for(r.kind, r.until, now)),

@@ -79,7 +79,7 @@ impl Warden {
         Ok(StatusView {
             health: self.health()?,
             uptime: self.started().until(now),
-            store_bytes: self.store.size_bytes(),
+            store_bytes: self.backend.size_bytes(),
         })
     }
 
@@ -99,22 +99,19 @@ impl Warden {
 
     /// One user's locks and failures, in O(keys of that user): anyone may
     /// ask about themself, so it must never scan the table.
-    pub fn user_status(&self, user: &str, now: Time) -> Result<UserView, ServiceError> {
+    pub async fn user_status(&self, user: &str, now: Time) -> Result<UserView, ServiceError> {
         let user = self.config().users.fold(user);
-        let (mut locks, failures) = self.with_engine(|e| {
-            let keys = e.user_keys(&user);
-            let failures = keys
-                .iter()
-                .map(|(_, st)| st.failures.len())
-                .max()
-                .unwrap_or(0);
-            let locks: Vec<LockView> = keys
-                .iter()
-                .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
-                .filter_map(|(k, st)| LockView::of(k, st))
-                .collect();
-            (locks, failures)
-        })?;
+        let keys = self.backend.user_keys(&user).await?;
+        let failures = keys
+            .iter()
+            .map(|(_, st)| st.failures.len())
+            .max()
+            .unwrap_or(0);
+        let mut locks: Vec<LockView> = keys
+            .iter()
+            .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
+            .filter_map(|(k, st)| LockView::of(k, st))
+            .collect();
         newest_first(&mut locks);
         Ok(UserView {
             user,
@@ -124,13 +121,13 @@ impl Warden {
     }
 
     /// The account phase: whether a lock stands against this login.
-    pub fn account(
+    pub async fn account(
         &self,
         attempt: &Attempt,
         origin: Origin,
         now: Time,
     ) -> Result<Option<Reason>, ServiceError> {
-        self.with_engine(|e| e.account_lock(attempt, origin, now))
+        self.backend.account(attempt, origin, now).await
     }
 
     /// Failures from the audit log, newest first.
@@ -152,11 +149,7 @@ impl Warden {
                 EventKind::Abandoned,
             ],
         };
-        let store = self.store.clone();
-        let events = tokio::task::spawn_blocking(move || store.audit(&query))
-            .await
-            .map_err(|e| ServiceError::Task(e.to_string()))??;
-        Ok(events)
+        self.backend.audit(query).await
     }
 
     /// The selector for a user, spelled as keys spell it (`[users]`).
@@ -193,11 +186,12 @@ impl Warden {
         let mut lifted = Vec::new();
         let mut after: Option<KeyId> = None;
         loop {
-            let page = self
-                .apply_durably(Origin::Root, |e, fx| {
-                    e.unlock_page(sel, by_uid, after.as_ref(), PAGE, now, fx)
-                })
+            let d = self
+                .backend
+                .unlock_page(sel, by_uid, after.take(), PAGE, now)
                 .await?;
+            self.durable(d.durable).await?;
+            let page = d.value;
             cleared += page.cleared;
             lifted.extend(page.lifted);
             match page.next {
@@ -214,8 +208,9 @@ impl Warden {
 
     /// An admin's lock; returns the key locked.
     pub async fn lock(&self, req: &AdminLock, now: Time) -> Result<KeyId, ServiceError> {
-        self.apply_durably(Origin::Root, |e, fx| e.admin_lock(req, now, fx))
-            .await
+        let d = self.backend.lock(req, now).await?;
+        self.durable(d.durable).await?;
+        Ok(d.value)
     }
 }
 

@@ -1,14 +1,14 @@
 //! The TOTP part of the service: deciding at authsucc, checking codes, and
-//! the admin's enrollment operations. Records live in memory (few users enrol)
-//! and in the store; every change is durable before it is answered.
+//! the admin's enrollment operations. The backend keeps the records and
+//! checks codes atomically with the lockout; every change is durable before
+//! it is answered.
 
+use super::backend::{CodeEntry, CodeVerdict, Proof};
 use super::{ServiceError, TotpError, Warden};
-use crate::engine::{parse_ip, source_of, Attempt, AttemptId, FailureKind, Origin, Prefixes};
+use crate::engine::{parse_ip, source_of, Attempt, AttemptId, Origin, Prefixes};
 use crate::logline::quote;
-use crate::store::{Durability, StoreError};
 use crate::time::Time;
-use crate::totp::{self, CodeCheck, Need, Situation, TotpRecord};
-use std::collections::HashMap;
+use crate::totp::{self, CodeCheck, Need, Situation};
 use zeroize::Zeroizing;
 
 /// What authsucc answers.
@@ -46,23 +46,17 @@ fn source_of_attempt(config: &crate::config::Config, attempt: &Attempt) -> Strin
 }
 
 impl Warden {
-    pub(super) fn book(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, TotpRecord>>, ServiceError> {
-        self.totp.lock().map_err(|_| ServiceError::Poisoned)
-    }
-
     /// preauth: whether a right password would lead to a code prompt, so that
     /// the module can show the same prompt after a wrong one. The second
     /// value is what is shown after it when the login cannot succeed anyway.
-    pub fn code_expected(
+    pub async fn code_expected(
         &self,
         attempt: &Attempt,
         origin: Origin,
         groups: &[String],
         now: Time,
     ) -> Result<(Option<String>, Option<String>), ServiceError> {
-        let need = self.totp_need(attempt, origin, groups, now)?;
+        let need = self.totp_need(attempt, origin, groups, now).await?;
         Ok(match need {
             Need::Code => (Some(CODE_PROMPT.into()), None),
             Need::Refuse => (Some(CODE_PROMPT.into()), Some(NOT_ENROLLED.into())),
@@ -70,7 +64,7 @@ impl Warden {
         })
     }
 
-    fn totp_need(
+    async fn totp_need(
         &self,
         attempt: &Attempt,
         origin: Origin,
@@ -79,7 +73,7 @@ impl Warden {
     ) -> Result<Need, ServiceError> {
         let config = self.config();
         let source = source_of_attempt(&config, attempt);
-        let book = self.book()?;
+        let record = self.backend.totp_record(&attempt.user).await?;
         Ok(totp::decide(
             &config.totp,
             &Situation {
@@ -88,7 +82,7 @@ impl Warden {
                 ip: attempt.rhost.as_deref().and_then(parse_ip),
                 source: &source,
                 groups,
-                record: book.get(&attempt.user),
+                record: record.as_ref(),
                 now,
                 strict: origin != Origin::Root,
             },
@@ -104,10 +98,12 @@ impl Warden {
         origin: Origin,
         now: Time,
     ) -> Result<String, ServiceError> {
-        self.apply_durably(origin, |e, fx| {
-            e.refuse_after_password(id, attempt, origin, "no-code-prompt", now, fx)
-        })
-        .await??;
+        let d = self
+            .backend
+            .refuse_after_password(id, attempt, origin, "no-code-prompt", now)
+            .await?;
+        self.durable(d.durable).await?;
+        d.value?;
         Ok(NEEDS_PROMPT.into())
     }
 
@@ -120,7 +116,7 @@ impl Warden {
         groups: &[String],
         now: Time,
     ) -> Result<SuccessOutcome, ServiceError> {
-        let need = self.totp_need(attempt, origin, groups, now)?;
+        let need = self.totp_need(attempt, origin, groups, now).await?;
         match need {
             Need::Nothing => {
                 self.succeed(id, attempt, origin, now).await?;
@@ -136,10 +132,9 @@ impl Warden {
             // Asked for a code all the same, as after a wrong password: the
             // refusal comes after it, and says the same either way.
             Need::Refuse | Need::Code => {
-                let held = self
-                    .apply_durably(origin, |e, _| e.await_code(id, attempt, origin, now))
-                    .await??;
-                Ok(if held {
+                let d = self.backend.await_code(id, attempt, origin, now).await?;
+                self.durable(d.durable).await?;
+                Ok(if d.value {
                     SuccessOutcome::NeedCode
                 } else {
                     SuccessOutcome::Refused(START_AGAIN.into())
@@ -149,7 +144,9 @@ impl Warden {
     }
 
     /// Checks the code typed at the prompt. Wrong codes are failures in the
-    /// lockout rules; a good one records the success.
+    /// lockout rules; a good one records the success. Returns what the user
+    /// reads when refused (empty after a wrong code: nothing that a wrong
+    /// password would not say).
     pub async fn check_code(
         &self,
         id: Option<AttemptId>,
@@ -159,63 +156,39 @@ impl Warden {
         now: Time,
     ) -> Result<Option<String>, ServiceError> {
         let config = self.config();
-        let source = source_of_attempt(&config, attempt);
         // An unprivileged peer's good code proves the code, not the password:
         // it never earns `remember`.
-        let remember = config.totp.remember.filter(|_| origin == Origin::Root);
-        let refusal = self
-            .apply_durably(
+        let remember = config
+            .totp
+            .remember
+            .filter(|_| origin == Origin::Root)
+            .map(|d| (source_of_attempt(&config, attempt), now.plus(d)));
+        let d = self
+            .backend
+            .check_code(CodeEntry {
+                id,
+                attempt,
                 origin,
-                |engine, fx| -> Result<Option<String>, ServiceError> {
-                    if !engine.awaiting_code(id, attempt, origin) {
-                        return Ok(Some(START_AGAIN.into()));
-                    }
-                    let mut book = self.book()?;
-                    let Some(rec) = book.get_mut(&attempt.user).filter(|r| r.confirmed) else {
-                        engine.refuse_after_password(
-                            id,
-                            attempt,
-                            origin,
-                            "totp-not-enrolled",
-                            now,
-                            fx,
-                        )?;
-                        return Ok(Some(NOT_ENROLLED.into()));
-                    };
-                    let checked = totp::check(rec, typed, now);
-                    match checked {
-                        CodeCheck::Good(step) => rec.last_step = step,
-                        CodeCheck::Recovery(i) => {
-                            rec.recovery.remove(i);
-                        }
-                        CodeCheck::Replayed | CodeCheck::Wrong => {
-                            let kind = if checked == CodeCheck::Replayed {
-                                FailureKind::TotpReplayed
-                            } else {
-                                FailureKind::Totp
-                            };
-                            engine.fail(id, attempt, origin, kind, now, fx)?;
-                            // Nothing that a wrong password would not say.
-                            return Ok(Some(String::new()));
-                        }
-                    }
-                    if let Some(d) = remember {
-                        rec.remember(&source, now.plus(d), now);
-                    }
-                    fx.totp.push((attempt.user.clone(), Some(rec.clone())));
-                    if let CodeCheck::Recovery(_) = checked {
-                        self.log.info(&format!(
-                            "totp-recovery-used user={} left={}",
-                            quote(&attempt.user),
-                            rec.recovery.len()
-                        ));
-                    }
-                    engine.succeed(id, attempt, origin, now, fx)?;
-                    Ok(None)
-                },
-            )
-            .await??;
-        Ok(refusal)
+                typed,
+                remember,
+                now,
+            })
+            .await?;
+        self.durable(d.durable).await?;
+        Ok(match d.value {
+            CodeVerdict::Accepted { recovery_left } => {
+                if let Some(left) = recovery_left {
+                    self.log.info(&format!(
+                        "totp-recovery-used user={} left={left}",
+                        quote(&attempt.user)
+                    ));
+                }
+                None
+            }
+            CodeVerdict::Wrong => Some(String::new()),
+            CodeVerdict::NotEnrolled => Some(NOT_ENROLLED.into()),
+            CodeVerdict::StartAgain => Some(START_AGAIN.into()),
+        })
     }
 
     /// Creates an unconfirmed enrollment, replacing an unconfirmed one. Returns
@@ -228,27 +201,32 @@ impl Warden {
     ) -> Result<(Zeroizing<String>, Vec<Zeroizing<String>>), ServiceError> {
         let issuer = self.config().totp.issuer.clone();
         let bytes = random(20 + 16 + 10 * 12)?;
-        let rx = {
-            let mut book = self.book()?;
-            if book.get(user).is_some_and(|r| r.confirmed) {
-                return Err(TotpError::AlreadyConfirmed(user.to_string()).into());
-            }
-            let e = totp::new_enrollment(user, &issuer, &bytes, now).map_err(TotpError::Record)?;
-            book.insert(user.to_string(), e.record.clone());
-            let mut fx = crate::engine::Effects::default();
-            fx.totp.push((user.to_string(), Some(e.record.clone())));
-            (
-                self.writer.submit(fx, Durability::Immediate),
-                e.uri,
-                e.recovery,
+        let mut shown = None;
+        let d = self
+            .backend
+            .totp_change(
+                user,
+                Box::new(|rec| {
+                    if rec.as_ref().is_some_and(|r| r.confirmed) {
+                        return Err(TotpError::AlreadyConfirmed(user.to_string()).into());
+                    }
+                    let e = totp::new_enrollment(user, &issuer, &bytes, now)
+                        .map_err(TotpError::Record)?;
+                    *rec = Some(e.record);
+                    shown = Some((e.uri, e.recovery));
+                    Ok(true)
+                }),
             )
-        };
-        self.durable(rx.0).await?;
+            .await?;
+        self.durable(d.durable).await?;
+        let (uri, codes) = shown.ok_or_else(|| {
+            ServiceError::Totp(TotpError::Record("the enrollment was not made".into()))
+        })?;
         self.log.info(&format!(
             "totp-enrolled user={} by=uid={by_uid} confirmed=no",
             quote(user)
         ));
-        Ok((rx.1, rx.2))
+        Ok((uri, codes))
     }
 
     /// Activates an enrollment once a first code checks out.
@@ -259,26 +237,29 @@ impl Warden {
         by_uid: u32,
         now: Time,
     ) -> Result<(), ServiceError> {
-        let rx = {
-            let mut book = self.book()?;
-            let Some(rec) = book.get_mut(user) else {
-                return Err(TotpError::NotEnrolled(user.to_string()).into());
-            };
-            if rec.confirmed {
-                return Err(TotpError::AlreadyActive(user.to_string()).into());
-            }
-            match totp::check(rec, typed, now) {
-                CodeCheck::Good(step) => {
-                    rec.confirmed = true;
-                    rec.last_step = step;
-                }
-                _ => return Err(TotpError::WrongCode.into()),
-            }
-            let mut fx = crate::engine::Effects::default();
-            fx.totp.push((user.to_string(), Some(rec.clone())));
-            self.writer.submit(fx, Durability::Immediate)
-        };
-        self.durable(rx).await?;
+        let d = self
+            .backend
+            .totp_change(
+                user,
+                Box::new(|rec| {
+                    let Some(rec) = rec.as_mut() else {
+                        return Err(TotpError::NotEnrolled(user.to_string()).into());
+                    };
+                    if rec.confirmed {
+                        return Err(TotpError::AlreadyActive(user.to_string()).into());
+                    }
+                    match totp::check(rec, typed, now) {
+                        CodeCheck::Good(step) => {
+                            rec.confirmed = true;
+                            rec.last_step = step;
+                            Ok(true)
+                        }
+                        _ => Err(TotpError::WrongCode.into()),
+                    }
+                }),
+            )
+            .await?;
+        self.durable(d.durable).await?;
         self.log.info(&format!(
             "totp-confirmed user={} by=uid={by_uid}",
             quote(user)
@@ -287,8 +268,8 @@ impl Warden {
     }
 
     /// `(confirmed, recovery codes left, created)`, or `None` when not enrolled.
-    pub fn totp_status(&self, user: &str) -> Result<Option<(bool, u32, Time)>, ServiceError> {
-        Ok(self.book()?.get(user).map(|r| {
+    pub async fn totp_status(&self, user: &str) -> Result<Option<(bool, u32, Time)>, ServiceError> {
+        Ok(self.backend.totp_record(user).await?.map(|r| {
             (
                 r.confirmed,
                 u32::try_from(r.recovery.len()).unwrap_or(0),
@@ -298,21 +279,18 @@ impl Warden {
     }
 
     pub async fn totp_remove(&self, user: &str, by_uid: u32) -> Result<bool, ServiceError> {
-        let rx = {
-            let mut book = self.book()?;
-            if book.remove(user).is_none() {
-                return Ok(false);
-            }
-            let mut fx = crate::engine::Effects::default();
-            fx.totp.push((user.to_string(), None));
-            self.writer.submit(fx, Durability::Immediate)
-        };
-        self.durable(rx).await?;
-        self.log.info(&format!(
-            "totp-removed user={} by=uid={by_uid}",
-            quote(user)
-        ));
-        Ok(true)
+        let d = self
+            .backend
+            .totp_change(user, Box::new(|rec| Ok(rec.take().is_some())))
+            .await?;
+        self.durable(d.durable).await?;
+        if d.value {
+            self.log.info(&format!(
+                "totp-removed user={} by=uid={by_uid}",
+                quote(user)
+            ));
+        }
+        Ok(d.value)
     }
 
     /// Replaces the user's recovery codes; the old ones stop working. Someone
@@ -332,17 +310,24 @@ impl Warden {
         if !admin {
             self.prove_code(user, by_uid, code, now).await?;
         }
-        let (rx, codes) = {
-            let mut book = self.book()?;
-            let Some(rec) = book.get_mut(user) else {
-                return Err(TotpError::NotEnrolled(user.to_string()).into());
-            };
-            let codes = totp::recovery_codes(rec, &bytes).map_err(TotpError::Record)?;
-            let mut fx = crate::engine::Effects::default();
-            fx.totp.push((user.to_string(), Some(rec.clone())));
-            (self.writer.submit(fx, Durability::Immediate), codes)
-        };
-        self.durable(rx).await?;
+        let mut shown = None;
+        let d = self
+            .backend
+            .totp_change(
+                user,
+                Box::new(|rec| {
+                    let Some(rec) = rec.as_mut() else {
+                        return Err(TotpError::NotEnrolled(user.to_string()).into());
+                    };
+                    shown = Some(totp::recovery_codes(rec, &bytes).map_err(TotpError::Record)?);
+                    Ok(true)
+                }),
+            )
+            .await?;
+        self.durable(d.durable).await?;
+        let codes = shown.ok_or_else(|| {
+            ServiceError::Totp(TotpError::Record("no recovery codes were made".into()))
+        })?;
         self.log.info(&format!(
             "totp-recovery-codes-replaced user={} by=uid={by_uid}",
             quote(user)
@@ -367,43 +352,18 @@ impl Warden {
             ruser: None,
         };
         let origin = Origin::Peer(by_uid);
-        let refused = self
-            .apply_durably(origin, |engine, fx| -> Result<Option<String>, ServiceError> {
-                if engine.account_lock(&attempt, origin, now).is_some() {
-                    return Ok(Some(format!(
-                        "{user} is locked after too many wrong passwords or codes; ask an admin, or wait"
-                    )));
-                }
-                let mut book = self.book()?;
-                let Some(rec) = book.get_mut(user).filter(|r| r.confirmed) else {
-                    return Ok(Some(format!(
-                        "{user} has no confirmed code; an admin must replace the recovery codes"
-                    )));
-                };
-                match totp::check(rec, code, now) {
-                    CodeCheck::Good(step) => {
-                        rec.last_step = step;
-                        fx.totp.push((user.to_string(), Some(rec.clone())));
-                        Ok(None)
-                    }
-                    _ => {
-                        engine.fail(None, &attempt, origin, FailureKind::Totp, now, fx)?;
-                        Ok(Some(
-                            "new recovery codes need a current code from your authenticator app; that one is wrong or used"
-                                .into(),
-                        ))
-                    }
-                }
-            })
-            .await??;
-        match refused {
-            None => Ok(()),
-            Some(why) => Err(ServiceError::NotAuthorized(why)),
-        }
-    }
-
-    async fn durable(&self, rx: super::Durable) -> Result<(), ServiceError> {
-        rx.await.unwrap_or(Err(StoreError::WriterGone))?;
-        Ok(())
+        let d = self.backend.prove_code(&attempt, origin, code, now).await?;
+        self.durable(d.durable).await?;
+        let why = match d.value {
+            Proof::Good => return Ok(()),
+            Proof::Locked => format!(
+                "{user} is locked after too many wrong passwords or codes; ask an admin, or wait"
+            ),
+            Proof::NoCode => {
+                format!("{user} has no confirmed code; an admin must replace the recovery codes")
+            }
+            Proof::Wrong => "new recovery codes need a current code from your authenticator app; that one is wrong or used".into(),
+        };
+        Err(ServiceError::NotAuthorized(why))
     }
 }

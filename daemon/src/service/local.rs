@@ -1,0 +1,386 @@
+//! The local backend: the engine decides in memory under one lock, and the
+//! store writer makes its decisions durable in redb, in the engine's order.
+
+use super::alarms::Alarms;
+use super::backend::{
+    Backend, BoxFuture, CodeEntry, CodeVerdict, Decided, Decision, Proof, TotpChange,
+};
+use super::{Announcer, Counts, ServiceError};
+use crate::config::Config;
+use crate::engine::{
+    AdminLock, Attempt, AttemptError, AttemptId, Effects, Engine, Event, FailureKind, KeyId,
+    KeyState, Origin, Reason, Selector, Unlocked, Verdict,
+};
+use crate::store::{AuditQuery, Durability, Store, StoreError, Writer};
+use crate::time::Time;
+use crate::totp::{self, CodeCheck, TotpRecord};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub struct LocalBackend {
+    engine: Mutex<Engine>,
+    /// Enrolled users' TOTP records. Locked after the engine when both are held.
+    book: Mutex<HashMap<String, TotpRecord>>,
+    writer: Writer,
+    store: Arc<dyn Store>,
+    announce: Arc<Announcer>,
+    alarms: Arc<Alarms>,
+}
+
+fn ready<'a, T: Send + 'a>(v: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(v))
+}
+
+impl LocalBackend {
+    pub fn new(
+        engine: Engine,
+        totp: Vec<(String, TotpRecord)>,
+        store: Arc<dyn Store>,
+        writer: Writer,
+        announce: Arc<Announcer>,
+        alarms: Arc<Alarms>,
+    ) -> LocalBackend {
+        LocalBackend {
+            engine: Mutex::new(engine),
+            book: Mutex::new(totp.into_iter().collect()),
+            writer,
+            store,
+            announce,
+            alarms,
+        }
+    }
+
+    fn engine(&self) -> Result<MutexGuard<'_, Engine>, ServiceError> {
+        self.engine.lock().map_err(|_| ServiceError::Poisoned)
+    }
+
+    fn book(&self) -> Result<MutexGuard<'_, HashMap<String, TotpRecord>>, ServiceError> {
+        self.book.lock().map_err(|_| ServiceError::Poisoned)
+    }
+
+    /// Runs `f` on the engine and queues its writes under the engine's lock,
+    /// so that commit order follows engine order. What it did is announced
+    /// (logged, signalled) after the commit, never here.
+    fn apply<T>(
+        &self,
+        durability: Durability,
+        origin: Origin,
+        f: impl FnOnce(&mut Engine, &mut Effects) -> Result<T, ServiceError>,
+    ) -> Result<Decision<T>, ServiceError> {
+        let now = Time::now();
+        let mut engine = self.engine()?;
+        let mut fx = Effects::default();
+        let value = f(&mut engine, &mut fx);
+        let alerts = std::mem::take(&mut fx.alerts);
+        let durable = (!fx.is_empty()).then(|| {
+            let then =
+                (!fx.events.is_empty()).then(|| self.announce.then(fx.events.clone(), origin, now));
+            self.writer.submit_then(fx, durability, then)
+        });
+        drop(engine);
+        for a in &alerts {
+            self.alarms.raise(a, now);
+        }
+        Ok(Decision {
+            value: value?,
+            durable,
+        })
+    }
+
+    fn decide<'a, T: Send + 'a>(
+        &self,
+        durability: Durability,
+        origin: Origin,
+        f: impl FnOnce(&mut Engine, &mut Effects) -> Result<T, ServiceError>,
+    ) -> Decided<'a, T> {
+        ready(self.apply(durability, origin, f))
+    }
+}
+
+impl Backend for LocalBackend {
+    fn begin<'a>(&'a self, a: &'a Attempt, origin: Origin, now: Time) -> Decided<'a, Verdict> {
+        self.decide(Durability::Immediate, origin, |e, fx| {
+            Ok(e.begin(a, origin, now, fx))
+        })
+    }
+
+    fn fail<'a>(
+        &'a self,
+        id: Option<AttemptId>,
+        a: &'a Attempt,
+        origin: Origin,
+        kind: FailureKind,
+        now: Time,
+    ) -> Decided<'a, Result<(), AttemptError>> {
+        self.decide(Durability::Immediate, origin, |e, fx| {
+            Ok(e.fail(id, a, origin, kind, now, fx))
+        })
+    }
+
+    fn succeed<'a>(
+        &'a self,
+        id: Option<AttemptId>,
+        a: &'a Attempt,
+        origin: Origin,
+        now: Time,
+    ) -> Decided<'a, Result<(), AttemptError>> {
+        // A success does not wait for an fsync of its own: losing it in a
+        // crash only leaves failure counters standing, which is stricter,
+        // never looser. A busy login server then costs its disk one fsync a
+        // second, not one per login.
+        self.decide(Durability::Deferred, origin, |e, fx| {
+            Ok(e.succeed(id, a, origin, now, fx))
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        id: Option<AttemptId>,
+        a: &'a Attempt,
+        origin: Origin,
+        now: Time,
+    ) -> Decided<'a, Result<(), AttemptError>> {
+        self.decide(Durability::Immediate, origin, |e, fx| {
+            Ok(e.release(id, a, origin, now, fx))
+        })
+    }
+
+    fn refuse_after_password<'a>(
+        &'a self,
+        id: Option<AttemptId>,
+        a: &'a Attempt,
+        origin: Origin,
+        why: &'a str,
+        now: Time,
+    ) -> Decided<'a, Result<(), AttemptError>> {
+        self.decide(Durability::Immediate, origin, |e, fx| {
+            Ok(e.refuse_after_password(id, a, origin, why, now, fx))
+        })
+    }
+
+    fn await_code<'a>(
+        &'a self,
+        id: Option<AttemptId>,
+        a: &'a Attempt,
+        origin: Origin,
+        now: Time,
+    ) -> Decided<'a, bool> {
+        self.decide(Durability::Immediate, origin, |e, _| {
+            Ok(e.await_code(id, a, origin, now)?)
+        })
+    }
+
+    fn check_code<'a>(&'a self, c: CodeEntry<'a>) -> Decided<'a, CodeVerdict> {
+        let (id, a, origin, now) = (c.id, c.attempt, c.origin, c.now);
+        self.decide(Durability::Immediate, origin, |engine, fx| {
+            if !engine.awaiting_code(id, a, origin) {
+                return Ok(CodeVerdict::StartAgain);
+            }
+            let mut book = self.book()?;
+            let Some(rec) = book.get_mut(&a.user).filter(|r| r.confirmed) else {
+                engine.refuse_after_password(id, a, origin, "totp-not-enrolled", now, fx)?;
+                return Ok(CodeVerdict::NotEnrolled);
+            };
+            let checked = totp::check(rec, c.typed, now);
+            let recovery_left = match checked {
+                CodeCheck::Good(step) => {
+                    rec.last_step = step;
+                    None
+                }
+                CodeCheck::Recovery(i) => {
+                    rec.recovery.remove(i);
+                    Some(rec.recovery.len())
+                }
+                CodeCheck::Replayed | CodeCheck::Wrong => {
+                    let kind = if checked == CodeCheck::Replayed {
+                        FailureKind::TotpReplayed
+                    } else {
+                        FailureKind::Totp
+                    };
+                    engine.fail(id, a, origin, kind, now, fx)?;
+                    return Ok(CodeVerdict::Wrong);
+                }
+            };
+            if let Some((source, until)) = &c.remember {
+                rec.remember(source, *until, now);
+            }
+            fx.totp.push((a.user.clone(), Some(rec.clone())));
+            engine.succeed(id, a, origin, now, fx)?;
+            Ok(CodeVerdict::Accepted { recovery_left })
+        })
+    }
+
+    fn prove_code<'a>(
+        &'a self,
+        a: &'a Attempt,
+        origin: Origin,
+        code: &'a str,
+        now: Time,
+    ) -> Decided<'a, Proof> {
+        self.decide(Durability::Immediate, origin, |engine, fx| {
+            if engine.account_lock(a, origin, now).is_some() {
+                return Ok(Proof::Locked);
+            }
+            let mut book = self.book()?;
+            let Some(rec) = book.get_mut(&a.user).filter(|r| r.confirmed) else {
+                return Ok(Proof::NoCode);
+            };
+            match totp::check(rec, code, now) {
+                CodeCheck::Good(step) => {
+                    rec.last_step = step;
+                    fx.totp.push((a.user.clone(), Some(rec.clone())));
+                    Ok(Proof::Good)
+                }
+                _ => {
+                    engine.fail(None, a, origin, FailureKind::Totp, now, fx)?;
+                    Ok(Proof::Wrong)
+                }
+            }
+        })
+    }
+
+    fn account<'a>(
+        &'a self,
+        a: &'a Attempt,
+        origin: Origin,
+        now: Time,
+    ) -> BoxFuture<'a, Result<Option<Reason>, ServiceError>> {
+        ready(self.engine().map(|e| e.account_lock(a, origin, now)))
+    }
+
+    fn totp_record<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Option<TotpRecord>, ServiceError>> {
+        ready(self.book().map(|b| b.get(user).cloned()))
+    }
+
+    fn totp_change<'a>(&'a self, user: &'a str, change: TotpChange<'a>) -> Decided<'a, bool> {
+        let done = (|| {
+            let mut book = self.book()?;
+            let mut rec = book.get(user).cloned();
+            if !change(&mut rec)? {
+                return Ok(Decision {
+                    value: false,
+                    durable: None,
+                });
+            }
+            match &rec {
+                Some(r) => book.insert(user.to_string(), r.clone()),
+                None => book.remove(user),
+            };
+            let mut fx = Effects::default();
+            fx.totp.push((user.to_string(), rec));
+            // Queued under the book's lock, so two changes commit in order.
+            Ok(Decision {
+                value: true,
+                durable: Some(self.writer.submit(fx, Durability::Immediate)),
+            })
+        })();
+        ready(done)
+    }
+
+    fn tick(&self, now: Time) -> Decided<'_, ()> {
+        self.decide(Durability::Immediate, Origin::Root, |e, fx| {
+            e.tick(now, fx);
+            Ok(())
+        })
+    }
+
+    fn purge_page(&self, after: Option<KeyId>, n: usize, now: Time) -> Decided<'_, Option<KeyId>> {
+        self.decide(Durability::Immediate, Origin::Root, |e, fx| {
+            Ok(e.purge_page(after.as_ref(), n, now, fx))
+        })
+    }
+
+    fn trim_audit(&self, before: Time) -> BoxFuture<'_, Result<u64, ServiceError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.trim_audit(before))
+                .await
+                .map_err(|e| ServiceError::Task(e.to_string()))?
+                .map_err(Into::into)
+        })
+    }
+
+    fn lock<'a>(&'a self, req: &'a AdminLock, now: Time) -> Decided<'a, KeyId> {
+        self.decide(Durability::Immediate, Origin::Root, |e, fx| {
+            Ok(e.admin_lock(req, now, fx))
+        })
+    }
+
+    fn unlock_page<'a>(
+        &'a self,
+        sel: &'a Selector,
+        by_uid: u32,
+        after: Option<KeyId>,
+        n: usize,
+        now: Time,
+    ) -> Decided<'a, Unlocked> {
+        self.decide(Durability::Immediate, Origin::Root, |e, fx| {
+            Ok(e.unlock_page(sel, by_uid, after.as_ref(), n, now, fx))
+        })
+    }
+
+    fn locks_page(
+        &self,
+        after: Option<KeyId>,
+        n: usize,
+    ) -> BoxFuture<'_, Result<Vec<(KeyId, KeyState)>, ServiceError>> {
+        ready(self.engine().map(|e| e.locks_page(after.as_ref(), n)))
+    }
+
+    fn user_keys<'a>(
+        &'a self,
+        user: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(KeyId, KeyState)>, ServiceError>> {
+        ready(self.engine().map(|e| {
+            e.user_keys(user)
+                .into_iter()
+                .map(|(k, st)| (k.clone(), st.clone()))
+                .collect()
+        }))
+    }
+
+    fn audit(&self, query: AuditQuery) -> BoxFuture<'_, Result<Vec<Event>, ServiceError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || store.audit(&query))
+                .await
+                .map_err(|e| ServiceError::Task(e.to_string()))?
+                .map_err(Into::into)
+        })
+    }
+
+    fn counts(&self) -> Result<Counts, ServiceError> {
+        let e = self.engine()?;
+        Ok(Counts {
+            keys: e.tracked_keys(),
+            locks: e.lock_count(),
+            in_flight: e.pending_attempts(),
+            pressure: e.pressure(),
+        })
+    }
+
+    fn half_wired(&self) -> Result<Vec<String>, ServiceError> {
+        Ok(self.engine()?.half_wired())
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.store.size_bytes()
+    }
+
+    fn set_config(&self, config: &Config) -> Result<(), ServiceError> {
+        self.engine()?.set_policy(config.policy.clone());
+        self.store.set_retention(&config.audit);
+        Ok(())
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), ServiceError>> {
+        let rx = self.writer.flush();
+        Box::pin(async move {
+            rx.await.unwrap_or(Err(StoreError::WriterGone))?;
+            Ok(())
+        })
+    }
+}
