@@ -303,6 +303,8 @@ fn a_users_own_shell_cannot_reset_their_sudo_failures() {
     );
     let (ok, out) = sudo(&user.name, "Right-Pass-1");
     assert!(!ok, "still locked: {out}");
+    // A success's line follows its commit, which follows the answer.
+    d.wait_for_log("success service=sudo", 5);
     assert!(d.log_text().contains(&format!(
         "success service=sudo user={} by=uid={}",
         user.name, user.uid
@@ -923,6 +925,8 @@ fn a_name_rhost_cannot_slip_past_the_deny_list() {
     );
     let (ok, out) = sshd.login(&user.name, "Corr3ct-Horse-2");
     assert!(!ok, "{out}");
+    // A refusal's line follows its commit, which follows the answer.
+    d.wait_for_log("reason=denied", 5);
     assert!(
         d.log_text()
             .contains(&format!("user={} rhost=127.0.0.1", user.name))
@@ -934,6 +938,7 @@ fn a_name_rhost_cannot_slip_past_the_deny_list() {
     let pam = PamDir::new(&d.socket, "0", "");
     let o = pam.attempt("alice", "right", Some("attacker.example"));
     assert_eq!(o.auth, PAM_AUTH_ERR);
+    d.wait_for_log("reason=unverifiable", 5);
     assert!(d.log_text().contains("reason=unverifiable"));
     assert_eq!(pam.checks(), 0);
 }

@@ -659,3 +659,57 @@ fn socket_and_bus_list_and_unlock_alike() {
         "{r:?}"
     );
 }
+
+/// Errors carry names that say what went wrong, so a client need not parse
+/// the message: asked with dbus-send, which knows nothing of warden.
+#[test]
+fn errors_carry_names_that_mean_something() {
+    let (bus, _d) = setup(&rules());
+    let call = |method: &str, args: &[&str]| {
+        let out = Command::new("dbus-send")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .args([
+                "--system",
+                "--print-reply",
+                "--dest=org.warden.Warden1",
+                "/org/warden/Warden1",
+                &format!("org.warden.Warden1.{method}"),
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let e = call("Unlock", &["string:key", "string:user user=\"open"]);
+    assert!(
+        e.contains("org.warden.Warden1.Error.InvalidArgument") && e.contains("no closing quote"),
+        "{e}"
+    );
+    let e = call("Unlock", &["string:rhost", "string:10.1.2.3/8"]);
+    assert!(
+        e.contains("org.warden.Warden1.Error.InvalidArgument") && e.contains("host bits"),
+        "{e}"
+    );
+    let e = call("TotpConfirm", &["string:nobody-enrolled", "string:123456"]);
+    assert!(
+        e.contains("org.warden.Warden1.Error.NotFound")
+            && e.contains("wardenctl totp enroll nobody-enrolled"),
+        "{e}"
+    );
+    let e = call("TotpRecoveryCodes", &["string:nobody-enrolled", "string:"]);
+    assert!(e.contains("org.warden.Warden1.Error.NotFound"), "{e}");
+    let e = call(
+        "Lock",
+        &[
+            "string:user",
+            "string:x",
+            "uint64:0",
+            "boolean:false",
+            "string:",
+        ],
+    );
+    assert!(
+        e.contains("org.warden.Warden1.Error.InvalidArgument") && e.contains("longer than zero"),
+        "{e}"
+    );
+}

@@ -24,6 +24,8 @@ fn ssh_logins_are_locked_out_and_unlocked() {
         "the right password is refused while locked: {out}\n{}",
         sshd.log()
     );
+    // A refusal's line follows its commit, which follows the answer.
+    d.wait_for_log("refused rule=user", 5);
     assert!(
         d.log_text().contains(&format!(
             "refused rule=user service={} user={}",

@@ -295,6 +295,7 @@ fn sshd_keyboard_interactive_asks_password_then_code() {
     );
     let (ok, text) = sshd.login_with_askpass(&user.name, &askpass, 1);
     assert!(ok, "{text}\n{}\n{}", sshd.log(), d.log_text());
+    d.wait_for_log(&format!("success service={}", sshd.service), 5);
     assert!(d.log_text().contains(&format!(
         "success service={} user={}",
         sshd.service, user.name

@@ -277,8 +277,10 @@ fn the_shipped_authselect_files_guard_a_fedora_shaped_stack() {
     assert_eq!(o.auth, PAM_AUTH_ERR, "a wrong password does not: {o:?}");
     let o = login("sudo", &["Right-Pass-3"]);
     assert_eq!(o.auth, PAM_SUCCESS, "through include too: {o:?}");
-    let log = d.log_text();
     let who = format!("user={}", user.name);
+    // A success's line follows its commit, which follows the answer.
+    d.wait_for_log(&format!("success service=sudo {who}"), 5);
+    let log = d.log_text();
     assert_eq!(
         log.matches(&format!("failure service=sshd {who}")).count(),
         1,

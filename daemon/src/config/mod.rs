@@ -20,10 +20,11 @@ use types::{default_rules, positive_duration, prefix_v4, prefix_v6, Cidr, RawRul
 
 pub const DEFAULT_PATH: &str = "/etc/warden/warden.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/warden";
+/// Members of this group may use wardenctl's admin commands; the API crate
+/// holds the name, so that wardenctl's messages name the same group.
+pub use warden_api::DEFAULT_ADMIN_GROUP;
 /// The module reads the same constants, so both ends agree without a config.
 pub use warden_proto::args::{DEFAULT_SOCKET, ROOT_SOCKET_NAME};
-/// Members of this group may use wardenctl's admin commands.
-pub const DEFAULT_ADMIN_GROUP: &str = "warden-admin";
 
 /// The rule name of locks set by an admin.
 pub const ADMIN_RULE: &str = "admin";

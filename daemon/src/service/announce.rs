@@ -2,13 +2,14 @@
 //! D-Bus signals. They leave after the commit they describe, in commit order,
 //! from a thread of their own, so a lock is never announced and then taken
 //! back by a full disk, and a slow syslog stalls neither the engine nor the
-//! store.
+//! store. The operation is answered once its lines are written, so a reply
+//! never runs ahead of its log line.
 
 use super::limits::LogLimiter;
 use crate::engine::{Event, EventKind, Origin};
 use crate::log::{Level, Log};
 use crate::logline;
-use crate::store::{StoreError, Then};
+use crate::store::{Done, StoreError, Then};
 use crate::time::Time;
 use std::sync::{mpsc, Arc};
 use tokio::sync::broadcast;
@@ -18,6 +19,7 @@ struct Announcement {
     origin: Origin,
     at: Time,
     result: Result<(), StoreError>,
+    done: Done,
 }
 
 pub struct Announcer {
@@ -51,13 +53,18 @@ impl Announcer {
     /// The writer's callback for one operation's events.
     pub fn then(&self, events: Vec<Event>, origin: Origin, at: Time) -> Then {
         let tx = self.tx.clone();
-        Box::new(move |result: &Result<(), StoreError>| {
-            let _ = tx.send(Announcement {
+        Box::new(move |result: Result<(), StoreError>, done: Done| {
+            let a = Announcement {
                 events,
                 origin,
                 at,
-                result: result.clone(),
-            });
+                result,
+                done,
+            };
+            // With the announcer gone (only at exit), the answer still goes.
+            if let Err(mpsc::SendError(a)) = tx.send(a) {
+                let _ = a.done.send(a.result);
+            }
         })
     }
 
@@ -79,21 +86,33 @@ struct Voice {
 
 impl Voice {
     fn say(&self, a: Announcement) {
-        if let Err(e) = &a.result {
+        let (result, done) = (a.result.clone(), a.done);
+        self.lines_for(a.events, a.origin, a.at, &a.result);
+        let _ = done.send(result);
+    }
+
+    fn lines_for(
+        &self,
+        events: Vec<Event>,
+        origin: Origin,
+        at: Time,
+        result: &Result<(), StoreError>,
+    ) {
+        if let Err(e) = result {
             // Nothing of it is on disk: no signal, and one loud line saying
             // what was decided and is not recorded.
-            let mut kinds: Vec<&str> = a.events.iter().map(|e| e.kind.name()).collect();
+            let mut kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
             kinds.dedup();
             self.log.error(&format!(
                 "store-error unrecorded={} kinds={} error={} action=\"nothing of this was announced; free space or repair the state directory, the decisions hold in memory until wardend restarts\"",
-                a.events.len(),
+                events.len(),
                 logline::quote(&kinds.join(",")),
                 logline::quote(&e.to_string())
             ));
             return;
         }
-        for e in a.events {
-            if self.lines.admit(&e, a.origin, a.at) {
+        for e in events {
+            if self.lines.admit(&e, origin, at) {
                 let level = match e.kind {
                     EventKind::Locked | EventKind::Refused => Level::Notice,
                     _ => Level::Info,

@@ -237,8 +237,10 @@ impl Warden {
         origin: Origin,
         now: Time,
     ) -> Result<(), ServiceError> {
+        // Answered after its commit, as a failure is: rare, and its line then
+        // precedes the reply like every line that ends an attempt's count.
         let d = self.backend.release(id, attempt, origin, now).await?;
-        self.commit_behind("release", d.durable);
+        self.durable(d.durable).await?;
         d.value.map_err(Into::into)
     }
 

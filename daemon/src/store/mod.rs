@@ -5,7 +5,7 @@ mod redb_store;
 mod writer;
 
 pub use redb_store::{Opened, RedbStore, FILE_NAME};
-pub use writer::{Then, Writer, FLUSH_AFTER};
+pub use writer::{Done, Then, Writer, FLUSH_AFTER};
 
 use crate::engine::{Effects, Event, KeyId, KeyState};
 use crate::time::Time;

@@ -17,14 +17,18 @@ const MAX_BATCH: usize = 4096;
 /// failure counters standing.
 pub const FLUSH_AFTER: Duration = Duration::from_secs(1);
 
-/// Runs on the writer after the commit of its job, with the commit's result,
-/// in commit order; what it announces is then on disk, or known not to be.
-pub type Then = Box<dyn FnOnce(&Result<(), StoreError>) + Send>;
+/// Tells an operation its commit's result.
+pub type Done = oneshot::Sender<Result<(), StoreError>>;
+
+/// Runs on the writer after the commit of its job, in commit order, with the
+/// commit's result and the operation's `Done`, which it must answer once it
+/// has announced what is now on disk (or known not to be).
+pub type Then = Box<dyn FnOnce(Result<(), StoreError>, Done) + Send>;
 
 struct Job {
     fx: Effects,
     durability: Durability,
-    done: Option<oneshot::Sender<Result<(), StoreError>>>,
+    done: Done,
     then: Option<Then>,
 }
 
@@ -65,17 +69,11 @@ impl Writer {
         let job = Job {
             fx,
             durability,
-            done: Some(done),
+            done,
             then,
         };
         if let Err(mpsc::SendError(job)) = self.tx.send(job) {
-            let gone = Err(StoreError::WriterGone);
-            if let Some(then) = job.then {
-                then(&gone);
-            }
-            if let Some(done) = job.done {
-                let _ = done.send(gone);
-            }
+            finish(job.then, job.done, Err(StoreError::WriterGone));
         }
         rx
     }
@@ -120,8 +118,7 @@ fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>) {
         };
         let mut batch = first.fx;
         let mut durability = first.durability;
-        let mut waiting = vec![first.done];
-        let mut thens: Vec<Then> = first.then.into_iter().collect();
+        let mut waiting = vec![(first.then, first.done)];
         while waiting.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(job) => {
@@ -129,8 +126,7 @@ fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>) {
                     if job.durability == Durability::Immediate {
                         durability = Durability::Immediate;
                     }
-                    waiting.push(job.done);
-                    thens.extend(job.then);
+                    waiting.push((job.then, job.done));
                 }
                 Err(_) => break,
             }
@@ -142,11 +138,17 @@ fn run(store: Arc<dyn Store>, rx: mpsc::Receiver<Job>) {
                 Durability::Deferred => flush_by.or(Some(Instant::now() + FLUSH_AFTER)),
             };
         }
-        for then in thens {
-            then(&result);
+        for (then, done) in waiting {
+            finish(then, done, result.clone());
         }
-        for done in waiting.into_iter().flatten() {
-            let _ = done.send(result.clone());
+    }
+}
+
+fn finish(then: Option<Then>, done: Done, result: Result<(), StoreError>) {
+    match then {
+        Some(then) => then(result, done),
+        None => {
+            let _ = done.send(result);
         }
     }
 }
