@@ -5,7 +5,11 @@
 //! The invariant: no key ever sees more than its rule's `limit` password
 //! checks by root peers (sshd, sudo, su) that did not end in a success, since
 //! the last success that reset it, whatever the sequence. An unprivileged
-//! peer's word resets nothing, so its successes never make room.
+//! peer's word resets nothing, so its successes never make room. The one
+//! exception is by design: a service that has never reported how an attempt
+//! ended is wired by half, and from its second abandoned attempt on they
+//! stop counting (wardend raises an alert and `wardenctl doctor` names it);
+//! the model follows the same rule.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -50,10 +54,20 @@ struct Model {
     /// Per key, the root attempts charged to it: in flight, or ended without
     /// a success since the key was last reset.
     charged: HashMap<KeyId, HashSet<AttemptId>>,
+    /// Each attempt's origin and service.
+    begun_as: HashMap<AttemptId, (Origin, String)>,
+    /// Per service: whether a root attempt of it was ever ended by a report,
+    /// and how many were abandoned before that.
+    wiring: HashMap<String, (bool, u32)>,
 }
 
+/// The engine's `HALF_WIRED_AFTER` and its cap on services followed.
+const HALF_WIRED_AFTER: u32 = 2;
+const MAX_SERVICES: usize = 1024;
+
 impl Model {
-    fn begun(&mut self, id: AttemptId, keys: Vec<KeyId>, origin: Origin) {
+    fn begun(&mut self, id: AttemptId, keys: Vec<KeyId>, origin: Origin, service: &str) {
+        self.begun_as.insert(id, (origin, service.to_string()));
         if origin != Origin::Root {
             self.live.insert(id, keys);
             return;
@@ -102,15 +116,50 @@ impl Model {
         }
     }
 
-    /// Attempts the engine let go by itself (abandoned) stay charged.
+    /// A report ended a live attempt: its service, if root's, is wired.
+    fn reported(&mut self, id: AttemptId) {
+        if let Some((Origin::Root, service)) = self.begun_as.get(&id) {
+            if self.wiring.contains_key(service) || self.wiring.len() < MAX_SERVICES {
+                self.wiring.insert(service.clone(), (true, 0));
+            }
+        }
+    }
+
+    /// Attempts the engine let go by itself (abandoned), in deadline order
+    /// (which is begin order here): charged, unless their service is past
+    /// the half-wired line.
     fn sync(&mut self, engine: &Engine) {
-        let gone: Vec<AttemptId> = self
+        let mut gone: Vec<AttemptId> = self
             .live
             .keys()
             .filter(|id| engine.pending_keys(**id).is_none())
             .copied()
             .collect();
-        gone.into_iter().for_each(|id| self.ended(id));
+        gone.sort();
+        for id in gone {
+            let uncounted = match self.begun_as.get(&id) {
+                Some((Origin::Root, service)) => {
+                    if !self.wiring.contains_key(service) && self.wiring.len() >= MAX_SERVICES {
+                        false
+                    } else {
+                        let w = self.wiring.entry(service.clone()).or_default();
+                        if w.0 {
+                            false
+                        } else {
+                            w.1 = w.1.saturating_add(1);
+                            w.1 >= HALF_WIRED_AFTER
+                        }
+                    }
+                }
+                _ => false,
+            };
+            if uncounted {
+                for set in self.charged.values_mut() {
+                    set.remove(&id);
+                }
+            }
+            self.ended(id);
+        }
     }
 
     /// Ended without a success (failed, or abandoned): stays charged.
@@ -134,6 +183,8 @@ fuzz_target!(|data: &[u8]| {
         limits,
         live: HashMap::new(),
         charged: HashMap::new(),
+        begun_as: HashMap::new(),
+        wiring: HashMap::new(),
     };
     let mut now = Time(1_800_000_000_000);
     let mut ids: Vec<(AttemptId, Origin)> = Vec::new();
@@ -179,26 +230,38 @@ fuzz_target!(|data: &[u8]| {
             }
             Some(a)
         };
+        let trace = std::env::var_os("FUZZ_TRACE").is_some();
+        if trace {
+            eprintln!("t+{step} {origin:?} {:?}", decode_request(body));
+        }
         match decode_request(body) {
             Ok(RequestBody::Begin(f)) => {
                 if let Some(a) = attempt(f) {
-                    if let Some(id) = engine.begin(&a, origin, now, &mut fx).attempt {
+                    let v = engine.begin(&a, origin, now, &mut fx);
+                    if trace {
+                        eprintln!("  begin {a:?} -> {v:?}");
+                    }
+                    if let Some(id) = v.attempt {
                         ids.push((id, origin));
                         let keys = engine
                             .pending_keys(id)
                             .map(<[KeyId]>::to_vec)
                             .unwrap_or_default();
-                        model.begun(id, keys, origin);
+                        model.begun(id, keys, origin, &a.service);
                     }
                 }
             }
             Ok(RequestBody::Fail { fields, .. }) => {
                 if let Some(a) = attempt(fields) {
                     let id = pick(&ids);
+                    let live = id.is_some_and(|id| engine.pending_keys(id).is_some());
                     if engine
                         .fail(id, &a, origin, FailureKind::Password, now, &mut fx)
                         .is_ok()
                     {
+                        if let (true, Some(id)) = (live, id) {
+                            model.reported(id);
+                        }
                         id.into_iter().for_each(|id| model.ended(id));
                     }
                 }
@@ -208,6 +271,9 @@ fuzz_target!(|data: &[u8]| {
                     let id = pick(&ids);
                     let live = id.is_some_and(|id| engine.pending_keys(id).is_some());
                     let ok = engine.succeed(id, &a, origin, now, &mut fx).is_ok();
+                    if let (true, true, Some(id)) = (ok, live, id) {
+                        model.reported(id);
+                    }
                     match (ok, live, id, origin) {
                         (true, true, Some(id), Origin::Root) => model.succeeded(id),
                         // A peer's word resets nothing.
@@ -227,7 +293,10 @@ fuzz_target!(|data: &[u8]| {
                             .fail(id, &a, origin, FailureKind::Totp, now, &mut fx)
                             .is_ok()
                     {
-                        id.into_iter().for_each(|id| model.ended(id));
+                        id.into_iter().for_each(|id| {
+                            model.reported(id);
+                            model.ended(id);
+                        });
                     }
                 }
             }
