@@ -10,7 +10,10 @@ mod types;
 
 pub use error::*;
 pub use proxy::*;
-pub use types::{AuditEntry, LockEntry, Status, TotpEnrollment, TotpStatus, UserStatus};
+pub use types::{
+    AuditEntry, Explanation, KeyCount, LockEntry, RhostStatus, Status, TotpEnrollment, TotpStatus,
+    UserStatus,
+};
 
 pub const NAME: &str = "org.warden.Warden1";
 pub const PATH: &str = "/org/warden/Warden1";

@@ -1,6 +1,8 @@
 //! The client side of `org.warden.Warden1`, for wardenctl and other tools.
 
-use crate::types::{AuditEntry, LockEntry, Status, TotpEnrollment, TotpStatus, UserStatus};
+use crate::types::{
+    AuditEntry, Explanation, LockEntry, RhostStatus, Status, TotpEnrollment, TotpStatus, UserStatus,
+};
 
 #[zbus::proxy(
     interface = "org.warden.Warden1",
@@ -17,6 +19,17 @@ pub trait Warden1 {
         since: i64,
         limit: u32,
     ) -> zbus::Result<Vec<AuditEntry>>;
+    #[allow(clippy::too_many_arguments)]
+    fn list_events(
+        &self,
+        user: &str,
+        rhost: &str,
+        service: &str,
+        kinds: &[&str],
+        since: i64,
+        until: i64,
+        limit: u32,
+    ) -> zbus::Result<Vec<AuditEntry>>;
     fn unlock(&self, what: &str, value: &str) -> zbus::Result<(u32, Vec<String>)>;
     fn lock(
         &self,
@@ -27,6 +40,14 @@ pub trait Warden1 {
         reason: &str,
     ) -> zbus::Result<String>;
     fn get_user_status(&self, user: &str) -> zbus::Result<UserStatus>;
+    fn get_rhost_status(&self, rhost: &str) -> zbus::Result<RhostStatus>;
+    fn explain(
+        &self,
+        user: &str,
+        rhost: &str,
+        service: &str,
+        tty: &str,
+    ) -> zbus::Result<Explanation>;
     fn reload_config(&self) -> zbus::Result<String>;
     fn totp_enroll(&self, user: &str) -> zbus::Result<TotpEnrollment>;
     fn totp_confirm(&self, user: &str, code: &str) -> zbus::Result<()>;

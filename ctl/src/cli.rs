@@ -21,8 +21,11 @@ pub enum Command {
     Status,
     /// Every active lock.
     Locks,
-    /// Recent failures from the audit log.
+    /// Recent failures from the audit log (history --kind failure,totp,abandoned).
     Failures(FailuresArgs),
+    /// Every kind of event from the audit log, newest first: successes,
+    /// failures, codes, refusals, locks and unlocks (admins' included).
+    History(HistoryArgs),
     /// Lift locks and clear counters.
     Unlock(UnlockArgs),
     /// Lock a user or an address.
@@ -32,6 +35,16 @@ pub enum Command {
         /// The user; you by default.
         user: Option<String>,
     },
+    /// What stands against an address: its counts, and admin, range and
+    /// prefix locks covering it.
+    RhostStatus {
+        /// The address.
+        rhost: String,
+    },
+    /// What would happen to a login attempt now, and why: every key it
+    /// counts against, any lock that refuses it, whether the source is
+    /// familiar, and whether a code would be asked. Changes nothing.
+    Explain(ExplainArgs),
     /// Print lock and unlock events as they happen.
     Watch,
     /// Ask wardend to re-read its configuration; a bad file is refused.
@@ -138,4 +151,41 @@ pub struct LockArgs {
     /// Why, for the audit log.
     #[arg(long, default_value = "")]
     pub reason: String,
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    pub user: String,
+    /// Where the attempt comes from; a local login without it.
+    #[arg(long, value_name = "ADDR")]
+    pub rhost: Option<String>,
+    /// The PAM service.
+    #[arg(long, value_name = "SERVICE", default_value = "sshd")]
+    pub service: String,
+    /// The tty, for rules that track it (sshd sets "ssh").
+    #[arg(long, value_name = "TTY")]
+    pub tty: Option<String>,
+}
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long, value_name = "ADDR")]
+    pub rhost: Option<String>,
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// Only these kinds: success, failure, totp, abandoned, aborted,
+    /// refused, locked, unlocked (repeat, or separate with commas).
+    #[arg(long, value_name = "KIND", value_delimiter = ',')]
+    pub kind: Vec<String>,
+    /// From this long ago, e.g. 30m, 1h, 7d.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Up to this long ago, e.g. 10m.
+    #[arg(long, value_name = "DURATION")]
+    pub until: Option<String>,
+    /// At most this many (default 100).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
 }

@@ -1,6 +1,6 @@
 //! One function per command: call wardend, then print a table or JSON.
 
-use crate::cli::{FailuresArgs, LockArgs, UnlockArgs};
+use crate::cli::{FailuresArgs, HistoryArgs, LockArgs, UnlockArgs};
 use crate::client::{connect, CtlError};
 use crate::human::{relative, short, stamp, table};
 use serde::Serialize;
@@ -8,7 +8,7 @@ use std::path::Path;
 use warden_api::text::{format_duration, parse_duration};
 use warden_api::LockEntry;
 
-fn now() -> i64 {
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -122,6 +122,74 @@ pub async fn locks(json: bool) -> Result<(), CtlError> {
     } else {
         print!("{}", locks_table(&locks));
     }
+    Ok(())
+}
+
+pub async fn history(args: HistoryArgs, json: bool) -> Result<(), CtlError> {
+    let ago = |d: &Option<String>| -> Result<i64, CtlError> {
+        Ok(match d {
+            Some(d) => now() - duration_secs(d)? as i64,
+            None => 0,
+        })
+    };
+    let kinds: Vec<&str> = args.kind.iter().map(String::as_str).collect();
+    let list = connect()
+        .await?
+        .list_events(
+            args.user.as_deref().unwrap_or(""),
+            args.rhost.as_deref().unwrap_or(""),
+            args.service.as_deref().unwrap_or(""),
+            &kinds,
+            ago(&args.since)?,
+            ago(&args.until)?,
+            args.limit.unwrap_or(100),
+        )
+        .await?;
+    if json {
+        return print_json(&list);
+    }
+    if list.is_empty() {
+        println!("no events");
+        return Ok(());
+    }
+    let now = now();
+    let dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let mut rows = vec![
+        ["WHEN", "TIME", "KIND", "USER", "RHOST", "SERVICE", "DETAIL"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for e in &list {
+        let mut detail = Vec::new();
+        if !e.key.is_empty() {
+            detail.push(e.key.clone());
+        }
+        if e.until > 0 {
+            detail.push(format!("until {}", stamp(e.until)));
+        }
+        if !e.by.is_empty() {
+            detail.push(format!("by {}", e.by));
+        }
+        if !e.reason.is_empty() {
+            detail.push(format!("({})", e.reason));
+        }
+        rows.push(vec![
+            relative(e.time, now),
+            stamp(e.time),
+            e.kind.clone(),
+            dash(&e.user),
+            dash(&e.rhost),
+            dash(&e.service),
+            detail.join(" "),
+        ]);
+    }
+    print!("{}", table(&rows));
     Ok(())
 }
 
@@ -253,14 +321,29 @@ pub async fn user_status(user: Option<String>, json: bool) -> Result<(), CtlErro
     }
     if !s.locked {
         println!("{} is not locked ({} recent failures)", s.user, s.failures);
-        return Ok(());
-    }
-    if s.permanent {
-        println!("{} is locked until an admin unlocks", s.user);
     } else {
-        println!("{} is locked for {} more", s.user, short(s.seconds_left));
+        let how_long = if s.permanent {
+            "until an admin unlocks".to_string()
+        } else {
+            format!("for {} more", short(s.seconds_left))
+        };
+        let scope = match s.scope.as_str() {
+            "unfamiliar" => {
+                ", from unfamiliar sources only: logins from familiar places go on".to_string()
+            }
+            "sources" => format!(", from {} only", s.scope_sources.join(", ")),
+            _ => ", from everywhere".to_string(),
+        };
+        println!("{} is locked {how_long}{scope}", s.user);
+        print!("{}", locks_table(&s.locks));
     }
-    print!("{}", locks_table(&s.locks));
+    if !s.address_locks.is_empty() {
+        println!(
+            "{} was refused in the last hour by locks on where they came from:",
+            s.user
+        );
+        print!("{}", locks_table(&s.address_locks));
+    }
     Ok(())
 }
 

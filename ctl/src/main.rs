@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod docs;
 mod doctor;
+mod explain;
 mod human;
 mod totp;
 
@@ -31,9 +32,12 @@ fn main() -> ExitCode {
                     Command::Status => commands::status(json).await,
                     Command::Locks => commands::locks(json).await,
                     Command::Failures(a) => commands::failures(a, json).await,
+                    Command::History(a) => commands::history(a, json).await,
                     Command::Unlock(a) => commands::unlock(a, json).await,
                     Command::Lock(a) => commands::lock(a, json).await,
                     Command::UserStatus { user } => commands::user_status(user, json).await,
+                    Command::RhostStatus { rhost } => explain::rhost_status(&rhost, json).await,
+                    Command::Explain(a) => explain::explain(a, json).await,
                     Command::Watch => commands::watch(json).await,
                     Command::Reload => commands::reload(json).await,
                     Command::Doctor { pam_dir } => commands::doctor(&pam_dir, json).await,

@@ -580,7 +580,7 @@ fn unlock_key_round_trips_awkward_names() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|l| l["fields"][0][1] == user)
+            .find(|l| l["fields"]["user"] == user)
             .unwrap_or_else(|| panic!("no lock for {user:?}: {listed}"));
         let key = entry["key"].as_str().unwrap();
         assert_eq!(

@@ -1,12 +1,18 @@
 //! The `org.warden.Warden1` interface. Every method checks the caller's uid
 //! through the bus (GetConnectionUnixUser), whatever the policy file allowed.
 
-use super::api::{AuditEntry, BusError, LockEntry, Status, TotpEnrollment, TotpStatus, UserStatus};
+use super::api::{
+    AuditEntry, BusError, Explanation, KeyCount, LockEntry, RhostStatus, Status, TotpEnrollment,
+    TotpStatus, UserStatus,
+};
 use super::auth::Caller;
 use crate::config::Field;
-use crate::engine::{AdminLock, Selector};
-use crate::service::{address_or_network, LockView, ServiceError, TotpError, Warden};
+use crate::engine::{AdminLock, Event, KeyReport, LockedBy, ReasonKind, Selector, Until};
+use crate::service::{
+    address_or_network, HistoryFilter, LockView, Scope, ServiceError, TotpError, Warden,
+};
 use crate::time::Time;
+use crate::totp::Need;
 use std::sync::Arc;
 use std::time::Duration;
 use zbus::message::Header;
@@ -159,6 +165,46 @@ pub fn lock_entry(l: &LockView) -> LockEntry {
     }
 }
 
+fn audit_entry(e: Event) -> AuditEntry {
+    AuditEntry {
+        time: secs(e.time),
+        kind: e.kind.name().into(),
+        service: e.service.unwrap_or_default(),
+        user: e.user.unwrap_or_default(),
+        rhost: e.rhost.unwrap_or_default(),
+        tty: e.tty.unwrap_or_default(),
+        rule: e.rule.unwrap_or_default(),
+        key: e.key.map(|k| k.to_string()).unwrap_or_default(),
+        until: match e.until {
+            Some(Until::At(t)) => secs(t),
+            _ => 0,
+        },
+        by: e.by.unwrap_or_default(),
+        reason: e.reason.unwrap_or_default(),
+    }
+}
+
+fn key_count(r: &KeyReport) -> KeyCount {
+    let (by, reason) = match r.lock.as_ref().map(|l| &l.by) {
+        Some(LockedBy::Admin { uid, reason }) => (format!("uid={uid}"), reason.clone()),
+        Some(_) => ("rule".to_string(), String::new()),
+        None => (String::new(), String::new()),
+    };
+    let until = r.lock.as_ref().and_then(|l| l.until);
+    KeyCount {
+        key: r.key.to_string(),
+        rule: r.key.rule().to_string(),
+        failures: r.failures,
+        in_flight: r.in_flight,
+        limit: r.limit,
+        locked: r.lock.is_some(),
+        until: until.map_or(0, secs),
+        permanent: r.lock.is_some() && until.is_none(),
+        by,
+        reason,
+    }
+}
+
 fn secs(t: Time) -> i64 {
     i64::try_from(t.0 / 1000).unwrap_or(i64::MAX)
 }
@@ -245,18 +291,60 @@ impl Control {
             )
             .await
             .map_err(bus_error)?;
-        Ok(events
-            .into_iter()
-            .map(|e| AuditEntry {
-                time: secs(e.time),
-                kind: e.kind.name().into(),
-                service: e.service.unwrap_or_default(),
-                user: e.user.unwrap_or_default(),
-                rhost: e.rhost.unwrap_or_default(),
-                tty: e.tty.unwrap_or_default(),
-                rule: e.rule.unwrap_or_default(),
+        Ok(events.into_iter().map(audit_entry).collect())
+    }
+
+    /// Events of every kind from the audit log, newest first: successes,
+    /// failures, codes, refusals, locks and unlocks (with the admin who
+    /// acted). Empty strings, an empty list and zeros mean no filter; `since`
+    /// and `until` are Unix seconds. A user may list their own.
+    #[allow(clippy::too_many_arguments)]
+    async fn list_events(
+        &self,
+        user: String,
+        rhost: String,
+        service: String,
+        kinds: Vec<String>,
+        since: i64,
+        until: i64,
+        limit: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<AuditEntry>, BusError> {
+        let caller = self.caller(&hdr, conn).await?;
+        if !(caller.admin || (!user.is_empty() && caller.may_read_user(&user))) {
+            return Err(self.refused(
+                &caller,
+                "ListEvents",
+                "listing the events of others needs root or the admin group",
+            ));
+        }
+        for (what, v) in [("user", &user), ("rhost", &rhost), ("service", &service)] {
+            check_value(what, v, MAX_VALUE)?;
+        }
+        if kinds.len() > 16 {
+            return Err(BusError::InvalidArgument("at most 16 kinds".into()));
+        }
+        let nonempty = |v: String| (!v.is_empty()).then_some(v);
+        let at = |t: i64| (t > 0).then(|| Time::from_secs(t as u64));
+        let events = self
+            .warden
+            .history(HistoryFilter {
+                user: nonempty(user),
+                rhost: nonempty(rhost),
+                service: nonempty(service),
+                kinds,
+                since: at(since),
+                until: at(until),
+                limit: if limit == 0 {
+                    100
+                } else {
+                    limit.min(10_000) as usize
+                },
             })
-            .collect())
+            .await
+            .map_err(bus_error)?;
+        Ok(events.into_iter().map(audit_entry).collect())
     }
 
     /// Lifts locks and clears counters: `what` is `user`, `rhost`, `key` (as
@@ -378,6 +466,20 @@ impl Control {
         } else {
             u64::try_from(last - secs(now)).unwrap_or(0)
         };
+        let (scope, scope_sources) = match view.scope {
+            Scope::None => ("none", Vec::new()),
+            Scope::Everywhere => ("everywhere", Vec::new()),
+            Scope::Unfamiliar => ("unfamiliar", Vec::new()),
+            Scope::Sources {
+                mut sources,
+                unfamiliar,
+            } => {
+                if unfamiliar {
+                    sources.push("unfamiliar".into());
+                }
+                ("sources", sources)
+            }
+        };
         Ok(UserStatus {
             user: view.user,
             locked: !locks.is_empty(),
@@ -385,6 +487,123 @@ impl Control {
             seconds_left,
             failures: view.failures,
             locks,
+            scope: scope.into(),
+            scope_sources,
+            address_locks: view.address_locks.iter().map(lock_entry).collect(),
+        })
+    }
+
+    /// What stands against an address: its rule keys, and admin, range and
+    /// prefix locks covering it. Admins only.
+    async fn get_rhost_status(
+        &self,
+        rhost: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RhostStatus, BusError> {
+        self.admin(&hdr, conn, "GetRhostStatus").await?;
+        check_value("rhost", &rhost, MAX_VALUE)?;
+        let r = self
+            .warden
+            .rhost_status(&rhost, Time::now())
+            .await
+            .map_err(bus_error)?;
+        let refused = r.denied
+            || (!r.allowlisted && r.keys.iter().any(|k| k.lock.is_some()))
+            || r.covering.iter().any(|k| k.lock.is_some());
+        Ok(RhostStatus {
+            rhost,
+            source: r.source,
+            refused,
+            denied: r.denied,
+            allowlisted: r.allowlisted,
+            keys: r.keys.iter().map(key_count).collect(),
+            covering: r.covering.iter().map(key_count).collect(),
+        })
+    }
+
+    /// What would happen to an attempt by `user` from `rhost` (empty: local)
+    /// on `service` (empty: sshd) and `tty` now, and why. Changes nothing.
+    /// Admins only.
+    async fn explain(
+        &self,
+        user: String,
+        rhost: String,
+        service: String,
+        tty: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Explanation, BusError> {
+        self.admin(&hdr, conn, "Explain").await?;
+        for (what, v) in [
+            ("user", &user),
+            ("rhost", &rhost),
+            ("service", &service),
+            ("tty", &tty),
+        ] {
+            check_value(what, v, MAX_VALUE)?;
+        }
+        let service = if service.is_empty() {
+            "sshd".to_string()
+        } else {
+            service
+        };
+        let now = Time::now();
+        let v = self
+            .warden
+            .explain(
+                &user,
+                (!rhost.is_empty()).then_some(rhost.as_str()),
+                &service,
+                (!tty.is_empty()).then_some(tty.as_str()),
+                now,
+            )
+            .await
+            .map_err(bus_error)?;
+        let e = &v.explanation;
+        let verdict = &e.verdict;
+        let until = match verdict.until {
+            Some(Until::At(t)) => secs(t),
+            _ => 0,
+        };
+        Ok(Explanation {
+            user: v.attempt.user.clone(),
+            service: v.attempt.service.clone(),
+            rhost: v.attempt.rhost.clone().unwrap_or_default(),
+            tty: v.attempt.tty.clone().unwrap_or_default(),
+            source: e.source.clone(),
+            allowed: verdict.kind.allows(),
+            reason: verdict.kind.name().into(),
+            refused_by: if verdict.kind == ReasonKind::Locked {
+                verdict
+                    .key
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            },
+            until,
+            permanent: verdict.kind == ReasonKind::Locked
+                && matches!(verdict.until, Some(Until::Permanent)),
+            message: v.message.clone().unwrap_or_default(),
+            familiar: e.familiar,
+            familiar_sources: e
+                .familiar_sources
+                .iter()
+                .map(|(s, t)| (s.clone(), secs(*t)))
+                .collect(),
+            allowlisted: e.allowlisted,
+            keys: e.keys.iter().map(key_count).collect(),
+            covering: e.covering.iter().map(key_count).collect(),
+            code: match v.code {
+                Need::Nothing => "nothing",
+                Need::Code => "code",
+                Need::Refuse => "refused",
+                Need::Grace(_) => "grace",
+            }
+            .into(),
+            code_why: v.code_why.into(),
         })
     }
 

@@ -23,6 +23,22 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 8] = [
+        EventKind::Failure,
+        EventKind::TotpFailure,
+        EventKind::Abandoned,
+        EventKind::Success,
+        EventKind::Refused,
+        EventKind::Locked,
+        EventKind::Unlocked,
+        EventKind::Aborted,
+    ];
+
+    /// A kind by the name the log and `history --kind` use.
+    pub fn named(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             EventKind::Failure => "failure",
@@ -70,6 +86,11 @@ pub enum ReasonKind {
 }
 
 impl ReasonKind {
+    /// Whether `begin` lets an attempt with this reason go ahead.
+    pub fn allows(self) -> bool {
+        matches!(self, ReasonKind::Clear | ReasonKind::Allowlisted)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ReasonKind::Clear => "clear",

@@ -8,6 +8,7 @@ mod admin;
 mod attempts;
 mod event;
 mod expiry;
+mod explain;
 mod key;
 mod locks;
 mod resolve;
@@ -16,6 +17,7 @@ mod state;
 
 pub use crate::config::{ADMIN_RULE, CODE_RULE, PREFIX_RULE};
 pub use event::{Event, EventKind, Reason, ReasonKind, Until};
+pub use explain::{AddressReport, Explanation, KeyReport};
 pub use key::{KeyId, ANY, UNFAMILIAR};
 pub use source::{cut, is_local, normalize_name, parse_ip, source_of, Prefixes, LOCAL_SOURCE};
 pub use state::{lockout_length, KeyState, Lock, LockedBy};

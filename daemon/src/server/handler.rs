@@ -1,13 +1,15 @@
 //! Requests to service calls, after the peer check.
 
 use super::peer::Peer;
-use crate::engine::{self, AttemptId, ReasonKind, Selector, Until, Verdict};
+use crate::engine::{self, AttemptId, Selector, Verdict};
 use crate::logline::quote;
-use crate::service::{LockView, ServiceError, SuccessOutcome, Warden, CODE_PROMPT};
+use crate::service::{
+    refusal_message, seconds_left, LockView, ServiceError, SuccessOutcome, Warden, CODE_PROMPT,
+};
 use crate::time::Time;
 use warden_proto::{
-    locked_message, message, AdminRequest, AttemptFields, ErrorCode, LockInfo, RequestBody,
-    ResponseBody, MAX_CODE, MAX_FRAME,
+    AdminRequest, AttemptFields, ErrorCode, LockInfo, RequestBody, ResponseBody, MAX_CODE,
+    MAX_FRAME,
 };
 
 pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseBody {
@@ -19,7 +21,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
                 Ok(v) => {
                     let mut wire = to_wire(&v, now);
                     if v.allowed() {
-                        let groups = groups_of(warden, &a.user).await;
+                        let groups = warden.groups(&a.user).await;
                         match warden.code_expected(&a, origin, &groups, now).await {
                             Ok((prompt, refusal)) => {
                                 wire.code_prompt = prompt;
@@ -69,7 +71,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
             fields,
         } => match attempt(warden, peer, &fields) {
             Ok(a) => {
-                let groups = groups_of(warden, &a.user).await;
+                let groups = warden.groups(&a.user).await;
                 match warden
                     .succeed_or_ask(id.map(AttemptId), &a, origin, &groups, now)
                     .await
@@ -112,7 +114,7 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
             Ok(a) => match warden.account(&a, origin, now).await {
                 Ok(reason) => ResponseBody::Account {
                     locked: reason.is_some(),
-                    message: reason.map(|r| message_for(r.kind, r.until, now)),
+                    message: reason.map(|r| refusal_message(&r, now)),
                 },
                 Err(e) => service_error(warden, "account", &e),
             },
@@ -128,17 +130,6 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
             admin(warden, peer, req, now).await
         }
     }
-}
-
-/// The user's groups, looked up only when the TOTP policy names groups.
-async fn groups_of(warden: &Warden, user: &str) -> Vec<String> {
-    if warden.config().totp.required_for_groups.is_empty() {
-        return Vec::new();
-    }
-    let user = user.to_string();
-    tokio::task::spawn_blocking(move || crate::accounts::groups_of(&user))
-        .await
-        .unwrap_or_default()
 }
 
 /// Validates the fields and applies the peer rule: a non-root peer acts only for
@@ -185,26 +176,9 @@ fn to_wire(v: &Verdict, now: Time) -> warden_proto::Verdict {
         rule: r.rule.clone(),
         failures: r.failures,
         seconds_left: seconds_left(r.until, now),
-        message: refused.then(|| message_for(r.kind, r.until, now)),
+        message: refused.then(|| refusal_message(r, now)),
         code_prompt: None,
         code_refusal: None,
-    }
-}
-
-fn seconds_left(until: Option<Until>, now: Time) -> Option<u64> {
-    match until {
-        Some(Until::At(t)) => Some(now.until(t).as_millis().div_ceil(1000) as u64),
-        _ => None,
-    }
-}
-
-/// The words a refused user sees; they depend only on the reason, never on
-/// whether the account exists.
-fn message_for(kind: ReasonKind, until: Option<Until>, now: Time) -> String {
-    match kind {
-        ReasonKind::Busy | ReasonKind::Crowded => message::CROWDED.into(),
-        ReasonKind::Denied | ReasonKind::Unverifiable => message::DENIED.into(),
-        _ => locked_message(seconds_left(until, now)),
     }
 }
 

@@ -4,8 +4,8 @@
 
 use super::{Health, ServiceError, Warden, PAGE};
 use crate::engine::{
-    parse_ip, AdminLock, Attempt, Event, EventKind, KeyId, KeyState, LockedBy, Origin, Reason,
-    Selector,
+    parse_ip, AdminLock, Attempt, Event, EventKind, KeyId, KeyReport, KeyState, LockedBy, Origin,
+    Reason, Selector, UNFAMILIAR,
 };
 use crate::logline::quote;
 use crate::store::AuditQuery;
@@ -26,6 +26,22 @@ pub struct LockView {
 }
 
 impl LockView {
+    /// The lock in a report, if one stands.
+    pub fn of_report(r: &KeyReport) -> Option<LockView> {
+        let lock = r.lock.as_ref()?;
+        Some(LockView {
+            key: r.key.clone(),
+            failures: r.failures,
+            since: lock.since,
+            until: lock.until,
+            lockouts: r.lockouts,
+            admin: match &lock.by {
+                LockedBy::Admin { uid, reason } => Some((*uid, reason.clone())),
+                _ => None,
+            },
+        })
+    }
+
     fn of(key: &KeyId, st: &KeyState) -> Option<LockView> {
         let lock = st.lock()?;
         Some(LockView {
@@ -49,7 +65,59 @@ pub struct UserView {
     pub user: String,
     pub locks: Vec<LockView>,
     pub failures: u32,
+    /// Where the user's own locks hold (see [`Scope`]).
+    pub scope: Scope,
+    /// Locks on an address, a range or a prefix that refused this user in
+    /// the last hour and still stand.
+    pub address_locks: Vec<LockView>,
 }
+
+/// Where a user's own locks refuse them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// No lock of the user's own.
+    None,
+    /// From everywhere (a lock on the user alone, or an admin's).
+    Everywhere,
+    /// Only from sources the user has never logged in from; familiar ones
+    /// keep their own budgets.
+    Unfamiliar,
+    /// From these sources (familiar ones whose own budget ran out), and from
+    /// unfamiliar ones when `unfamiliar` is set.
+    Sources {
+        sources: Vec<String>,
+        unfamiliar: bool,
+    },
+}
+
+impl Scope {
+    fn of(locks: &[LockView]) -> Scope {
+        if locks.is_empty() {
+            return Scope::None;
+        }
+        let mut sources = Vec::new();
+        let mut unfamiliar = false;
+        for l in locks {
+            match l.key.part("from") {
+                None => return Scope::Everywhere,
+                Some(UNFAMILIAR) => unfamiliar = true,
+                Some(s) => sources.push(s.to_string()),
+            }
+        }
+        if sources.is_empty() {
+            return Scope::Unfamiliar;
+        }
+        sources.sort();
+        sources.dedup();
+        Scope::Sources {
+            sources,
+            unfamiliar,
+        }
+    }
+}
+
+/// How far back `user_status` looks for address locks that refused the user.
+const REFUSALS_LOOKBACK: Duration = Duration::from_secs(3600);
 
 /// What `Status` reports.
 #[derive(Clone, Debug)]
@@ -57,6 +125,19 @@ pub struct StatusView {
     pub health: Health,
     pub uptime: Duration,
     pub store_bytes: u64,
+}
+
+/// Which events `history` returns; empty fields do not filter.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryFilter {
+    pub user: Option<String>,
+    pub rhost: Option<String>,
+    pub service: Option<String>,
+    /// Kind names (`failure`, `locked`, ...); empty for all.
+    pub kinds: Vec<String>,
+    pub since: Option<Time>,
+    pub until: Option<Time>,
+    pub limit: usize,
 }
 
 /// What an unlock did.
@@ -113,11 +194,65 @@ impl Warden {
             .filter_map(|(k, st)| LockView::of(k, st))
             .collect();
         newest_first(&mut locks);
+        let address_locks = self.address_locks_for(&user, now).await?;
         Ok(UserView {
+            scope: Scope::of(&locks),
             user,
             locks,
             failures: u32::try_from(failures).unwrap_or(u32::MAX),
+            address_locks,
         })
+    }
+
+    /// The address, range and prefix locks behind this user's recent
+    /// refusals that still stand: asked again of the backend for each place
+    /// a refusal came from, so that what is shown is what holds now. Reads
+    /// the user's own audit range and at most a few places.
+    async fn address_locks_for(
+        &self,
+        user: &str,
+        now: Time,
+    ) -> Result<Vec<LockView>, ServiceError> {
+        let refusals = self
+            .backend
+            .audit(AuditQuery {
+                user: Some(user.to_string()),
+                rhost: None,
+                since: Some(now.minus(REFUSALS_LOOKBACK)),
+                until: None,
+                service: None,
+                limit: 50,
+                kinds: vec![EventKind::Refused],
+            })
+            .await?;
+        let mut places: Vec<(String, String)> = refusals
+            .into_iter()
+            .filter_map(|e| Some((e.rhost?, e.service.unwrap_or_default())))
+            .collect();
+        places.sort();
+        places.dedup();
+        let mut out: Vec<LockView> = Vec::new();
+        for (rhost, service) in places.into_iter().take(8) {
+            let attempt = Attempt {
+                service,
+                user: user.to_string(),
+                rhost: Some(rhost),
+                tty: None,
+                ruser: None,
+            };
+            let e = self.backend.explain(&attempt, Origin::Root, now).await?;
+            let on_address =
+                |r: &&KeyReport| r.key.part("user").is_none() && r.key.part("rhost").is_some();
+            for r in e.keys.iter().chain(e.covering.iter()).filter(on_address) {
+                if let Some(v) = LockView::of_report(r) {
+                    if !out.iter().any(|o| o.key == v.key) {
+                        out.push(v);
+                    }
+                }
+            }
+        }
+        newest_first(&mut out);
+        Ok(out)
     }
 
     /// The account phase: whether a lock stands against this login.
@@ -130,7 +265,38 @@ impl Warden {
         self.backend.account(attempt, origin, now).await
     }
 
-    /// Failures from the audit log, newest first.
+    /// Events from the audit log, newest first: every kind, or those named.
+    pub async fn history(&self, filter: HistoryFilter) -> Result<Vec<Event>, ServiceError> {
+        let kinds = filter
+            .kinds
+            .iter()
+            .map(|k| {
+                EventKind::named(k).ok_or_else(|| {
+                    let all: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
+                    ServiceError::Invalid(format!(
+                        "\"{k}\" is not a kind of event; use {}",
+                        all.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rhost = filter
+            .rhost
+            .map(|r| parse_ip(&r).map_or(r, |ip| ip.to_string()));
+        let query = AuditQuery {
+            user: filter.user.map(|u| self.config().users.fold(&u)),
+            rhost,
+            since: filter.since,
+            until: filter.until,
+            service: filter.service,
+            limit: filter.limit,
+            kinds,
+        };
+        self.backend.audit(query).await
+    }
+
+    /// Failures from the audit log, newest first: `history` for the kinds
+    /// that count.
     pub async fn failures(
         &self,
         user: Option<&str>,
@@ -138,18 +304,15 @@ impl Warden {
         since: Option<Time>,
         limit: usize,
     ) -> Result<Vec<Event>, ServiceError> {
-        let query = AuditQuery {
-            user: user.map(|u| self.config().users.fold(u)),
+        self.history(HistoryFilter {
+            user: user.map(str::to_string),
             rhost,
             since,
             limit,
-            kinds: vec![
-                EventKind::Failure,
-                EventKind::TotpFailure,
-                EventKind::Abandoned,
-            ],
-        };
-        self.backend.audit(query).await
+            kinds: vec!["failure".into(), "totp".into(), "abandoned".into()],
+            ..HistoryFilter::default()
+        })
+        .await
     }
 
     /// The selector for a user, spelled as keys spell it (`[users]`).

@@ -14,13 +14,14 @@
 use super::{Counts, Durable, ServiceError};
 use crate::config::Config;
 use crate::engine::{
-    AdminLock, Attempt, AttemptError, AttemptId, Event, FailureKind, KeyId, KeyState, Origin,
-    Reason, Selector, Unlocked, Verdict,
+    AddressReport, AdminLock, Attempt, AttemptError, AttemptId, Event, Explanation, FailureKind,
+    KeyId, KeyState, Origin, Reason, Selector, Unlocked, Verdict,
 };
 use crate::store::AuditQuery;
 use crate::time::Time;
 use crate::totp::TotpRecord;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -125,6 +126,15 @@ pub trait Backend: Send + Sync {
         code: &'a str,
         now: Time,
     ) -> Decided<'a, Proof>;
+    /// What `begin` would answer now, and why; changes nothing.
+    fn explain<'a>(
+        &'a self,
+        a: &'a Attempt,
+        origin: Origin,
+        now: Time,
+    ) -> BoxFuture<'a, Result<Explanation, ServiceError>>;
+    /// Locks and counts on an address; changes nothing.
+    fn address(&self, ip: IpAddr, now: Time) -> BoxFuture<'_, Result<AddressReport, ServiceError>>;
     /// The account phase: a lock standing against this login.
     fn account<'a>(
         &'a self,

@@ -8,13 +8,14 @@ use super::backend::{
 use super::{Announcer, Counts, ServiceError};
 use crate::config::Config;
 use crate::engine::{
-    AdminLock, Attempt, AttemptError, AttemptId, Effects, Engine, Event, FailureKind, KeyId,
-    KeyState, Origin, Reason, Selector, Unlocked, Verdict,
+    AddressReport, AdminLock, Attempt, AttemptError, AttemptId, Effects, Engine, Event,
+    Explanation, FailureKind, KeyId, KeyState, Origin, Reason, Selector, Unlocked, Verdict,
 };
 use crate::store::{AuditQuery, Durability, Store, StoreError, Writer};
 use crate::time::Time;
 use crate::totp::{self, CodeCheck, TotpRecord};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub struct LocalBackend {
@@ -237,6 +238,19 @@ impl Backend for LocalBackend {
                 }
             }
         })
+    }
+
+    fn explain<'a>(
+        &'a self,
+        a: &'a Attempt,
+        origin: Origin,
+        now: Time,
+    ) -> BoxFuture<'a, Result<Explanation, ServiceError>> {
+        ready(self.engine().map(|e| e.explain(a, origin, now)))
+    }
+
+    fn address(&self, ip: IpAddr, now: Time) -> BoxFuture<'_, Result<AddressReport, ServiceError>> {
+        ready(self.engine().map(|e| e.address(ip, now)))
     }
 
     fn account<'a>(

@@ -7,17 +7,23 @@ mod alarms;
 mod announce;
 pub mod backend;
 mod error;
+mod explain;
 mod limits;
 mod local;
+mod refusal;
 mod totp;
 
-pub use admin::{address_or_network, LockView, StatusView, UnlockView, UserView};
+pub use admin::{
+    address_or_network, HistoryFilter, LockView, Scope, StatusView, UnlockView, UserView,
+};
 pub use alarms::Alarms;
 pub use announce::Announcer;
 pub use backend::Backend;
 pub use error::{ServiceError, TotpError};
+pub use explain::ExplainView;
 pub use limits::{AlertGate, Budgets, LogLimiter, LINES_PER_WINDOW};
 pub use local::LocalBackend;
+pub use refusal::{refusal_message, seconds_left};
 pub use totp::{SuccessOutcome, CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
 
 use crate::config::Config;

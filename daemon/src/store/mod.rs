@@ -25,6 +25,9 @@ pub struct AuditQuery {
     pub user: Option<String>,
     pub rhost: Option<String>,
     pub since: Option<Time>,
+    /// Nothing newer than this.
+    pub until: Option<Time>,
+    pub service: Option<String>,
     pub limit: usize,
     /// Only these kinds; empty for all.
     pub kinds: Vec<crate::engine::EventKind>,

@@ -469,6 +469,15 @@ impl Store for RedbStore {
             if q.since.is_some_and(|s| e.time < s) {
                 break;
             }
+            if q.until.is_some_and(|u| e.time > u) {
+                continue;
+            }
+            if q.service
+                .as_ref()
+                .is_some_and(|s| e.service.as_ref() != Some(s))
+            {
+                continue;
+            }
             if !q.kinds.is_empty() && !q.kinds.contains(&e.kind) {
                 continue;
             }

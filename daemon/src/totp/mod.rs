@@ -6,5 +6,5 @@ mod policy;
 mod record;
 
 pub use codes::{check, new_enrollment, otpauth_uri, recovery_codes, CodeCheck, Enrollment};
-pub use policy::{decide, Need, Situation};
+pub use policy::{decide, decide_why, Need, Situation};
 pub use record::TotpRecord;

@@ -21,7 +21,7 @@ pub struct Situation<'a> {
     pub strict: bool,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {
     /// Let the success stand.
     Nothing,
@@ -34,34 +34,59 @@ pub enum Need {
 }
 
 pub fn decide(p: &TotpPolicy, s: &Situation<'_>) -> Need {
+    decide_why(p, s).0
+}
+
+/// The decision, and in words the policy line that made it (for `explain`).
+pub fn decide_why(p: &TotpPolicy, s: &Situation<'_>) -> (Need, &'static str) {
     if !s.strict
         && p.services
             .as_ref()
             .is_some_and(|list| !list.iter().any(|x| x == s.service))
     {
-        return Need::Nothing;
+        return (Need::Nothing, "the service is not in [totp] services");
     }
     if !s.strict
         && s.ip
             .is_some_and(|ip| p.trusted_rhosts.iter().any(|n| n.contains(&ip)))
     {
-        return Need::Nothing;
+        return (Need::Nothing, "the address is in [totp] trusted_rhosts");
     }
     let required = p.required_for_users.iter().any(|u| u == s.user)
         || s.groups.iter().any(|g| p.required_for_groups.contains(g));
     match s.record.filter(|r| r.confirmed) {
         Some(r) if required || p.optional => {
             if !s.strict && r.remembers(s.source, s.now) {
-                Need::Nothing
+                (
+                    Need::Nothing,
+                    "a code was given from this source recently ([totp] remember)",
+                )
+            } else if required {
+                (
+                    Need::Code,
+                    "required for this user or a group of theirs, and enrolled",
+                )
             } else {
-                Need::Code
+                (
+                    Need::Code,
+                    "enrolled, and [totp] optional asks every enrolled user",
+                )
             }
         }
-        Some(_) => Need::Nothing,
-        None if !required => Need::Nothing,
+        Some(_) => (
+            Need::Nothing,
+            "enrolled, but not required and [totp] optional is off",
+        ),
+        None if !required => (Need::Nothing, "not required, and not enrolled"),
         None => match p.grace_until {
-            Some(until) if s.now < until => Need::Grace(until),
-            _ => Need::Refuse,
+            Some(until) if s.now < until => (
+                Need::Grace(until),
+                "required but not enrolled: allowed with a warning until the grace ends",
+            ),
+            _ => (
+                Need::Refuse,
+                "required but not enrolled: asked for a code, then refused",
+            ),
         },
     }
 }

@@ -1,0 +1,368 @@
+//! The on-call admin's questions, against a real wardend on a private system
+//! bus: why was this login refused (`explain`, checked against the refusal the
+//! PAM call actually hit), what happened (`history`), and what stands against
+//! a user or an address (`user-status`, `rhost-status`).
+
+use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus, Ctl};
+use warden_e2e::daemon::Daemon;
+use warden_e2e::pam::{PamDir, PAM_AUTH_ERR, PAM_SUCCESS, WRONG_PASSWORD};
+
+const CONFIG: &str = "\
+[deny]
+rhosts = [\"198.51.100.66\"]
+[[rule]]
+name = \"user\"
+track = [\"user\"]
+limit = 3
+window = \"1h\"
+lockout = \"15m\"
+[[rule]]
+name = \"rhost\"
+track = [\"rhost\"]
+limit = 4
+window = \"1h\"
+lockout = \"1h\"
+";
+
+fn setup() -> (Bus, Daemon, PamDir) {
+    let bus = Bus::start();
+    let d = Daemon::start_with_env(CONFIG, &bus.env());
+    assert!(
+        wait_for_daemon(&bus.address),
+        "wardend never came on the bus:\n{}",
+        d.log_text()
+    );
+    let pam = PamDir::new(&d.socket, "0", "");
+    (bus, d, pam)
+}
+
+fn ok(c: Ctl) -> Ctl {
+    assert_eq!(c.code, 0, "{c:?}");
+    c
+}
+
+fn json(c: Ctl) -> serde_json::Value {
+    let c = ok(c);
+    serde_json::from_str(&c.stdout).unwrap_or_else(|e| panic!("{e}: {}", c.stdout))
+}
+
+/// The key of the newest refusal of `user` in the audit log.
+fn refused_key(bus: &Bus, user: &str) -> (String, String) {
+    let h = json(wardenctl(
+        &bus.address,
+        None,
+        &["history", "--user", user, "--kind", "refused", "--json"],
+    ));
+    let e = &h[0];
+    (
+        e["key"].as_str().unwrap_or_default().to_string(),
+        e["reason"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn explain(bus: &Bus, user: &str, rhost: &str) -> serde_json::Value {
+    json(wardenctl(
+        &bus.address,
+        None,
+        &[
+            "explain",
+            user,
+            "--rhost",
+            rhost,
+            "--service",
+            "warden-test",
+            "--json",
+        ],
+    ))
+}
+
+/// For each kind of lock, the PAM call is refused, and explain names the very
+/// key the refusal recorded, with the words the user was shown.
+#[test]
+fn explain_names_the_lock_each_refusal_hit() {
+    let (bus, d, pam) = setup();
+    let ctl = |args: &[&str]| wardenctl(&bus.address, None, args);
+
+    // 1. A rule lock on the user (from an unfamiliar place).
+    for _ in 0..3 {
+        pam.attempt("alice", "wrong", Some("203.0.113.7"));
+    }
+    // 2. A rule lock on an address, tipped by four different users.
+    for u in ["b1", "b2", "b3", "b4"] {
+        pam.attempt(u, "wrong", Some("203.0.113.50"));
+    }
+    // 3. An admin's lock on a user, with a reason.
+    ok(ctl(&[
+        "lock",
+        "dave",
+        "--for",
+        "1h",
+        "--reason",
+        "left the company",
+    ]));
+    // 4. An admin's lock on a range.
+    ok(ctl(&[
+        "lock",
+        "--rhost",
+        "192.0.2.0/24",
+        "--for",
+        "1h",
+        "--reason",
+        "scanner",
+    ]));
+
+    let cases = [
+        ("alice", "203.0.113.7", "user user=alice from=unfamiliar"),
+        ("carol", "203.0.113.50", "rhost rhost=203.0.113.50"),
+        ("dave", "203.0.113.8", "admin user=dave"),
+        ("erin", "192.0.2.9", "admin rhost=192.0.2.0/24"),
+    ];
+    for (user, rhost, key) in cases {
+        let before = explain(&bus, user, rhost);
+        let o = pam.attempt(user, "right", Some(rhost));
+        assert_eq!(o.auth, PAM_AUTH_ERR, "{user} from {rhost}: {o:?}");
+        d.wait_for_log(
+            &format!("refused rule={}", key.split(' ').next().unwrap()),
+            5,
+        );
+        let (hit, reason) = refused_key(&bus, user);
+        assert_eq!(reason, "locked", "{user}");
+        assert_eq!(hit, key, "{user}: the refusal hit {hit}");
+        assert_eq!(before["allowed"], false, "{before}");
+        assert_eq!(before["reason"], "locked", "{before}");
+        assert_eq!(
+            before["refused_by"], hit,
+            "{user}: explain named {}",
+            before["refused_by"]
+        );
+        // What the user was told is what explain says they are told.
+        let told = before["message"].as_str().unwrap();
+        assert!(
+            o.messages.iter().any(|m| m == told),
+            "{user}: told {:?}, explain says {told}",
+            o.messages
+        );
+    }
+    // The admin's reason is shown beside the lock.
+    let dave = explain(&bus, "dave", "203.0.113.8");
+    let covering = dave["covering"].as_array().unwrap();
+    assert!(
+        covering.iter().any(|k| k["key"] == "admin user=dave"
+            && k["reason"] == "left the company"
+            && k["by"] == "uid=0"),
+        "{dave}"
+    );
+    let text = ok(ctl(&[
+        "explain",
+        "dave",
+        "--rhost",
+        "203.0.113.8",
+        "--service",
+        "warden-test",
+    ]))
+    .stdout;
+    assert!(
+        text.contains("REFUSED: locked by admin user=dave") && text.contains("left the company"),
+        "{text}"
+    );
+
+    // 5. A deny entry: refused with reason denied, and explain says why.
+    let o = pam.attempt("frank", "right", Some("198.51.100.66"));
+    assert_eq!(o.auth, PAM_AUTH_ERR);
+    d.wait_for_log("reason=denied", 5);
+    let (_, reason) = refused_key(&bus, "frank");
+    assert_eq!(reason, "denied");
+    let e = explain(&bus, "frank", "198.51.100.66");
+    assert_eq!(e["reason"], "denied", "{e}");
+    assert_eq!(e["message"], "Access denied.", "{e}");
+
+    // A clear attempt: allowed, and every key with its count against its limit.
+    let e = explain(&bus, "gina", "203.0.113.99");
+    assert_eq!(e["allowed"], true, "{e}");
+    let keys: Vec<(String, u64, u64)> = e["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["key"].as_str().unwrap().to_string(),
+                k["failures"].as_u64().unwrap(),
+                k["limit"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("user user=gina from=unfamiliar".to_string(), 0, 3),
+            ("rhost rhost=203.0.113.99".to_string(), 0, 4)
+        ]
+    );
+    assert_eq!(e["code"], "nothing", "{e}");
+}
+
+/// explain changes nothing: no reservation, no expiry, no line in the log.
+#[test]
+fn explain_changes_nothing() {
+    let (bus, d, pam) = setup();
+    for _ in 0..2 {
+        pam.attempt("henry", "wrong", Some("203.0.113.20"));
+    }
+    let log_before = d.log_text();
+    for _ in 0..10 {
+        let e = explain(&bus, "henry", "203.0.113.20");
+        assert_eq!(e["allowed"], true, "{e}");
+        assert_eq!(e["keys"][0]["failures"], 2, "{e}");
+        assert_eq!(e["keys"][0]["in_flight"], 0, "{e}");
+    }
+    assert_eq!(d.log_text(), log_before, "explain wrote to the log");
+    // Ten explains held no place: the third wrong password is the one that locks.
+    let o = pam.attempt("henry", "wrong", Some("203.0.113.20"));
+    assert_eq!(o.auth, WRONG_PASSWORD);
+    assert_eq!(pam.checks(), 3, "every attempt reached the password check");
+    let e = explain(&bus, "henry", "203.0.113.20");
+    assert_eq!(e["reason"], "locked", "{e}");
+}
+
+/// user-status tells apart a lock on the user everywhere, one on unfamiliar
+/// sources only, and an address lock that refused them; rhost-status shows
+/// what stands against an address.
+#[test]
+fn status_says_where_a_lock_holds() {
+    let (bus, d, pam) = setup();
+    let ctl = |args: &[&str]| wardenctl(&bus.address, None, args);
+
+    // ivy logs in from home, then someone guesses from elsewhere.
+    let o = pam.attempt("ivy", "right", Some("198.51.100.10"));
+    assert_eq!(o.auth, PAM_SUCCESS, "{o:?}");
+    for _ in 0..3 {
+        pam.attempt("ivy", "wrong", Some("203.0.113.30"));
+    }
+    let s = json(ctl(&["user-status", "ivy", "--json"]));
+    assert_eq!(s["locked"], true, "{s}");
+    assert_eq!(s["scope"], "unfamiliar", "{s}");
+    let text = ok(ctl(&["user-status", "ivy"])).stdout;
+    assert!(text.contains("from unfamiliar sources only"), "{text}");
+    // And indeed: from home she still gets in, from elsewhere she does not.
+    let e = explain(&bus, "ivy", "198.51.100.10");
+    assert_eq!(e["allowed"], true, "{e}");
+    assert_eq!(e["familiar"], true, "{e}");
+    assert_eq!(e["familiar_sources"][0][0], "198.51.100.10", "{e}");
+    assert_eq!(
+        pam.attempt("ivy", "right", Some("198.51.100.10")).auth,
+        PAM_SUCCESS
+    );
+    assert_eq!(
+        pam.attempt("ivy", "right", Some("203.0.113.31")).auth,
+        PAM_AUTH_ERR
+    );
+
+    // An admin's lock holds everywhere.
+    ok(ctl(&["lock", "jack", "--for", "1h"]));
+    let s = json(ctl(&["user-status", "jack", "--json"]));
+    assert_eq!(s["scope"], "everywhere", "{s}");
+
+    // kim has no lock of her own, but an address lock refused her.
+    for u in ["c1", "c2", "c3", "c4"] {
+        pam.attempt(u, "wrong", Some("203.0.113.60"));
+    }
+    assert_eq!(
+        pam.attempt("kim", "right", Some("203.0.113.60")).auth,
+        PAM_AUTH_ERR
+    );
+    d.wait_for_log("refused rule=rhost", 5);
+    let s = json(ctl(&["user-status", "kim", "--json"]));
+    assert_eq!(s["locked"], false, "{s}");
+    assert_eq!(
+        s["address_locks"][0]["key"], "rhost rhost=203.0.113.60",
+        "{s}"
+    );
+    let text = ok(ctl(&["user-status", "kim"])).stdout;
+    assert!(
+        text.contains("kim is not locked") && text.contains("rhost rhost=203.0.113.60"),
+        "{text}"
+    );
+
+    let r = json(ctl(&["rhost-status", "203.0.113.60", "--json"]));
+    assert_eq!(r["refused"], true, "{r}");
+    assert_eq!(r["keys"][0]["key"], "rhost rhost=203.0.113.60", "{r}");
+    assert_eq!(r["keys"][0]["failures"], 4, "{r}");
+    ok(ctl(&[
+        "lock",
+        "--rhost",
+        "192.0.2.0/24",
+        "--for",
+        "1h",
+        "--reason",
+        "scanner",
+    ]));
+    let r = json(ctl(&["rhost-status", "192.0.2.9", "--json"]));
+    assert_eq!(r["refused"], true, "{r}");
+    assert_eq!(r["covering"][0]["key"], "admin rhost=192.0.2.0/24", "{r}");
+    assert_eq!(r["covering"][0]["reason"], "scanner", "{r}");
+    let r = json(ctl(&["rhost-status", "192.0.2.200", "--json"]));
+    assert_eq!(r["refused"], true, "{r}");
+    let r = json(ctl(&["rhost-status", "198.51.100.77", "--json"]));
+    assert_eq!(r["refused"], false, "{r}");
+    let bad = ctl(&["rhost-status", "not-an-address"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+}
+
+/// history lists every kind of event, newest first, with its filters.
+#[test]
+fn history_shows_every_kind_with_filters() {
+    let (bus, _d, pam) = setup();
+    let ctl = |args: &[&str]| wardenctl(&bus.address, None, args);
+    assert_eq!(
+        pam.attempt("lena", "right", Some("198.51.100.20")).auth,
+        PAM_SUCCESS
+    );
+    for _ in 0..3 {
+        pam.attempt("lena", "wrong", Some("203.0.113.40"));
+    }
+    pam.attempt("lena", "right", Some("203.0.113.41"));
+    ok(ctl(&["unlock", "lena"]));
+    let h = json(ctl(&["history", "--user", "lena", "--json"]));
+    let kinds: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["unlocked", "refused", "locked", "failure", "failure", "failure", "success"],
+        "{h}"
+    );
+    assert_eq!(h[0]["by"], "uid=0", "{h}");
+    assert_eq!(h[2]["key"], "user user=lena from=unfamiliar", "{h}");
+    let only = json(ctl(&[
+        "history",
+        "--user",
+        "lena",
+        "--kind",
+        "success,locked",
+        "--json",
+    ]));
+    let kinds: Vec<&str> = only
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["locked", "success"], "{only}");
+    let by_host = json(ctl(&["history", "--rhost", "198.51.100.20", "--json"]));
+    assert_eq!(by_host.as_array().unwrap().len(), 1, "{by_host}");
+    let none = json(ctl(&[
+        "history", "--user", "lena", "--until", "1h", "--json",
+    ]));
+    assert_eq!(none.as_array().unwrap().len(), 0, "{none}");
+    let bad = ctl(&["history", "--kind", "nonsense"]);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("is not a kind of event"), "{bad:?}");
+    let text = ok(ctl(&["history", "--user", "lena"])).stdout;
+    assert!(
+        text.starts_with("WHEN") && text.contains("by uid=0"),
+        "{text}"
+    );
+}
