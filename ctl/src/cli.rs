@@ -122,14 +122,20 @@ pub struct FailuresArgs {
 }
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("target").required(true).args(["user", "rhost", "all", "key"])))]
+#[command(group(ArgGroup::new("target").required(true).args(["user", "user_flag", "rhost", "all", "key"])))]
 pub struct UnlockArgs {
     pub user: Option<String>,
+    /// The user, as a flag (the same as the positional USER).
+    #[arg(long = "user", id = "user_flag", value_name = "USER")]
+    pub user_flag: Option<String>,
     #[arg(long, value_name = "ADDR")]
     pub rhost: Option<String>,
-    /// Every lock and counter.
+    /// Every lock and counter; asks first on a terminal, else needs --yes.
     #[arg(long)]
     pub all: bool,
+    /// Do not ask before --all.
+    #[arg(long)]
+    pub yes: bool,
     /// One key, as `wardenctl locks` prints it: "RULE field=value ...".
     #[arg(long)]
     pub key: Option<String>,

@@ -16,6 +16,8 @@ pub enum CtlError {
     NotAuthorized(String),
     /// 4
     Unreachable(String),
+    /// 2: the command line cannot be carried out as given.
+    Usage(String),
     /// Already told on stderr (by wardend); exits with this code.
     Reported(u8),
 }
@@ -26,6 +28,7 @@ impl CtlError {
             CtlError::Failed(_) => 1,
             CtlError::NotAuthorized(_) => 3,
             CtlError::Unreachable(_) => 4,
+            CtlError::Usage(_) => 2,
             CtlError::Reported(code) => *code,
         }
     }
@@ -34,9 +37,10 @@ impl CtlError {
 impl fmt::Display for CtlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CtlError::Failed(m) | CtlError::NotAuthorized(m) | CtlError::Unreachable(m) => {
-                f.write_str(m)
-            }
+            CtlError::Failed(m)
+            | CtlError::NotAuthorized(m)
+            | CtlError::Unreachable(m)
+            | CtlError::Usage(m) => f.write_str(m),
             CtlError::Reported(_) => Ok(()),
         }
     }

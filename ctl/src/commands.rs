@@ -241,25 +241,63 @@ pub async fn failures(args: FailuresArgs, json: bool) -> Result<(), CtlError> {
 }
 
 pub async fn unlock(args: UnlockArgs, json: bool) -> Result<(), CtlError> {
-    let (what, value) = match (&args.user, &args.rhost, &args.key, args.all) {
+    let user = args.user.as_ref().or(args.user_flag.as_ref());
+    let (what, value) = match (user, &args.rhost, &args.key, args.all) {
         (Some(u), _, _, _) => ("user", u.clone()),
         (_, Some(r), _, _) => ("rhost", r.clone()),
         (_, _, Some(k), _) => ("key", k.clone()),
         _ => ("all", String::new()),
     };
+    if what == "all" && !args.yes {
+        confirm_all()?;
+    }
     let (n, lifted) = connect().await?.unlock(what, &value).await?;
     if json {
-        return print_json(&serde_json::json!({ "cleared": n, "locks_lifted": lifted }));
+        return print_json(&serde_json::json!({
+            "cleared": n,
+            "locks_lifted": lifted,
+            "was_locked": !lifted.is_empty(),
+        }));
     }
-    match n {
-        0 => println!("nothing to unlock for {what} {value}"),
-        1 => println!("unlocked 1 key"),
-        n => println!("unlocked {n} keys"),
+    let target = if what == "all" {
+        "nothing".to_string()
+    } else {
+        format!("{what} {value}")
+    };
+    match (n, lifted.len()) {
+        (0, _) => println!("{target} was not locked, and had no failures counted"),
+        (n, 0) => println!(
+            "{target} was not locked; cleared the failures of {n} key{}",
+            if n == 1 { "" } else { "s" }
+        ),
+        (1, _) => println!("unlocked 1 key"),
+        (n, _) => println!("unlocked {n} keys"),
     }
     for key in &lifted {
         println!("  lifted: {key}");
     }
     Ok(())
+}
+
+/// `unlock --all` lifts every lock on the host, attackers' included: asked
+/// first on a terminal, and refused without --yes anywhere else.
+fn confirm_all() -> Result<(), CtlError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(CtlError::Usage(
+            "unlock --all lifts every lock, attackers' too; add --yes to do it without a terminal"
+                .into(),
+        ));
+    }
+    print!("Lift every lock and clear every counter, attackers' included? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    if matches!(line.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(CtlError::Failed("nothing unlocked".into()))
+    }
 }
 
 pub async fn lock(args: LockArgs, json: bool) -> Result<(), CtlError> {
@@ -406,19 +444,46 @@ mod tokio_stream_lite {
 
 /// `config check`: wardend's own check, so that both read a file the same
 /// way; wardend prints the errors, warnings and the effective rules.
-pub fn config_check(file: Option<&Path>) -> Result<(), CtlError> {
+pub fn config_check(file: Option<&Path>, json: bool) -> Result<(), CtlError> {
     let wardend = wardend_path();
     let mut cmd = std::process::Command::new(&wardend);
     cmd.arg("--check-config");
     if let Some(f) = file {
         cmd.arg("--config").arg(f);
     }
-    let status = cmd.status().map_err(|e| {
+    let cannot = |e: std::io::Error| {
         CtlError::Failed(format!(
             "cannot run {}: {e}; is the warden package installed?",
             wardend.display()
         ))
-    })?;
+    };
+    if json {
+        let out = cmd.output().map_err(cannot)?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr
+            .lines()
+            .map(|l| l.strip_prefix("wardend: ").unwrap_or(l))
+            .filter(|l| !l.is_empty())
+            .collect();
+        let (errors, warnings): (Vec<&str>, Vec<&str>) = if out.status.success() {
+            (Vec::new(), lines)
+        } else {
+            (lines, Vec::new())
+        };
+        print_json(&serde_json::json!({
+            "file": file.unwrap_or(Path::new("/etc/warden/warden.toml")),
+            "valid": out.status.success(),
+            "errors": errors,
+            "warnings": warnings,
+            "effective": String::from_utf8_lossy(&out.stdout),
+        }))?;
+        return if out.status.success() {
+            Ok(())
+        } else {
+            Err(CtlError::Reported(1))
+        };
+    }
+    let status = cmd.status().map_err(cannot)?;
     if status.success() {
         Ok(())
     } else {

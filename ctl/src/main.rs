@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config {
             command: ConfigCommand::Check { file },
-        } => commands::config_check(file.as_deref()),
+        } => commands::config_check(file.as_deref(), json),
         Command::GenerateDocs { dir } => docs::generate(&dir),
         command => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -51,6 +51,14 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(client::CtlError::Reported(code)) => ExitCode::from(code),
+        // A script asked for JSON: it gets its error as JSON on stdout too.
+        Err(e) if json => {
+            let _ = commands::print_json(&serde_json::json!({
+                "error": e.to_string(),
+                "exit_code": e.exit_code(),
+            }));
+            ExitCode::from(e.exit_code())
+        }
         Err(e) => {
             eprintln!("wardenctl: {e}");
             ExitCode::from(e.exit_code())

@@ -67,7 +67,8 @@ fn every_command_and_its_json() {
     );
     let locks = json(ctl(&["locks", "--json"]));
     assert_eq!(locks[0]["rule"], "user");
-    assert_eq!(locks[0]["fields"][0], serde_json::json!(["user", "alice"]));
+    // Fields are an object (issue 14): {"user": "alice"}.
+    assert_eq!(locks[0]["fields"], serde_json::json!({"user": "alice"}));
     assert_eq!(locks[0]["failures"], 2);
     assert_eq!(locks[0]["permanent"], false);
     assert_eq!(
@@ -136,7 +137,19 @@ fn every_command_and_its_json() {
         ok(ctl(&["unlock", "--rhost", "203.0.113.9"])).stdout.trim(),
         "unlocked 1 key\n  lifted: admin rhost=203.0.113.9"
     );
-    assert_eq!(json(ctl(&["unlock", "--all", "--json"]))["cleared"], 1);
+    // --all without a terminal needs --yes.
+    let no = ctl(&["unlock", "--all"]);
+    assert_eq!(no.code, 2, "{no:?}");
+    assert!(no.stderr.contains("--yes"), "{no:?}");
+    assert_eq!(
+        json(ctl(&["unlock", "--all", "--yes", "--json"]))["cleared"],
+        1
+    );
+    // Unlocking what is not locked says so; --user works beside USER.
+    assert_eq!(
+        ok(ctl(&["unlock", "--user", "nobody-here"])).stdout.trim(),
+        "user nobody-here was not locked, and had no failures counted"
+    );
     assert_eq!(ok(ctl(&["locks"])).stdout.trim(), "no active locks");
 
     // Usage errors exit 2; a key named as `locks` prints it unlocks just that key.
@@ -265,7 +278,7 @@ fn unprivileged_users_are_refused_but_read_their_own_status() {
     lock_out(&d, &me.name);
     let as_me = |args: &[&str]| wardenctl(&bus.address, Some(me.uid), args);
     for args in [
-        &["unlock", "--all"][..],
+        &["unlock", "--all", "--yes"][..],
         &["unlock", "alice"],
         &["lock", "alice", "--permanent"],
         &["locks"],
@@ -711,5 +724,43 @@ fn errors_carry_names_that_mean_something() {
     assert!(
         e.contains("org.warden.Warden1.Error.InvalidArgument") && e.contains("longer than zero"),
         "{e}"
+    );
+}
+
+/// With --json a script gets JSON whatever happens: errors and config checks too.
+#[test]
+fn json_for_scripts_even_on_errors() {
+    let c = wardenctl("unix:path=/nonexistent", None, &["locks", "--json"]);
+    assert_eq!(c.code, 4, "{c:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&c.stdout).unwrap_or_else(|e| panic!("{e}: {c:?}"));
+    assert_eq!(v["exit_code"], 4, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("system bus"), "{v}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, rules()).unwrap();
+    let c = wardenctl(
+        "unix:path=/nonexistent",
+        None,
+        &["config", "check", "--json", good.to_str().unwrap()],
+    );
+    assert_eq!(c.code, 0, "{c:?}");
+    let v: serde_json::Value = serde_json::from_str(&c.stdout).unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    assert!(v["effective"].as_str().unwrap().contains("RULE"), "{v}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[rule]]\nname = \"x\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"5q\"\nlockout = \"1m\"\n").unwrap();
+    let c = wardenctl(
+        "unix:path=/nonexistent",
+        None,
+        &["config", "check", "--json", bad.to_str().unwrap()],
+    );
+    assert_eq!(c.code, 1, "{c:?}");
+    let v: serde_json::Value = serde_json::from_str(&c.stdout).unwrap();
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(
+        v["errors"][0].as_str().unwrap().contains("rule[1].window"),
+        "{v}"
     );
 }
