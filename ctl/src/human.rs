@@ -16,14 +16,17 @@ pub fn relative(at: i64, now: i64) -> String {
     }
 }
 
-/// 45s, 14m, 3h, 2d: one unit, rounded to the nearest.
+/// 45s, 14m, 3h, 2d: one unit, rounded up as the users' messages round
+/// (`warden_proto::message::round_wait`), so both say the same number.
 pub fn short(secs: u64) -> String {
-    let round = |n: u64, per: u64| (n + per / 2) / per;
-    match secs {
-        0..90 => format!("{secs}s"),
-        90..5400 => format!("{}m", round(secs, 60)),
-        5400..172_800 => format!("{}h", round(secs, 3600)),
-        _ => format!("{}d", round(secs, 86_400)),
+    use warden_proto::message::{round_wait, Unit};
+    if secs < 60 {
+        return format!("{secs}s");
+    }
+    match round_wait(secs) {
+        (n, Unit::Minute) => format!("{n}m"),
+        (n, Unit::Hour) => format!("{n}h"),
+        (n, Unit::Day) => format!("{n}d"),
     }
 }
 
@@ -43,5 +46,8 @@ mod tests {
         assert_eq!(relative(1000, 1000), "now");
         assert_eq!(relative(1045, 1000), "in 45s");
         assert_eq!(relative(1000 + 3 * 86_400, 1000), "in 3d");
+        // The same number the user is told: 90 minutes is "2 hours".
+        assert_eq!(short(90 * 60), "2h");
+        assert_eq!(short(89 * 60), "89m");
     }
 }

@@ -32,16 +32,74 @@ pub fn locked_message(seconds_left: Option<u64>) -> String {
     }
 }
 
-fn wait(s: u64) -> String {
-    let minutes = s.div_ceil(60).max(1);
+/// A unit of a rounded wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    Minute,
+    Hour,
+    Day,
+}
+
+/// The one rounding of a wait, for users and admins alike: always up (a wait
+/// is never understated), in minutes below 90 of them, in hours below 48,
+/// else in days. `wardenctl` prints the same numbers ("90m" is "2h" and
+/// "2 hours" alike).
+pub fn round_wait(secs: u64) -> (u64, Unit) {
+    let minutes = secs.div_ceil(60).max(1);
     if minutes < 90 {
-        return plural(minutes, "minute");
+        return (minutes, Unit::Minute);
     }
     let hours = minutes.div_ceil(60);
     if hours < 48 {
-        return plural(hours, "hour");
+        return (hours, Unit::Hour);
     }
-    plural(hours.div_ceil(24), "day")
+    (hours.div_ceil(24), Unit::Day)
+}
+
+fn wait(s: u64) -> String {
+    match round_wait(s) {
+        (n, Unit::Minute) => plural(n, "minute"),
+        (n, Unit::Hour) => plural(n, "hour"),
+        (n, Unit::Day) => plural(n, "day"),
+    }
+}
+
+/// An administrator's lock on the account, with their words when they gave
+/// any; `seconds_left` is `None` until they lift it.
+pub fn admin_locked_message(reason: &str, seconds_left: Option<u64>) -> String {
+    let why = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    };
+    match seconds_left {
+        None => format!(
+            "This account is locked by an administrator{why}. Ask an administrator to unlock it."
+        ),
+        Some(s) => format!(
+            "This account is locked by an administrator{why}. Try again in {}.",
+            wait(s)
+        ),
+    }
+}
+
+/// A lock on where the attempt comes from (an address, a network), not on
+/// the account: by the rules after too many failures, or by an administrator.
+pub fn address_locked_message(by_admin: bool, reason: &str, seconds_left: Option<u64>) -> String {
+    let first = if by_admin {
+        let why = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({reason})")
+        };
+        format!("Logins from your address are blocked by an administrator{why}.")
+    } else {
+        "Too many failed attempts from your address.".to_string()
+    };
+    match seconds_left {
+        None => format!("{first} Ask an administrator to unlock it."),
+        Some(s) => format!("{first} Try again in {}.", wait(s)),
+    }
 }
 
 fn plural(n: u64, unit: &str) -> String {
@@ -79,5 +137,15 @@ mod tests {
             "Too many failed attempts. Try again in 7 days."
         );
         assert!(locked_message(None).contains("administrator"));
+        assert_eq!(round_wait(90 * 60), (2, Unit::Hour));
+        assert_eq!(round_wait(89 * 60), (89, Unit::Minute));
+        assert_eq!(
+            admin_locked_message("left the company", None),
+            "This account is locked by an administrator (left the company). Ask an administrator to unlock it."
+        );
+        assert_eq!(
+            address_locked_message(false, "", Some(3600)),
+            "Too many failed attempts from your address. Try again in 60 minutes."
+        );
     }
 }

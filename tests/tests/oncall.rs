@@ -143,6 +143,29 @@ fn explain_names_the_lock_each_refusal_hit() {
             o.messages
         );
     }
+    // The words say which kind of lock it is.
+    let words = |user: &str, rhost: &str| {
+        explain(&bus, user, rhost)["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        words("alice", "203.0.113.7"),
+        "Too many failed attempts. Try again in 15 minutes."
+    );
+    assert_eq!(
+        words("carol", "203.0.113.50"),
+        "Too many failed attempts from your address. Try again in 60 minutes."
+    );
+    assert_eq!(
+        words("dave", "203.0.113.8"),
+        "This account is locked by an administrator (left the company). Try again in 60 minutes."
+    );
+    assert_eq!(
+        words("erin", "192.0.2.9"),
+        "Logins from your address are blocked by an administrator (scanner). Try again in 60 minutes."
+    );
     // The admin's reason is shown beside the lock.
     let dave = explain(&bus, "dave", "203.0.113.8");
     let covering = dave["covering"].as_array().unwrap();

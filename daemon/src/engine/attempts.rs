@@ -99,6 +99,7 @@ impl Engine {
                     failures,
                     limit: rule.limit,
                     until: None,
+                    admin: None,
                 };
                 return self.refuse(attempt, origin, now, reason, fx);
             }
@@ -119,6 +120,7 @@ impl Engine {
                 failures,
                 limit: self.policy.rules[ri].limit,
                 until: None,
+                admin: None,
             },
             None => Reason::plain(ReasonKind::Clear),
         };

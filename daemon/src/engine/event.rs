@@ -112,6 +112,8 @@ pub struct Reason {
     pub failures: u32,
     pub limit: u32,
     pub until: Option<Until>,
+    /// An admin's lock: their words (possibly empty). `None` for a rule's.
+    pub admin: Option<String>,
 }
 
 impl Reason {
@@ -123,6 +125,7 @@ impl Reason {
             failures: 0,
             limit: 0,
             until: None,
+            admin: None,
         }
     }
 }

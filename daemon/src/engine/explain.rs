@@ -217,6 +217,7 @@ impl Engine {
                 failures,
                 limit: rule.limit,
                 until: None,
+                admin: None,
             };
             if failures + reserved >= rule.limit {
                 return reason(ReasonKind::Busy);

@@ -33,6 +33,10 @@ impl Engine {
                 failures: u32::try_from(st.failures.len()).unwrap_or(u32::MAX),
                 limit: self.rule_named(k.rule()).map_or(0, |r| r.limit),
                 until: st.lock().map(|l| Until::from_option(l.until)),
+                admin: st.lock().and_then(|l| match &l.by {
+                    LockedBy::Admin { reason, .. } => Some(reason.clone()),
+                    _ => None,
+                }),
             },
             None => Reason::plain(ReasonKind::Locked),
         }

@@ -14,10 +14,29 @@ pub fn seconds_left(until: Option<Until>, now: Time) -> Option<u64> {
     }
 }
 
+/// What the user reads: a lock after failures, an administrator's lock on the
+/// account (with their words), or a lock on where the attempt comes from.
+/// The words follow the lock that refused, never whether the account exists:
+/// an unknown name locked the same way reads the same.
 pub fn refusal_message(reason: &Reason, now: Time) -> String {
+    let left = seconds_left(reason.until, now);
     match reason.kind {
         ReasonKind::Busy | ReasonKind::Crowded => message::CROWDED.into(),
         ReasonKind::Denied | ReasonKind::Unverifiable => message::DENIED.into(),
-        _ => locked_message(seconds_left(reason.until, now)),
+        _ => {
+            let on_address = reason
+                .key
+                .as_ref()
+                .is_some_and(|k| k.part("user").is_none() && k.part("rhost").is_some());
+            match (&reason.admin, on_address) {
+                (admin, true) => message::address_locked_message(
+                    admin.is_some(),
+                    admin.as_deref().unwrap_or(""),
+                    left,
+                ),
+                (Some(words), false) => message::admin_locked_message(words, left),
+                (None, false) => locked_message(left),
+            }
+        }
     }
 }
