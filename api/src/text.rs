@@ -3,32 +3,57 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// Parses a duration: a whole number and one unit, `30s`, `15m`, `1h`, `7d`.
+/// Parses a duration: whole numbers with units, largest first, each unit at
+/// most once: `30s`, `15m`, `1h30m`, `7d`, `2w`.
 ///
-/// Stricter than humantime on purpose: a security setting should have exactly
-/// one reading, so `1h30m`, `15 minutes` and bare numbers are refused.
+/// Stricter than humantime on purpose: a security setting should have
+/// exactly one reading, so `15 minutes`, `1.5h`, `30m1h` and bare numbers
+/// are refused.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let hint =
-        "use a whole number and one unit: s, m, h or d, as in \"30s\", \"15m\", \"1h\", \"7d\"";
+    let hint = "use whole numbers with the units w, d, h, m and s, largest first, as in \"30s\", \"15m\", \"1h30m\", \"7d\", \"2w\"";
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("invalid duration \"{text}\": {hint}"))?;
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid duration \"{text}\": {hint}"))?;
-    let secs_per = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("invalid duration \"{text}\": {hint}")),
-    };
-    let secs = n
-        .checked_mul(secs_per)
-        .filter(|s| *s <= 100 * 365 * 86_400)
-        .ok_or_else(|| format!("duration \"{text}\" is too long (at most 100 years)"))?;
+    let bad = || format!("invalid duration \"{text}\": {hint}");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let units = [
+        ("w", 7 * 86_400u64),
+        ("d", 86_400),
+        ("h", 3600),
+        ("m", 60),
+        ("s", 1),
+    ];
+    let mut rest = text;
+    let mut next_unit = 0;
+    let mut secs: u64 = 0;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .filter(|i| *i > 0)
+            .ok_or_else(bad)?;
+        let (digits, tail) = rest.split_at(split);
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let i = units
+            .iter()
+            .position(|(u, _)| *u == unit)
+            .filter(|i| *i >= next_unit)
+            .ok_or_else(bad)?;
+        next_unit = i + 1;
+        secs = n
+            .checked_mul(units[i].1)
+            .and_then(|s| secs.checked_add(s))
+            .ok_or_else(|| format!("duration \"{text}\" is too long (at most 100 years)"))?;
+        rest = tail;
+    }
+    if secs > 100 * 365 * 86_400 {
+        return Err(format!(
+            "duration \"{text}\" is too long (at most 100 years)"
+        ));
+    }
     Ok(Duration::from_secs(secs))
 }
 
@@ -94,7 +119,19 @@ mod tests {
 
     #[test]
     fn ambiguous_durations_are_refused() {
-        for bad in ["", "15", "m", "15x", "1h30m", "-5m", "15 minutes", "1.5h"] {
+        for bad in [
+            "",
+            "15",
+            "m",
+            "15x",
+            "-5m",
+            "15 minutes",
+            "1.5h",
+            "30m1h",
+            "1h1h",
+            "1h 30m",
+            "h1",
+        ] {
             let err = parse_duration(bad).err();
             assert!(err.is_some(), "{bad:?} should be refused");
         }
@@ -108,6 +145,14 @@ mod tests {
         assert_eq!(format_duration(Duration::from_secs(5400)), "90m");
         assert_eq!(format_duration(Duration::from_secs(86_400 * 7)), "7d");
         assert_eq!(format_duration(Duration::from_secs(45)), "45s");
+    }
+
+    #[test]
+    fn compound_durations_and_weeks_parse() {
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(36 * 3600)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
     }
 
     #[test]

@@ -23,9 +23,13 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(super) fn from_toml(path: &Path, text: &str, err: &toml::de::Error) -> ConfigError {
-        let message = err.message().trim().to_string();
-        let named = backticked_field(&message);
-        ConfigError::at(path, text, err.span(), named.as_deref(), message)
+        let raw = err.message().trim().to_string();
+        let named = backticked_field(&raw);
+        let mut e = ConfigError::at(path, text, err.span(), named.as_deref(), raw.clone());
+        if let ConfigError::Invalid { key, message, .. } = &mut e {
+            *message = in_admins_words(&raw, key, named.as_deref());
+        }
+        e
     }
 
     /// Builds an error at a span of `text`; `field` names the key when the span
@@ -58,6 +62,91 @@ impl ConfigError {
             message,
         }
     }
+}
+
+/// Keys that belong at the top of the file, before any `[table]`.
+const TOP_LEVEL: &[&str] = &[
+    "socket",
+    "root_socket",
+    "state_dir",
+    "admin_group",
+    "attempt_timeout",
+    "escalation_memory",
+    "reset_on_success",
+    "extend_on_failure_while_locked",
+    "lock_root",
+    "max_tracked_keys",
+    "max_attempts_in_flight",
+    "max_attempts_per_uid",
+    "max_keys_per_user",
+];
+
+/// The TOML and serde message in words an admin uses: no Rust type names,
+/// and the likely fix for the usual slips.
+fn in_admins_words(raw: &str, key: &str, named: Option<&str>) -> String {
+    if let Some(field) = named.filter(|_| raw.starts_with("unknown field")) {
+        if TOP_LEVEL.contains(&field) && key.contains('.') {
+            let table = key.split('.').next().unwrap_or("");
+            return format!(
+                "`{field}` is a top-level key, but it comes after [{table}], so TOML reads it as part of that table; move it above the first [table] line"
+            );
+        }
+        let expected = raw
+            .split_once(", expected")
+            .map(|(_, e)| {
+                e.trim()
+                    .trim_start_matches("one of")
+                    .trim()
+                    .replace('`', "")
+            })
+            .unwrap_or_default();
+        return if expected.is_empty() {
+            format!("unknown field `{field}`")
+        } else {
+            format!("unknown field `{field}`; this table takes: {expected}")
+        };
+    }
+    if let Some(field) = named.filter(|_| raw.starts_with("missing field")) {
+        return format!("missing field `{field}`: it is required here");
+    }
+    if let Some(rest) = raw.strip_prefix("invalid type: ") {
+        let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        if key == "rule" && found == "map" {
+            return "write [[rule]] with two brackets: each rule is one table in a list of rules"
+                .into();
+        }
+        let found = match found.split_once(' ') {
+            Some(("string", v)) => format!("the text {v}"),
+            Some(("integer", v)) => format!("the number {}", v.trim_matches('`')),
+            Some(("floating", v)) => format!(
+                "the number {}",
+                v.trim_start_matches("point ").trim_matches('`')
+            ),
+            Some(("boolean", v)) => format!("{}", v.trim_matches('`')),
+            _ if found == "sequence" => "a list".into(),
+            _ if found == "map" => "a table".into(),
+            _ => found.to_string(),
+        };
+        let wanted = if expected.starts_with('i')
+            || expected.starts_with('u')
+            || expected.contains("integer")
+            || expected.starts_with('f')
+        {
+            "a number, written without quotes"
+        } else if expected.contains("bool") {
+            "true or false, without quotes"
+        } else if expected.contains("sequence") {
+            "a list, such as [\"a\", \"b\"]"
+        } else if expected.contains("string") || expected.contains("path") {
+            "text in quotes"
+        } else if expected.contains("struct") || expected.contains("map") {
+            "a table"
+        } else {
+            expected
+        };
+        return format!("is {found}, but must be {wanted}");
+    }
+    raw.to_string()
 }
 
 fn backticked_field(message: &str) -> Option<String> {

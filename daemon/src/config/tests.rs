@@ -226,3 +226,41 @@ fn an_empty_service_list_guards_nothing_and_is_refused() {
         "{e}"
     );
 }
+
+/// What an admin reads has no Rust type names, and names the usual slips.
+#[test]
+fn errors_are_in_the_admins_words() {
+    let e = err("[[rule]]\nname = \"x\"\ntrack = [\"user\"]\nlimit = \"5\"\nwindow = \"1m\"\nlockout = \"1m\"\n");
+    assert!(
+        e.contains(
+            ":4: rule[1].limit: is the text \"5\", but must be a number, written without quotes"
+        ),
+        "{e}"
+    );
+    assert!(
+        !e.contains("i64") && !e.contains("u32") && !e.contains("invalid type"),
+        "{e}"
+    );
+    let e = err("reset_on_success = \"yes\"\n");
+    assert!(e.contains("must be true or false"), "{e}");
+    let e = err(
+        "[rule]\nname = \"x\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"1m\"\nlockout = \"1m\"\n",
+    );
+    assert!(e.contains("write [[rule]] with two brackets"), "{e}");
+    let e = err("[familiar]\nenabled = true\nmax_tracked_keys = 10\n");
+    assert!(
+        e.contains(":3: familiar.max_tracked_keys: `max_tracked_keys` is a top-level key, but it comes after [familiar]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn durations_take_weeks_and_compound_forms() {
+    let c = Config::parse(
+        "attempt_timeout = \"1m30s\"\nescalation_memory = \"2w\"\n",
+        Path::new("/etc/warden/warden.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.policy.attempt_timeout, Duration::from_secs(90));
+    assert_eq!(c.policy.escalation_memory, Duration::from_secs(14 * 86_400));
+}
