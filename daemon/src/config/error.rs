@@ -122,7 +122,7 @@ fn in_admins_words(raw: &str, key: &str, named: Option<&str>) -> String {
                 "the number {}",
                 v.trim_start_matches("point ").trim_matches('`')
             ),
-            Some(("boolean", v)) => format!("{}", v.trim_matches('`')),
+            Some(("boolean", v)) => v.trim_matches('`').to_string(),
             _ if found == "sequence" => "a list".into(),
             _ if found == "map" => "a table".into(),
             _ => found.to_string(),
