@@ -14,7 +14,7 @@ BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
 # fail2ban for fail2ban-regex against the shipped filter; mmdebstrap and
 # systemd-container (installed without recommends: libnss-mymachines would edit
 # the host's nsswitch.conf) to boot a Debian 12 guest for the booted test.
-RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux e2fsprogs libpam-modules libpam-runtime dbus-daemon dbus-bin oathtool systemd rpm fail2ban mmdebstrap systemd-container
+RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux e2fsprogs libpam-modules libpam-runtime dbus-daemon dbus-bin man-db oathtool systemd rpm fail2ban mmdebstrap systemd-container
 
 .PHONY: all build deps test lint demo docs deb rpm bench soak fuzz clean
 
@@ -55,9 +55,12 @@ fuzz: deps
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -s none -O $$t -- -max_total_time=$(FUZZ_SECS) || exit 1; \
 	done
 
-# wardenctl's man page and shell completions, generated from its clap definition.
+# The man pages: wardenctl(8) and wardend(8) from their clap definitions, with
+# wardenctl's completions; pam_warden(8) and warden.toml(5) as written in docs/man.
 docs: build
 	./target/release/wardenctl generate-docs target/docs
+	./target/release/wardend --man > target/docs/wardend.8
+	cp docs/man/pam_warden.8 docs/man/warden.toml.5 target/docs/
 
 # One package, warden, from the whole workspace. Each installs its tool if missing.
 deb: build docs

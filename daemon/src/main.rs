@@ -31,10 +31,84 @@ struct Args {
     /// Log to stderr instead of syslog (for foreground runs).
     #[arg(long)]
     log_stderr: bool,
+    /// Print this man page (roff) and exit.
+    #[arg(long, hide = true)]
+    man: bool,
+}
+
+const MAN_EXTRA: &str = r#".SH SIGNALS
+.TP
+.B SIGHUP
+Re-read the configuration, as \fBwardenctl reload\fR does; a file with an error is refused and the running configuration stays.
+.TP
+.B SIGTERM
+Make every commit durable and stop.
+.SH "EXIT STATUS"
+.TP
+.B 0
+Stopped cleanly, or \-\-check\-config found the file valid.
+.TP
+.B 1
+The configuration has an error (named by file, line and key), a directory is unsafe, or the store cannot be opened; the reason is logged.
+.SH FILES
+.TP
+.I /etc/warden/warden.toml
+The configuration; see \fBwarden.toml\fR(5).
+.TP
+.I /var/lib/warden/warden.redb
+The store: counters, locks, familiar sources, TOTP records and the audit log; root only.
+.TP
+.I /run/warden/warden.sock\fR, \fI/run/warden/warden\-root.sock
+The sockets pam_warden uses; the second is root's alone.
+.TP
+.I /usr/lib/systemd/system/wardend.service\fR, \fIwardend.socket
+The units.
+.SH EXAMPLES
+Check a configuration before a reload:
+.PP
+.nf
+    wardend \-\-check\-config \-\-config /etc/warden/warden.toml
+.fi
+.PP
+Run in the foreground with the log on stderr:
+.PP
+.nf
+    wardend \-\-log\-stderr
+.fi
+.SH "SEE ALSO"
+.BR wardenctl (8),
+.BR pam_warden (8),
+.BR warden.toml (5)
+"#;
+
+/// The man page, from the same clap definition as the options themselves.
+fn print_man() -> ExitCode {
+    use clap::CommandFactory;
+    let man = clap_mangen::Man::new(Args::command()).section("8");
+    let mut page = Vec::new();
+    let rendered = man
+        .render_title(&mut page)
+        .and_then(|()| man.render_name_section(&mut page))
+        .and_then(|()| man.render_synopsis_section(&mut page))
+        .and_then(|()| man.render_description_section(&mut page))
+        .and_then(|()| man.render_options_section(&mut page));
+    if let Err(e) = rendered {
+        eprintln!("wardend: {e}");
+        return ExitCode::FAILURE;
+    }
+    page.extend_from_slice(MAN_EXTRA.as_bytes());
+    use std::io::Write;
+    match std::io::stdout().write_all(&page) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.man {
+        return print_man();
+    }
     let (config, text) = match Config::load_with_text(&args.config) {
         Ok(c) => c,
         Err(e) => {

@@ -75,6 +75,8 @@ const TOP_LEVEL: &[&str] = &[
     "reset_on_success",
     "extend_on_failure_while_locked",
     "lock_root",
+    "ipv4_prefix",
+    "ipv6_prefix",
     "max_tracked_keys",
     "max_attempts_in_flight",
     "max_attempts_per_uid",
