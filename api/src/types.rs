@@ -26,6 +26,10 @@ pub struct Status {
     /// PAM services that begin attempts and never report how they end (the
     /// preauth line without authfail and authsucc).
     pub half_wired_services: Vec<String>,
+    /// Committed events since start, by kind (`failure`, `success`, ...).
+    pub events_total: Vec<(String, u64)>,
+    /// Commits that failed since start (a full disk, a failing store).
+    pub store_errors: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]

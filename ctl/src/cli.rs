@@ -45,6 +45,13 @@ pub enum Command {
     /// counts against, any lock that refuses it, whether the source is
     /// familiar, and whether a code would be asked. Changes nothing.
     Explain(ExplainArgs),
+    /// Metrics in the Prometheus text format, for node_exporter's textfile
+    /// collector (warden-metrics.timer writes them once a minute).
+    Metrics {
+        /// Write to this file atomically instead of printing.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Print lock and unlock events as they happen.
     Watch,
     /// Ask wardend to re-read its configuration; a bad file is refused.

@@ -9,6 +9,7 @@ mod docs;
 mod doctor;
 mod explain;
 mod human;
+mod metrics;
 mod totp;
 
 use clap::Parser;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
                     Command::RhostStatus { rhost } => explain::rhost_status(&rhost, json).await,
                     Command::Explain(a) => explain::explain(a, json).await,
                     Command::Watch => commands::watch(json).await,
+                    Command::Metrics { output } => metrics::metrics(output.as_deref()).await,
                     Command::Reload => commands::reload(json).await,
                     Command::Doctor { pam_dir } => commands::doctor(&pam_dir, json).await,
                     Command::Totp { command } => totp::run(command, json).await,

@@ -106,6 +106,15 @@ fn the_package_on_a_booted_debian_12() {
     g.ok("dpkg -i /root/warden.deb");
     g.ok("systemctl is-active wardend.service wardend.socket");
     answering(&g);
+    // The metrics timer ships disabled; run once, it writes the textfile.
+    let (_, enabled) = g.sh("systemctl is-enabled warden-metrics.timer");
+    assert_eq!(enabled.trim(), "disabled", "{enabled}");
+    g.ok("systemctl start warden-metrics.service");
+    let prom = g.read("/var/lib/prometheus/node-exporter/warden.prom");
+    assert!(
+        prom.contains("warden_up 1") && prom.contains("warden_events_total"),
+        "{prom}"
+    );
     let (_, journal) = g.sh("journalctl -b --no-pager");
     assert!(!journal.contains("Unknown group"), "{journal}");
 

@@ -389,3 +389,41 @@ fn history_shows_every_kind_with_filters() {
         "{text}"
     );
 }
+
+/// Metrics in the Prometheus text format, from a real daemon; and a file the
+/// textfile collector can read, even when wardend is down.
+#[test]
+fn metrics_for_the_textfile_collector() {
+    let (bus, _d, pam) = setup();
+    let ctl = |args: &[&str]| wardenctl(&bus.address, None, args);
+    for _ in 0..3 {
+        pam.attempt("mia", "wrong", Some("203.0.113.70"));
+    }
+    let text = ok(ctl(&["metrics"])).stdout;
+    for line in [
+        "warden_up 1",
+        "warden_locks{rule=\"user\"} 1",
+        "warden_events_total{kind=\"failure\"} 3",
+        "warden_events_total{kind=\"locked\"} 1",
+        "# TYPE warden_events_total counter",
+        "warden_store_errors_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("warden.prom");
+    ok(ctl(&["metrics", "--output", file.to_str().unwrap()]));
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("warden_up 1"));
+    let down = wardenctl(
+        "unix:path=/nonexistent",
+        None,
+        &["metrics", "--output", file.to_str().unwrap()],
+    );
+    assert_eq!(down.code, 4, "{down:?}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().lines().last(),
+        Some("warden_up 0")
+    );
+}

@@ -87,6 +87,8 @@ fn the_deb_installs_guards_sudo_and_leaves_nothing_after_purge() {
         (MODULE, 0o644),
         ("/usr/lib/systemd/system/wardend.service", 0o644),
         ("/usr/lib/systemd/system/wardend.socket", 0o644),
+        ("/usr/lib/systemd/system/warden-metrics.service", 0o644),
+        ("/usr/lib/systemd/system/warden-metrics.timer", 0o644),
         ("/usr/share/dbus-1/system.d/org.warden.Warden1.conf", 0o644),
         ("/etc/warden/warden.toml", 0o644),
         ("/usr/lib/tmpfiles.d/warden.conf", 0o644),
@@ -136,6 +138,8 @@ fn the_deb_installs_guards_sudo_and_leaves_nothing_after_purge() {
         "verify",
         "/usr/lib/systemd/system/wardend.service",
         "/usr/lib/systemd/system/wardend.socket",
+        "/usr/lib/systemd/system/warden-metrics.service",
+        "/usr/lib/systemd/system/warden-metrics.timer",
     ]));
     assert!(ok, "systemd-analyze verify: {out}");
     let bus = Bus::start_with_policy(Path::new(
@@ -293,6 +297,7 @@ fn the_rpm_has_the_right_paths_modes_scripts_and_requirements() {
         ("-rwxr-xr-x", "/usr/lib64/security/pam_warden.so"),
         ("-rw-r--r--", "/usr/lib/systemd/system/wardend.service"),
         ("-rw-r--r--", "/usr/lib/systemd/system/wardend.socket"),
+        ("-rw-r--r--", "/usr/lib/systemd/system/warden-metrics.timer"),
         (
             "-rw-r--r--",
             "/usr/share/dbus-1/system.d/org.warden.Warden1.conf",

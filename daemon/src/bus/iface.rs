@@ -241,6 +241,8 @@ impl Control {
             evicted_locks: c.pressure.evicted_locks,
             refused_crowded: c.pressure.crowded,
             half_wired_services: st.health.half_wired,
+            events_total: st.events.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            store_errors: st.store_errors,
         })
     }
 

@@ -125,6 +125,10 @@ pub struct StatusView {
     pub health: Health,
     pub uptime: Duration,
     pub store_bytes: u64,
+    /// Committed events by kind since start.
+    pub events: Vec<(&'static str, u64)>,
+    /// Commits that failed since start.
+    pub store_errors: u64,
 }
 
 /// Which events `history` returns; empty fields do not filter.
@@ -161,6 +165,8 @@ impl Warden {
             health: self.health()?,
             uptime: self.started().until(now),
             store_bytes: self.backend.size_bytes(),
+            events: self.announce.tally().by_kind(),
+            store_errors: self.announce.tally().store_errors(),
         })
     }
 

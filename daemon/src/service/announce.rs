@@ -11,6 +11,7 @@ use crate::log::{Level, Log};
 use crate::logline;
 use crate::store::{Done, StoreError, Then};
 use crate::time::Time;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::broadcast;
 
@@ -26,6 +27,35 @@ pub struct Announcer {
     tx: mpsc::Sender<Announcement>,
     lines: Arc<LogLimiter>,
     events: broadcast::Sender<Event>,
+    tally: Arc<Tally>,
+}
+
+/// Committed events by kind since start, and failed commits: for metrics.
+#[derive(Default)]
+pub struct Tally {
+    by_kind: [AtomicU64; EventKind::ALL.len()],
+    store_errors: AtomicU64,
+}
+
+impl Tally {
+    fn count(&self, e: &Event) {
+        if let Some(i) = EventKind::ALL.iter().position(|k| *k == e.kind) {
+            self.by_kind[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `(kind, count)` for every kind, in a fixed order.
+    pub fn by_kind(&self) -> Vec<(&'static str, u64)> {
+        EventKind::ALL
+            .iter()
+            .zip(self.by_kind.iter())
+            .map(|(k, n)| (k.name(), n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    pub fn store_errors(&self) -> u64 {
+        self.store_errors.load(Ordering::Relaxed)
+    }
 }
 
 impl Announcer {
@@ -35,10 +65,12 @@ impl Announcer {
         let lines = Arc::new(LogLimiter::default());
         // Sending never waits on a listener; a slow one loses the oldest.
         let events = broadcast::channel(1024).0;
+        let tally = Arc::new(Tally::default());
         let voice = Voice {
             log,
             lines: lines.clone(),
             events: events.clone(),
+            tally: tally.clone(),
         };
         std::thread::Builder::new()
             .name("announcer".into())
@@ -47,7 +79,12 @@ impl Announcer {
                     voice.say(a);
                 }
             })?;
-        Ok(Announcer { tx, lines, events })
+        Ok(Announcer {
+            tx,
+            lines,
+            events,
+            tally,
+        })
     }
 
     /// The writer's callback for one operation's events.
@@ -68,6 +105,10 @@ impl Announcer {
         })
     }
 
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
@@ -82,6 +123,7 @@ struct Voice {
     log: Arc<Log>,
     lines: Arc<LogLimiter>,
     events: broadcast::Sender<Event>,
+    tally: Arc<Tally>,
 }
 
 impl Voice {
@@ -99,6 +141,7 @@ impl Voice {
         result: &Result<(), StoreError>,
     ) {
         if let Err(e) = result {
+            self.tally.store_errors.fetch_add(1, Ordering::Relaxed);
             // Nothing of it is on disk: no signal, and one loud line saying
             // what was decided and is not recorded.
             let mut kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
@@ -112,6 +155,7 @@ impl Voice {
             return;
         }
         for e in events {
+            self.tally.count(&e);
             if self.lines.admit(&e, origin, at) {
                 let level = match e.kind {
                     EventKind::Locked | EventKind::Refused => Level::Notice,
