@@ -11,6 +11,10 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// wardend's root-only socket, asked when the system bus cannot be
+    /// used (root only).
+    #[arg(long, global = true, value_name = "PATH", default_value = crate::fallback::DEFAULT_ROOT_SOCKET)]
+    pub root_socket: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }

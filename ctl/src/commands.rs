@@ -2,6 +2,7 @@
 
 use crate::cli::{FailuresArgs, HistoryArgs, LockArgs, UnlockArgs};
 use crate::client::{connect, CtlError};
+use crate::fallback::open;
 use crate::human::{relative, short, stamp, table};
 use serde::Serialize;
 use std::path::Path;
@@ -29,7 +30,7 @@ fn duration_secs(text: &str) -> Result<u64, CtlError> {
 }
 
 pub async fn status(json: bool) -> Result<(), CtlError> {
-    let s = connect().await?.status().await?;
+    let s = open().await?.status().await?;
     if json {
         return print_json(&s);
     }
@@ -113,7 +114,7 @@ pub fn locks_table(locks: &[LockEntry]) -> String {
 }
 
 pub async fn locks(json: bool) -> Result<(), CtlError> {
-    let locks = connect().await?.list_locks().await?;
+    let locks = open().await?.list_locks().await?;
     if json {
         return print_json(&locks);
     }
@@ -133,7 +134,7 @@ pub async fn history(args: HistoryArgs, json: bool) -> Result<(), CtlError> {
         })
     };
     let kinds: Vec<&str> = args.kind.iter().map(String::as_str).collect();
-    let list = connect()
+    let list = open()
         .await?
         .list_events(
             args.user.as_deref().unwrap_or(""),
@@ -198,12 +199,15 @@ pub async fn failures(args: FailuresArgs, json: bool) -> Result<(), CtlError> {
         Some(d) => now() - duration_secs(d)? as i64,
         None => 0,
     };
-    let list = connect()
+    let list = open()
         .await?
-        .list_failures(
+        .list_events(
             args.user.as_deref().unwrap_or(""),
             args.rhost.as_deref().unwrap_or(""),
+            "",
+            &["failure", "totp", "abandoned"],
             since,
+            0,
             args.limit.unwrap_or(100),
         )
         .await?;
@@ -251,7 +255,7 @@ pub async fn unlock(args: UnlockArgs, json: bool) -> Result<(), CtlError> {
     if what == "all" && !args.yes {
         confirm_all()?;
     }
-    let (n, lifted) = connect().await?.unlock(what, &value).await?;
+    let (n, lifted) = open().await?.unlock(what, &value).await?;
     if json {
         return print_json(&serde_json::json!({
             "cleared": n,
@@ -319,7 +323,7 @@ pub async fn lock(args: LockArgs, json: bool) -> Result<(), CtlError> {
         None => 0,
     };
     let permanent = args.permanent;
-    let key = connect()
+    let key = open()
         .await?
         .lock(what, &value, seconds, permanent, &args.reason)
         .await?;
@@ -353,7 +357,7 @@ pub async fn user_status(user: Option<String>, json: bool) -> Result<(), CtlErro
             .map(|u| u.name)
             .ok_or_else(|| CtlError::Failed("cannot tell who you are; name the user".into()))?,
     };
-    let s = connect().await?.get_user_status(&user).await?;
+    let s = open().await?.get_user_status(&user).await?;
     if json {
         return print_json(&s);
     }

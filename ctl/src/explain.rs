@@ -2,8 +2,9 @@
 //! stands against an address, in words and tables.
 
 use crate::cli::ExplainArgs;
-use crate::client::{connect, CtlError};
+use crate::client::CtlError;
 use crate::commands::{now, print_json};
+use crate::fallback::open;
 use crate::human::{relative, table};
 use warden_api::KeyCount;
 
@@ -49,7 +50,7 @@ fn indent(text: &str) -> String {
 }
 
 pub async fn explain(a: ExplainArgs, json: bool) -> Result<(), CtlError> {
-    let e = connect()
+    let e = open()
         .await?
         .explain(
             &a.user,
@@ -125,7 +126,7 @@ pub async fn explain(a: ExplainArgs, json: bool) -> Result<(), CtlError> {
 }
 
 pub async fn rhost_status(rhost: &str, json: bool) -> Result<(), CtlError> {
-    let r = connect().await?.get_rhost_status(rhost).await?;
+    let r = open().await?.get_rhost_status(rhost).await?;
     if json {
         return print_json(&r);
     }

@@ -8,6 +8,7 @@ mod commands;
 mod docs;
 mod doctor;
 mod explain;
+mod fallback;
 mod human;
 mod metrics;
 mod totp;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    fallback::set_root_socket(cli.root_socket.clone());
     let result = match cli.command {
         Command::Config {
             command: ConfigCommand::Check { file },

@@ -1,7 +1,8 @@
 //! `metrics`: the Prometheus text format, for node_exporter's textfile
 //! collector (the `warden-metrics.timer` writes it once a minute).
 
-use crate::client::{connect, CtlError};
+use crate::client::CtlError;
+use crate::fallback::open;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -21,7 +22,7 @@ fn one(v: u64) -> Vec<(String, u64)> {
 /// The text, or `warden_up 0` when wardend cannot be asked.
 async fn render() -> (String, Result<(), CtlError>) {
     let mut out = String::new();
-    let proxy = match connect().await {
+    let proxy = match open().await {
         Ok(p) => p,
         Err(e) => {
             metric(&mut out, "up", "gauge", "1 when wardend answered.", &one(0));
@@ -38,12 +39,13 @@ async fn render() -> (String, Result<(), CtlError>) {
         }
     };
     metric(&mut out, "up", "gauge", "1 when wardend answered.", &one(1));
+    let bus = u64::from(proxy.over_bus());
     metric(
         &mut out,
         "bus_up",
         "gauge",
-        "1 when wardend was reached over the system bus.",
-        &one(1),
+        "1 when wardend was reached over the system bus, 0 over its root socket.",
+        &one(bus),
     );
     let mut by_rule: BTreeMap<String, u64> = BTreeMap::new();
     for l in &locks {

@@ -14,3 +14,4 @@ pub mod service;
 pub mod store;
 pub mod time;
 pub mod totp;
+pub mod views;

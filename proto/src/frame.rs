@@ -5,10 +5,13 @@ use thiserror::Error;
 
 /// The largest body either side accepts. Requests are a few hundred bytes.
 pub const MAX_FRAME: usize = 16 * 1024;
+/// The largest answer to a root peer's admin call (every lock of a busy
+/// host); only wardenctl reads these, never the module.
+pub const MAX_ADMIN_FRAME: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Error)]
 pub enum FrameError {
-    #[error("frame of {0} bytes is over the {MAX_FRAME}-byte limit")]
+    #[error("frame of {0} bytes is over the limit ({MAX_FRAME} bytes, {MAX_ADMIN_FRAME} for an admin's answer)")]
     TooLarge(usize),
     #[error("empty frame")]
     Empty,
@@ -27,8 +30,13 @@ pub const HEADER: usize = 4;
 /// The body length a header announces, refused before anything is allocated
 /// when it is over [`MAX_FRAME`] or zero.
 pub fn body_len(header: [u8; HEADER]) -> Result<usize, FrameError> {
+    body_len_up_to(header, MAX_FRAME)
+}
+
+/// [`body_len`] with another bound (see [`MAX_ADMIN_FRAME`]).
+pub fn body_len_up_to(header: [u8; HEADER], max: usize) -> Result<usize, FrameError> {
     let len = u32::from_be_bytes(header) as usize;
-    if len > MAX_FRAME {
+    if len > max {
         return Err(FrameError::TooLarge(len));
     }
     if len == 0 {
@@ -39,7 +47,12 @@ pub fn body_len(header: [u8; HEADER]) -> Result<usize, FrameError> {
 
 /// A body behind its header, ready to write in one call.
 pub fn encode_frame(body: &[u8]) -> Result<Vec<u8>, FrameError> {
-    if body.len() > MAX_FRAME {
+    encode_frame_up_to(body, MAX_FRAME)
+}
+
+/// [`encode_frame`] with another bound (see [`MAX_ADMIN_FRAME`]).
+pub fn encode_frame_up_to(body: &[u8], max: usize) -> Result<Vec<u8>, FrameError> {
+    if body.len() > max {
         return Err(FrameError::TooLarge(body.len()));
     }
     if body.is_empty() {
@@ -69,9 +82,14 @@ pub fn write_frame(w: &mut impl Write, body: &[u8]) -> Result<(), FrameError> {
 
 /// Reads the header, refuses it if it is over the limit, then reads the body.
 pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
+    read_frame_up_to(r, MAX_FRAME)
+}
+
+/// [`read_frame`] with another bound (see [`MAX_ADMIN_FRAME`]).
+pub fn read_frame_up_to(r: &mut impl Read, max: usize) -> Result<Vec<u8>, FrameError> {
     let mut header = [0u8; HEADER];
     r.read_exact(&mut header).map_err(header_error)?;
-    let mut body = vec![0u8; body_len(header)?];
+    let mut body = vec![0u8; body_len_up_to(header, max)?];
     r.read_exact(&mut body)?;
     Ok(body)
 }

@@ -11,7 +11,8 @@ pub mod message;
 mod wire;
 
 pub use frame::{
-    body_len, encode_frame, header_error, read_frame, write_frame, FrameError, HEADER, MAX_FRAME,
+    body_len, body_len_up_to, encode_frame, encode_frame_up_to, header_error, read_frame,
+    read_frame_up_to, write_frame, FrameError, HEADER, MAX_ADMIN_FRAME, MAX_FRAME,
 };
 pub use message::locked_message;
 pub use wire::{

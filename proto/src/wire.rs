@@ -137,6 +137,13 @@ pub enum AdminRequest {
     UnlockUser(String),
     UnlockRhost(String),
     UnlockAll,
+    /// A D-Bus admin method by name (`Status`, `ListLocks`, `Explain`, ...),
+    /// its arguments a JSON array as D-Bus takes them; answered with
+    /// `ResponseBody::Json`. For wardenctl when the bus is down.
+    Call {
+        method: String,
+        args: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +227,8 @@ pub enum ResponseBody {
     },
     Locks(Vec<LockInfo>),
     Unlocked(u32),
+    /// The answer to `AdminRequest::Call`, as D-Bus would give it, in JSON.
+    Json(String),
     Error {
         code: ErrorCode,
         message: String,

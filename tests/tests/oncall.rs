@@ -427,3 +427,85 @@ fn metrics_for_the_textfile_collector() {
         Some("warden_up 0")
     );
 }
+
+/// With the bus down, root's wardenctl asks wardend over its root socket,
+/// says so, and every admin command still works.
+#[test]
+fn with_the_bus_down_root_uses_the_root_socket() {
+    let (bus, d, pam) = setup();
+    for _ in 0..3 {
+        pam.attempt("noah", "wrong", Some("203.0.113.80"));
+    }
+    let root_socket = d.socket.with_file_name("warden-root.sock");
+    let root = root_socket.to_str().unwrap();
+    drop(bus);
+    let ctl = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--root-socket", root]);
+        wardenctl("unix:path=/nonexistent", None, &all)
+    };
+    let s = ok(ctl(&["status", "--json"]));
+    assert!(
+        s.stderr.contains("asked wardend over its root socket"),
+        "{s:?}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+    assert_eq!(v["locks"], 1, "{v}");
+    let locks = json(ctl(&["locks", "--json"]));
+    assert_eq!(locks[0]["key"], "user user=noah from=unfamiliar", "{locks}");
+    let e = json(ctl(&[
+        "explain",
+        "noah",
+        "--rhost",
+        "203.0.113.80",
+        "--service",
+        "warden-test",
+        "--json",
+    ]));
+    assert_eq!(e["refused_by"], "user user=noah from=unfamiliar", "{e}");
+    let h = json(ctl(&[
+        "history", "--user", "noah", "--kind", "locked", "--json",
+    ]));
+    assert_eq!(h.as_array().unwrap().len(), 1, "{h}");
+    let u = json(ctl(&["user-status", "noah", "--json"]));
+    assert_eq!(u["locked"], true, "{u}");
+    ok(ctl(&[
+        "lock",
+        "--rhost",
+        "192.0.2.0/24",
+        "--for",
+        "1h",
+        "--reason",
+        "no bus",
+    ]));
+    let r = json(ctl(&["rhost-status", "192.0.2.5", "--json"]));
+    assert_eq!(r["covering"][0]["reason"], "no bus", "{r}");
+    let u = ok(ctl(&["unlock", "noah"]));
+    assert!(
+        u.stdout.contains("lifted: user user=noah from=unfamiliar"),
+        "{u:?}"
+    );
+    // The unlock is audited as on the bus.
+    assert!(
+        d.log_text()
+            .contains("admin-unlock by=uid=0 target=\"user noah\" cleared=1"),
+        "{}",
+        d.log_text()
+    );
+    let m = ok(ctl(&["metrics"])).stdout;
+    assert!(
+        m.contains("warden_up 1") && m.contains("warden_bus_up 0"),
+        "{m}"
+    );
+    // A socket nobody serves: the error names both ways tried.
+    let c = wardenctl(
+        "unix:path=/nonexistent",
+        None,
+        &["locks", "--root-socket", "/nonexistent/x.sock"],
+    );
+    assert_eq!(c.code, 4, "{c:?}");
+    assert!(
+        c.stderr.contains("cannot reach the system bus") && c.stderr.contains("root socket"),
+        "{c:?}"
+    );
+}

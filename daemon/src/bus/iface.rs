@@ -2,19 +2,14 @@
 //! through the bus (GetConnectionUnixUser), whatever the policy file allowed.
 
 use super::api::{
-    AuditEntry, BusError, Explanation, KeyCount, LockEntry, RhostStatus, Status, TotpEnrollment,
-    TotpStatus, UserStatus,
+    AuditEntry, BusError, Explanation, LockEntry, RhostStatus, Status, TotpEnrollment, TotpStatus,
+    UserStatus,
 };
 use super::auth::Caller;
-use crate::config::Field;
-use crate::engine::{AdminLock, Event, KeyReport, LockedBy, ReasonKind, Selector, Until};
-use crate::service::{
-    address_or_network, HistoryFilter, LockView, Scope, ServiceError, TotpError, Warden,
-};
+use crate::service::{HistoryFilter, ServiceError, TotpError, Warden};
 use crate::time::Time;
-use crate::totp::Need;
+use crate::views;
 use std::sync::Arc;
-use std::time::Duration;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{interface, Connection};
@@ -142,73 +137,6 @@ fn check_value(what: &str, value: &str, max: usize) -> Result<(), BusError> {
     Ok(())
 }
 
-pub fn lock_entry(l: &LockView) -> LockEntry {
-    let (by, reason) = match &l.admin {
-        Some((uid, reason)) => (format!("uid={uid}"), reason.clone()),
-        None => ("rule".to_string(), String::new()),
-    };
-    LockEntry {
-        rule: l.key.rule().to_string(),
-        key: l.key.to_string(),
-        fields: l
-            .key
-            .parts()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-        failures: l.failures,
-        since: secs(l.since),
-        until: l.until.map_or(0, secs),
-        permanent: l.until.is_none(),
-        lockouts: l.lockouts,
-        by,
-        reason,
-    }
-}
-
-fn audit_entry(e: Event) -> AuditEntry {
-    AuditEntry {
-        time: secs(e.time),
-        kind: e.kind.name().into(),
-        service: e.service.unwrap_or_default(),
-        user: e.user.unwrap_or_default(),
-        rhost: e.rhost.unwrap_or_default(),
-        tty: e.tty.unwrap_or_default(),
-        rule: e.rule.unwrap_or_default(),
-        key: e.key.map(|k| k.to_string()).unwrap_or_default(),
-        until: match e.until {
-            Some(Until::At(t)) => secs(t),
-            _ => 0,
-        },
-        by: e.by.unwrap_or_default(),
-        reason: e.reason.unwrap_or_default(),
-    }
-}
-
-fn key_count(r: &KeyReport) -> KeyCount {
-    let (by, reason) = match r.lock.as_ref().map(|l| &l.by) {
-        Some(LockedBy::Admin { uid, reason }) => (format!("uid={uid}"), reason.clone()),
-        Some(_) => ("rule".to_string(), String::new()),
-        None => (String::new(), String::new()),
-    };
-    let until = r.lock.as_ref().and_then(|l| l.until);
-    KeyCount {
-        key: r.key.to_string(),
-        rule: r.key.rule().to_string(),
-        failures: r.failures,
-        in_flight: r.in_flight,
-        limit: r.limit,
-        locked: r.lock.is_some(),
-        until: until.map_or(0, secs),
-        permanent: r.lock.is_some() && until.is_none(),
-        by,
-        reason,
-    }
-}
-
-fn secs(t: Time) -> i64 {
-    i64::try_from(t.0 / 1000).unwrap_or(i64::MAX)
-}
-
 #[interface(name = "org.warden.Warden1")]
 impl Control {
     /// Version, uptime, counts, store size and paths. Anyone may read it: it
@@ -219,31 +147,7 @@ impl Control {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Status, BusError> {
         self.caller(&hdr, conn).await?;
-        let now = Time::now();
-        let st = self.warden.status(now).map_err(bus_error)?;
-        let c = st.health.counts;
-        let config = self.warden.config();
-        Ok(Status {
-            version: env!("CARGO_PKG_VERSION").into(),
-            uptime_secs: st.uptime.as_secs(),
-            keys: c.keys as u64,
-            locks: c.locks as u64,
-            attempts_in_flight: c.in_flight as u64,
-            store_bytes: st.store_bytes,
-            config_path: config.path.display().to_string(),
-            socket_path: config.socket.display().to_string(),
-            max_tracked_keys: config.policy.max_tracked_keys as u64,
-            table_full: c
-                .pressure
-                .last_full
-                .is_some_and(|t| t.until(now) < Duration::from_secs(60)),
-            evicted_keys: c.pressure.evicted_keys,
-            evicted_locks: c.pressure.evicted_locks,
-            refused_crowded: c.pressure.crowded,
-            half_wired_services: st.health.half_wired,
-            events_total: st.events.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
-            store_errors: st.store_errors,
-        })
+        views::status(&self.warden, Time::now()).map_err(bus_error)
     }
 
     /// Every active lock.
@@ -253,8 +157,9 @@ impl Control {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<LockEntry>, BusError> {
         self.admin(&hdr, conn, "ListLocks").await?;
-        let locks = self.warden.locks(Time::now()).await.map_err(bus_error)?;
-        Ok(locks.iter().map(lock_entry).collect())
+        views::locks(&self.warden, Time::now())
+            .await
+            .map_err(bus_error)
     }
 
     /// Failures from the audit log, newest first. Empty strings and zeros mean
@@ -293,7 +198,7 @@ impl Control {
             )
             .await
             .map_err(bus_error)?;
-        Ok(events.into_iter().map(audit_entry).collect())
+        Ok(events.into_iter().map(views::audit_entry).collect())
     }
 
     /// Events of every kind from the audit log, newest first: successes,
@@ -329,9 +234,9 @@ impl Control {
         }
         let nonempty = |v: String| (!v.is_empty()).then_some(v);
         let at = |t: i64| (t > 0).then(|| Time::from_secs(t as u64));
-        let events = self
-            .warden
-            .history(HistoryFilter {
+        views::events(
+            &self.warden,
+            HistoryFilter {
                 user: nonempty(user),
                 rhost: nonempty(rhost),
                 service: nonempty(service),
@@ -343,10 +248,10 @@ impl Control {
                 } else {
                     limit.min(10_000) as usize
                 },
-            })
-            .await
-            .map_err(bus_error)?;
-        Ok(events.into_iter().map(audit_entry).collect())
+            },
+        )
+        .await
+        .map_err(bus_error)
     }
 
     /// Lifts locks and clears counters: `what` is `user`, `rhost`, `key` (as
@@ -363,25 +268,9 @@ impl Control {
     ) -> Result<(u32, Vec<String>), BusError> {
         let caller = self.admin(&hdr, conn, "Unlock").await?;
         check_value("value", &value, MAX_VALUE * 2)?;
-        let sel = match what.as_str() {
-            "user" => self.warden.user_selector(&value),
-            "rhost" => self.warden.rhost_selector(&value),
-            "key" => self.warden.key_selector(&value),
-            "all" => Ok(Selector::All),
-            _ => Err(ServiceError::Invalid(
-                "unlock takes user, rhost, key or all, with a value".into(),
-            )),
-        }
-        .map_err(bus_error)?;
-        let done = self
-            .warden
-            .unlock(&sel, caller.uid, Time::now())
+        views::unlock(&self.warden, &what, &value, caller.uid, Time::now())
             .await
-            .map_err(bus_error)?;
-        Ok((
-            u32::try_from(done.cleared).unwrap_or(u32::MAX),
-            done.lifted.iter().map(ToString::to_string).collect(),
-        ))
+            .map_err(bus_error)
     }
 
     /// An admin lock on a `user` or an `rhost` (an address, or a network that
@@ -402,39 +291,18 @@ impl Control {
         let caller = self.admin(&hdr, conn, "Lock").await?;
         check_value("value", &value, MAX_VALUE)?;
         check_value("reason", &reason, MAX_REASON)?;
-        let target = match what.as_str() {
-            "user" => Field::User,
-            "rhost" => Field::Rhost,
-            _ => return Err(BusError::InvalidArgument("lock takes user or rhost".into())),
-        };
-        if value.is_empty() {
-            return Err(BusError::InvalidArgument(
-                "lock needs a user or an address".into(),
-            ));
-        }
-        let length = match (seconds, permanent) {
-            (0, false) => {
-                return Err(BusError::InvalidArgument(
-                    "a lock needs a length longer than zero, or permanent".into(),
-                ))
-            }
-            (_, true) => None,
-            (s, false) => Some(Duration::from_secs(s)),
-        };
-        let value = match target {
-            Field::User => self.fold(&value),
-            _ => address_or_network(&value).map_err(bus_error)?,
-        };
-        let req = AdminLock {
-            target,
-            value,
-            length,
-            reason,
-            by_uid: caller.uid,
-        };
-        let now = Time::now();
-        let key = self.warden.lock(&req, now).await.map_err(bus_error)?;
-        Ok(key.to_string())
+        views::lock(
+            &self.warden,
+            &what,
+            &value,
+            seconds,
+            permanent,
+            &reason,
+            caller.uid,
+            Time::now(),
+        )
+        .await
+        .map_err(bus_error)
     }
 
     /// Whether a user is locked, for how long, and their failures. Open to
@@ -454,45 +322,9 @@ impl Control {
             ));
         }
         check_value("user", &user, MAX_VALUE)?;
-        let now = Time::now();
-        let view = self
-            .warden
-            .user_status(&user, now)
+        views::user_status(&self.warden, &user, Time::now())
             .await
-            .map_err(bus_error)?;
-        let locks: Vec<LockEntry> = view.locks.iter().map(lock_entry).collect();
-        let permanent = locks.iter().any(|l| l.permanent);
-        let last = locks.iter().map(|l| l.until).max().unwrap_or(0);
-        let seconds_left = if permanent {
-            0
-        } else {
-            u64::try_from(last - secs(now)).unwrap_or(0)
-        };
-        let (scope, scope_sources) = match view.scope {
-            Scope::None => ("none", Vec::new()),
-            Scope::Everywhere => ("everywhere", Vec::new()),
-            Scope::Unfamiliar => ("unfamiliar", Vec::new()),
-            Scope::Sources {
-                mut sources,
-                unfamiliar,
-            } => {
-                if unfamiliar {
-                    sources.push("unfamiliar".into());
-                }
-                ("sources", sources)
-            }
-        };
-        Ok(UserStatus {
-            user: view.user,
-            locked: !locks.is_empty(),
-            permanent,
-            seconds_left,
-            failures: view.failures,
-            locks,
-            scope: scope.into(),
-            scope_sources,
-            address_locks: view.address_locks.iter().map(lock_entry).collect(),
-        })
+            .map_err(bus_error)
     }
 
     /// What stands against an address: its rule keys, and admin, range and
@@ -505,23 +337,9 @@ impl Control {
     ) -> Result<RhostStatus, BusError> {
         self.admin(&hdr, conn, "GetRhostStatus").await?;
         check_value("rhost", &rhost, MAX_VALUE)?;
-        let r = self
-            .warden
-            .rhost_status(&rhost, Time::now())
+        views::rhost_status(&self.warden, &rhost, Time::now())
             .await
-            .map_err(bus_error)?;
-        let refused = r.denied
-            || (!r.allowlisted && r.keys.iter().any(|k| k.lock.is_some()))
-            || r.covering.iter().any(|k| k.lock.is_some());
-        Ok(RhostStatus {
-            rhost,
-            source: r.source,
-            refused,
-            denied: r.denied,
-            allowlisted: r.allowlisted,
-            keys: r.keys.iter().map(key_count).collect(),
-            covering: r.covering.iter().map(key_count).collect(),
-        })
+            .map_err(bus_error)
     }
 
     /// What would happen to an attempt by `user` from `rhost` (empty: local)
@@ -545,68 +363,9 @@ impl Control {
         ] {
             check_value(what, v, MAX_VALUE)?;
         }
-        let service = if service.is_empty() {
-            "sshd".to_string()
-        } else {
-            service
-        };
-        let now = Time::now();
-        let v = self
-            .warden
-            .explain(
-                &user,
-                (!rhost.is_empty()).then_some(rhost.as_str()),
-                &service,
-                (!tty.is_empty()).then_some(tty.as_str()),
-                now,
-            )
+        views::explain(&self.warden, &user, &rhost, &service, &tty, Time::now())
             .await
-            .map_err(bus_error)?;
-        let e = &v.explanation;
-        let verdict = &e.verdict;
-        let until = match verdict.until {
-            Some(Until::At(t)) => secs(t),
-            _ => 0,
-        };
-        Ok(Explanation {
-            user: v.attempt.user.clone(),
-            service: v.attempt.service.clone(),
-            rhost: v.attempt.rhost.clone().unwrap_or_default(),
-            tty: v.attempt.tty.clone().unwrap_or_default(),
-            source: e.source.clone(),
-            allowed: verdict.kind.allows(),
-            reason: verdict.kind.name().into(),
-            refused_by: if verdict.kind == ReasonKind::Locked {
-                verdict
-                    .key
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            },
-            until,
-            permanent: verdict.kind == ReasonKind::Locked
-                && matches!(verdict.until, Some(Until::Permanent)),
-            message: v.message.clone().unwrap_or_default(),
-            familiar: e.familiar,
-            familiar_sources: e
-                .familiar_sources
-                .iter()
-                .map(|(s, t)| (s.clone(), secs(*t)))
-                .collect(),
-            allowlisted: e.allowlisted,
-            keys: e.keys.iter().map(key_count).collect(),
-            covering: e.covering.iter().map(key_count).collect(),
-            code: match v.code {
-                Need::Nothing => "nothing",
-                Need::Code => "code",
-                Need::Refuse => "refused",
-                Need::Grace(_) => "grace",
-            }
-            .into(),
-            code_why: v.code_why.into(),
-        })
+            .map_err(bus_error)
     }
 
     /// Re-reads the config file. A bad file is refused with its error and the
@@ -694,7 +453,7 @@ impl Control {
                 enrolled: true,
                 confirmed,
                 recovery_codes_left: left,
-                created: secs(created),
+                created: views::secs(created),
             },
             None => TotpStatus {
                 user,

@@ -14,8 +14,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use warden_proto::{
-    body_len, decode_request, encode_frame, encode_response, header_error, ErrorCode, FrameError,
-    ResponseBody, HEADER,
+    body_len, decode_request, encode_frame, encode_frame_up_to, encode_response, header_error,
+    ErrorCode, FrameError, ResponseBody, HEADER, MAX_ADMIN_FRAME, MAX_FRAME,
 };
 
 /// How long a peer has to send a whole frame, or to read our answer. The module
@@ -136,9 +136,15 @@ async fn read_frame(stream: &mut UnixStream) -> Result<Vec<u8>, FrameError> {
 }
 
 async fn write(stream: &mut UnixStream, body: ResponseBody) -> std::io::Result<()> {
+    // Only an admin call is answered with JSON, and only on the root socket:
+    // wardenctl reads those up to the larger bound, the module never does.
+    let max = match body {
+        ResponseBody::Json(_) => MAX_ADMIN_FRAME,
+        _ => MAX_FRAME,
+    };
     let bytes = encode_response(body).map_err(std::io::Error::other)?;
     // The peer refuses frames over the limit, so never send one.
-    let frame = match encode_frame(&bytes) {
+    let frame = match encode_frame_up_to(&bytes, max) {
         Ok(f) => f,
         Err(_) => encode_response(ResponseBody::Error {
             code: ErrorCode::Internal,

@@ -184,6 +184,12 @@ fn to_wire(v: &Verdict, now: Time) -> warden_proto::Verdict {
 
 async fn admin(warden: &Warden, peer: &Peer, req: AdminRequest, now: Time) -> ResponseBody {
     let sel = match req {
+        AdminRequest::Call { method, args } => {
+            return match super::admin_call::call(warden, peer.uid(), &method, &args, now).await {
+                Ok(j) => ResponseBody::Json(j),
+                Err(e) => service_error(warden, "admin-call", &e),
+            }
+        }
         AdminRequest::ListLocks => {
             return match warden.locks(now).await {
                 Ok(all) => {

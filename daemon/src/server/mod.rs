@@ -9,6 +9,7 @@
 //! SO_PEERCRED; connections are capped per uid, every frame has a deadline and
 //! so has every connection as a whole.
 
+mod admin_call;
 mod conn;
 mod handler;
 mod limits;

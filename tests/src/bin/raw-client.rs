@@ -140,6 +140,7 @@ fn label(r: &Result<ResponseBody, String>) -> String {
         Ok(ResponseBody::Account { locked, .. }) => format!("account-locked:{locked}"),
         Ok(ResponseBody::Locks(_)) => "locks".into(),
         Ok(ResponseBody::Unlocked(_)) => "unlocked".into(),
+        Ok(ResponseBody::Json(_)) => "json".into(),
         Ok(ResponseBody::Error { code, .. }) => format!("error:{code:?}"),
         Err(_) => "io-error".into(),
     }
