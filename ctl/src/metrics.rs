@@ -35,7 +35,7 @@ async fn render() -> (String, Result<(), CtlError>) {
         (Ok(s), Ok(l)) => (s, l),
         (Err(e), _) | (_, Err(e)) => {
             metric(&mut out, "up", "gauge", "1 when wardend answered.", &one(0));
-            return (out, Err(e.into()));
+            return (out, Err(e));
         }
     };
     metric(&mut out, "up", "gauge", "1 when wardend answered.", &one(1));
