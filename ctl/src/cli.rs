@@ -15,6 +15,15 @@ pub struct Cli {
     /// used (root only).
     #[arg(long, global = true, value_name = "PATH", default_value = crate::fallback::DEFAULT_ROOT_SOCKET)]
     pub root_socket: PathBuf,
+    /// wardend's configuration, for reading its store when no wardend runs
+    /// (`locks` and `history`, root only).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = "/etc/warden/warden.toml"
+    )]
+    pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }

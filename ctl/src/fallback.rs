@@ -27,6 +27,43 @@ pub enum Daemon {
 }
 
 static ROOT_SOCKET: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+static CONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// wardend's configuration (`--config`), which says where the store is.
+pub fn set_config(path: PathBuf) {
+    let _ = CONFIG.set(path);
+}
+
+/// With no wardend answering at all: the store itself, opened read-only by
+/// `wardend --read-store` (as pam_faillock's tally needs no daemon). Root
+/// only, since the store is root's; says on stderr that it did.
+pub fn read_store<T: DeserializeOwned>(what: &str, why: CtlError) -> Result<T, CtlError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(why);
+    }
+    let mut cmd = std::process::Command::new(crate::commands::wardend_path());
+    cmd.args(["--read-store", what]);
+    if let Some(c) = CONFIG.get() {
+        cmd.arg("--config").arg(c);
+    }
+    let out = cmd.output().map_err(|e| {
+        CtlError::Unreachable(format!(
+            "{why}; and wardend could not be run to read the store ({e})"
+        ))
+    })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(CtlError::Unreachable(format!(
+            "{why}; and the store could not be read: {}",
+            err.trim().trim_start_matches("wardend: ")
+        )));
+    }
+    eprintln!(
+        "wardenctl: {why}; read the store directly instead (read-only; wardend is not running)"
+    );
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| CtlError::Failed(format!("the store's answer: {e}")))
+}
 
 /// Where the root socket is (`--root-socket`).
 pub fn set_root_socket(path: PathBuf) {

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     fallback::set_root_socket(cli.root_socket.clone());
+    fallback::set_config(cli.config.clone());
     let result = match cli.command {
         Command::Config {
             command: ConfigCommand::Check { file },

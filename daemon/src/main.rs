@@ -34,6 +34,64 @@ struct Args {
     /// Print this man page (roff) and exit.
     #[arg(long, hide = true)]
     man: bool,
+    /// Read the store read-only while wardend is stopped, print `locks` or
+    /// `history` (the newest 10,000 events) as JSON, and exit.
+    #[arg(long, value_name = "WHAT", value_parser = ["locks", "history"])]
+    read_store: Option<String>,
+}
+
+/// `--read-store`: what wardenctl shows when no wardend answers, straight
+/// from the store, without writing to it.
+fn read_store(config: &Config, what: &str) -> ExitCode {
+    use warden_daemon::service::LockView;
+    use warden_daemon::store::{AuditQuery, StoreReader};
+    let reader = match StoreReader::open(&config.state_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wardend: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = Time::now();
+    let json = match what {
+        "locks" => reader.load().map(|snap| {
+            let mut locks: Vec<LockView> = snap
+                .keys
+                .iter()
+                .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
+                .filter_map(|(k, st)| LockView::of(k, st))
+                .collect();
+            locks.sort_by(|a, b| b.since.cmp(&a.since).then_with(|| a.key.cmp(&b.key)));
+            let entries: Vec<_> = locks.iter().map(warden_daemon::views::lock_entry).collect();
+            serde_json::to_string(&entries)
+        }),
+        _ => reader
+            .audit(&AuditQuery {
+                limit: 10_000,
+                ..AuditQuery::default()
+            })
+            .map(|events| {
+                let entries: Vec<_> = events
+                    .into_iter()
+                    .map(warden_daemon::views::audit_entry)
+                    .collect();
+                serde_json::to_string(&entries)
+            }),
+    };
+    match json {
+        Ok(Ok(text)) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("wardend: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("wardend: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 const MAN_EXTRA: &str = r#".SH SIGNALS
@@ -119,6 +177,9 @@ fn main() -> ExitCode {
     let system = LiveSystem {
         pam_dir: "/etc/pam.d".into(),
     };
+    if let Some(what) = &args.read_store {
+        return read_store(&config, what);
+    }
     let warnings = lint(&args.config, &text, &system);
     if args.check_config {
         for w in &warnings {

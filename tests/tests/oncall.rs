@@ -432,7 +432,7 @@ fn metrics_for_the_textfile_collector() {
 /// says so, and every admin command still works.
 #[test]
 fn with_the_bus_down_root_uses_the_root_socket() {
-    let (bus, d, pam) = setup();
+    let (bus, mut d, pam) = setup();
     for _ in 0..3 {
         pam.attempt("noah", "wrong", Some("203.0.113.80"));
     }
@@ -497,6 +497,25 @@ fn with_the_bus_down_root_uses_the_root_socket() {
         m.contains("warden_up 1") && m.contains("warden_bus_up 0"),
         "{m}"
     );
+    // With wardend stopped, locks and history read the store itself.
+    d.stop();
+    let config = d.config.to_str().unwrap().to_string();
+    let offline = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--root-socket", root, "--config", &config]);
+        wardenctl("unix:path=/nonexistent", None, &all)
+    };
+    let l = ok(offline(&["locks", "--json"]));
+    assert!(l.stderr.contains("read the store directly"), "{l:?}");
+    let locks: serde_json::Value = serde_json::from_str(&l.stdout).unwrap();
+    assert_eq!(locks[0]["key"], "admin rhost=192.0.2.0/24", "{locks}");
+    let h = ok(offline(&[
+        "history", "--user", "noah", "--kind", "unlocked", "--json",
+    ]));
+    let h: serde_json::Value = serde_json::from_str(&h.stdout).unwrap();
+    assert_eq!(h[0]["by"], "uid=0", "{h}");
+    // Commands that need a running wardend say so.
+    assert_eq!(offline(&["status"]).code, 4);
     // A socket nobody serves: the error names both ways tried.
     let c = wardenctl(
         "unix:path=/nonexistent",

@@ -42,7 +42,7 @@ impl LockView {
         })
     }
 
-    fn of(key: &KeyId, st: &KeyState) -> Option<LockView> {
+    pub fn of(key: &KeyId, st: &KeyState) -> Option<LockView> {
         let lock = st.lock()?;
         Some(LockView {
             key: key.clone(),

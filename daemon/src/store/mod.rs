@@ -4,7 +4,7 @@
 mod redb_store;
 mod writer;
 
-pub use redb_store::{Opened, RedbStore, FILE_NAME};
+pub use redb_store::{Opened, RedbStore, StoreReader, FILE_NAME};
 pub use writer::{Done, Then, Writer, FLUSH_AFTER};
 
 use crate::engine::{Effects, Event, KeyId, KeyState};

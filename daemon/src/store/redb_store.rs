@@ -383,38 +383,180 @@ fn trim_global(
     Ok(removed)
 }
 
-impl Store for RedbStore {
-    fn load(&self) -> Result<Snapshot, StoreError> {
-        let txn = self.read_txn()?;
-        let keys_table = txn.open_table(KEYS).map_err(r)?;
-        let mut keys =
-            Vec::with_capacity(usize::try_from(keys_table.len().map_err(r)?).unwrap_or(0));
-        for item in keys_table.iter().map_err(r)? {
-            let (k, v) = item.map_err(r)?;
-            let state: KeyState = postcard::from_bytes(v.value())
-                .map_err(|e| StoreError::read_msg(format!("key {:?}: {e}", k.value())))?;
-            keys.push((KeyId::from_encoded(k.value()), state));
+/// Every key, familiar source and TOTP record, from any read transaction.
+fn load_from(txn: &redb::ReadTransaction) -> Result<Snapshot, StoreError> {
+    let keys_table = txn.open_table(KEYS).map_err(r)?;
+    let mut keys = Vec::with_capacity(usize::try_from(keys_table.len().map_err(r)?).unwrap_or(0));
+    for item in keys_table.iter().map_err(r)? {
+        let (k, v) = item.map_err(r)?;
+        let state: KeyState = postcard::from_bytes(v.value())
+            .map_err(|e| StoreError::read_msg(format!("key {:?}: {e}", k.value())))?;
+        keys.push((KeyId::from_encoded(k.value()), state));
+    }
+    let mut familiar = Vec::new();
+    for item in txn.open_table(FAMILIAR).map_err(r)?.iter().map_err(r)? {
+        let (k, v) = item.map_err(r)?;
+        if let Some((user, source)) = k.value().split_once('\0') {
+            familiar.push(((user.to_string(), source.to_string()), Time(v.value())));
         }
-        let mut familiar = Vec::new();
-        for item in txn.open_table(FAMILIAR).map_err(r)?.iter().map_err(r)? {
-            let (k, v) = item.map_err(r)?;
-            if let Some((user, source)) = k.value().split_once('\0') {
-                familiar.push(((user.to_string(), source.to_string()), Time(v.value())));
+    }
+    let mut totp = Vec::new();
+    for item in txn.open_table(TOTP).map_err(r)?.iter().map_err(r)? {
+        let (k, v) = item.map_err(r)?;
+        let record = postcard::from_bytes(v.value())
+            .map_err(|e| StoreError::read_msg(format!("totp record of {:?}: {e}", k.value())))?;
+        totp.push((k.value().to_string(), record));
+    }
+    Ok(Snapshot {
+        keys,
+        familiar,
+        totp,
+    })
+}
+
+/// Events newest first, from any read transaction.
+fn audit_from(txn: &redb::ReadTransaction, q: &AuditQuery) -> Result<Vec<Event>, StoreError> {
+    let table = txn.open_table(AUDIT).map_err(r)?;
+    let mut out = Vec::new();
+    // One user's events come from the index: reading them costs as much
+    // as that user has, whatever floods the rest of the log.
+    let seqs: Box<dyn Iterator<Item = Result<u64, StoreError>>> = match &q.user {
+        Some(u) => {
+            let by = txn.open_table(AUDIT_BY).map_err(r)?;
+            let mut seqs = Vec::new();
+            for item in by
+                .range((u.as_str(), 0)..=(u.as_str(), u64::MAX))
+                .map_err(r)?
+            {
+                seqs.push(item.map_err(r)?.0.value().1);
+            }
+            Box::new(seqs.into_iter().rev().map(Ok))
+        }
+        None => Box::new(
+            table
+                .iter()
+                .map_err(r)?
+                .rev()
+                .map(|item| item.map(|(k, _)| k.value()).map_err(r)),
+        ),
+    };
+    for seq in seqs {
+        let Some(v) = table.get(seq?).map_err(r)? else {
+            continue;
+        };
+        let Ok(e) = postcard::from_bytes::<Event>(v.value()) else {
+            continue;
+        };
+        if q.since.is_some_and(|s| e.time < s) {
+            break;
+        }
+        if q.until.is_some_and(|u| e.time > u) {
+            continue;
+        }
+        if q.service
+            .as_ref()
+            .is_some_and(|s| e.service.as_ref() != Some(s))
+        {
+            continue;
+        }
+        if !q.kinds.is_empty() && !q.kinds.contains(&e.kind) {
+            continue;
+        }
+        if q.user.as_ref().is_some_and(|u| e.user.as_ref() != Some(u)) {
+            continue;
+        }
+        if q.rhost
+            .as_ref()
+            .is_some_and(|h| e.rhost.as_ref() != Some(h))
+        {
+            continue;
+        }
+        out.push(e);
+        if q.limit > 0 && out.len() >= q.limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The store opened read-only, for reading it while wardend is stopped
+/// (`wardend --read-store`): redb's read-only mode, which writes nothing.
+pub struct StoreReader {
+    db: ReaderDb,
+}
+
+enum ReaderDb {
+    ReadOnly(redb::ReadOnlyDatabase),
+    /// A file that needs redb's repair (wardend was killed) is read from a
+    /// root-only copy, repaired there: the store itself is never written.
+    Copy(Database, PathBuf),
+}
+
+impl Drop for StoreReader {
+    fn drop(&mut self) {
+        if let ReaderDb::Copy(_, dir) = &self.db {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl StoreReader {
+    pub fn open(state_dir: &Path) -> Result<StoreReader, StoreError> {
+        let path = state_dir.join(FILE_NAME);
+        match redb::ReadOnlyDatabase::open(&path) {
+            Ok(db) => Ok(StoreReader {
+                db: ReaderDb::ReadOnly(db),
+            }),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                Err(StoreError::InUse(path.display().to_string()))
+            }
+            Err(redb::DatabaseError::RepairAborted) => Self::from_copy(&path),
+            Err(other) => Err(StoreError::read(other)),
+        }
+    }
+
+    fn from_copy(path: &Path) -> Result<StoreReader, StoreError> {
+        let dir = std::env::temp_dir().join(format!("warden-read-store-{}", std::process::id()));
+        let err = |e: std::io::Error| StoreError::StateDir {
+            dir: dir.display().to_string(),
+            source: std::sync::Arc::new(e),
+        };
+        fs::DirBuilder::new().mode(0o700).create(&dir).map_err(err)?;
+        let copy = dir.join(FILE_NAME);
+        let opened = fs::copy(path, &copy)
+            .map_err(err)
+            .and_then(|_| builder().open(&copy).map_err(StoreError::read));
+        match opened {
+            Ok(db) => Ok(StoreReader {
+                db: ReaderDb::Copy(db, dir),
+            }),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                Err(e)
             }
         }
-        let mut totp = Vec::new();
-        for item in txn.open_table(TOTP).map_err(r)?.iter().map_err(r)? {
-            let (k, v) = item.map_err(r)?;
-            let record = postcard::from_bytes(v.value()).map_err(|e| {
-                StoreError::read_msg(format!("totp record of {:?}: {e}", k.value()))
-            })?;
-            totp.push((k.value().to_string(), record));
+    }
+
+    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        use redb::ReadableDatabase;
+        match &self.db {
+            ReaderDb::ReadOnly(db) => db.begin_read().map_err(r),
+            ReaderDb::Copy(db, _) => db.begin_read().map_err(r),
         }
-        Ok(Snapshot {
-            keys,
-            familiar,
-            totp,
-        })
+    }
+
+    pub fn load(&self) -> Result<Snapshot, StoreError> {
+        load_from(&self.read()?)
+    }
+
+    pub fn audit(&self, q: &AuditQuery) -> Result<Vec<Event>, StoreError> {
+        audit_from(&self.read()?, q)
+    }
+}
+
+impl Store for RedbStore {
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        load_from(&self.read_txn()?)
     }
 
     fn commit(&self, batch: &Effects, durability: Durability) -> Result<(), StoreError> {
@@ -434,68 +576,7 @@ impl Store for RedbStore {
     }
 
     fn audit(&self, q: &AuditQuery) -> Result<Vec<Event>, StoreError> {
-        let txn = self.read_txn()?;
-        let table = txn.open_table(AUDIT).map_err(r)?;
-        let mut out = Vec::new();
-        // One user's events come from the index: reading them costs as much
-        // as that user has, whatever floods the rest of the log.
-        let seqs: Box<dyn Iterator<Item = Result<u64, StoreError>>> = match &q.user {
-            Some(u) => {
-                let by = txn.open_table(AUDIT_BY).map_err(r)?;
-                let mut seqs = Vec::new();
-                for item in by
-                    .range((u.as_str(), 0)..=(u.as_str(), u64::MAX))
-                    .map_err(r)?
-                {
-                    seqs.push(item.map_err(r)?.0.value().1);
-                }
-                Box::new(seqs.into_iter().rev().map(Ok))
-            }
-            None => Box::new(
-                table
-                    .iter()
-                    .map_err(r)?
-                    .rev()
-                    .map(|item| item.map(|(k, _)| k.value()).map_err(r)),
-            ),
-        };
-        for seq in seqs {
-            let Some(v) = table.get(seq?).map_err(r)? else {
-                continue;
-            };
-            let Ok(e) = postcard::from_bytes::<Event>(v.value()) else {
-                continue;
-            };
-            if q.since.is_some_and(|s| e.time < s) {
-                break;
-            }
-            if q.until.is_some_and(|u| e.time > u) {
-                continue;
-            }
-            if q.service
-                .as_ref()
-                .is_some_and(|s| e.service.as_ref() != Some(s))
-            {
-                continue;
-            }
-            if !q.kinds.is_empty() && !q.kinds.contains(&e.kind) {
-                continue;
-            }
-            if q.user.as_ref().is_some_and(|u| e.user.as_ref() != Some(u)) {
-                continue;
-            }
-            if q.rhost
-                .as_ref()
-                .is_some_and(|h| e.rhost.as_ref() != Some(h))
-            {
-                continue;
-            }
-            out.push(e);
-            if q.limit > 0 && out.len() >= q.limit {
-                break;
-            }
-        }
-        Ok(out)
+        audit_from(&self.read_txn()?, q)
     }
 
     fn trim_audit(&self, before: Time) -> Result<u64, StoreError> {
