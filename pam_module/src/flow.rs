@@ -111,7 +111,7 @@ fn refuse_bad_arguments(host: &impl Host, opts: &Options, kind: &str) -> Option<
     }
     for arg in &opts.unknown {
         host.config_error(&format!(
-            "{kind} line: unknown or invalid argument \"{arg}\"; refusing every login until the line is fixed (see pam_warden's arguments in the README)"
+            "{kind} line: unknown or invalid argument \"{arg}\"; refusing every login until the line is fixed (see pam_warden(8))"
         ));
     }
     Some(PamResultCode::PAM_AUTH_ERR)

@@ -7,7 +7,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("{}: cannot read the config file: {source}. Create it (see the README's configuration reference) or pass --config PATH", path.display())]
+    #[error("{}: cannot read the config file: {source}. Create it (see warden.toml(5)) or pass --config PATH", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
