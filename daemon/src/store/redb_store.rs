@@ -521,7 +521,10 @@ impl StoreReader {
             dir: dir.display().to_string(),
             source: std::sync::Arc::new(e),
         };
-        fs::DirBuilder::new().mode(0o700).create(&dir).map_err(err)?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(err)?;
         let copy = dir.join(FILE_NAME);
         let opened = fs::copy(path, &copy)
             .map_err(err)
