@@ -109,6 +109,34 @@ pub async fn locks(warden: &Warden, now: Time) -> Result<Vec<LockEntry>, Service
     Ok(warden.locks(now).await?.iter().map(lock_entry).collect())
 }
 
+/// The filter arguments as D-Bus and the root socket take them: empty strings and zeros mean no filter, a
+/// limit of 0 is 100, and no more than 10,000 at once.
+pub fn history_filter(
+    user: String,
+    rhost: String,
+    service: String,
+    kinds: Vec<String>,
+    since: i64,
+    until: i64,
+    limit: u32,
+) -> HistoryFilter {
+    let nonempty = |v: String| (!v.is_empty()).then_some(v);
+    let at = |t: i64| (t > 0).then(|| Time::from_secs(t as u64));
+    HistoryFilter {
+        user: nonempty(user),
+        rhost: nonempty(rhost),
+        service: nonempty(service),
+        kinds,
+        since: at(since),
+        until: at(until),
+        limit: if limit == 0 {
+            100
+        } else {
+            limit.min(10_000) as usize
+        },
+    }
+}
+
 pub async fn events(
     warden: &Warden,
     filter: HistoryFilter,

@@ -100,6 +100,33 @@ impl Control {
         self.warden.config().users.fold(user)
     }
 
+    /// The audit log for `ListFailures` and `ListEvents`: admins, or a user
+    /// for their own events.
+    async fn events(
+        &self,
+        hdr: &Header<'_>,
+        conn: &Connection,
+        method: &str,
+        filter: HistoryFilter,
+    ) -> Result<Vec<AuditEntry>, BusError> {
+        let caller = self.caller(hdr, conn).await?;
+        let user = filter.user.clone().unwrap_or_default();
+        if !(caller.admin || (!user.is_empty() && caller.may_read_user(&user))) {
+            return Err(self.refused(
+                &caller,
+                method,
+                "listing the events of others needs root or the admin group",
+            ));
+        }
+        for v in [&filter.user, &filter.rhost, &filter.service]
+            .into_iter()
+            .flatten()
+        {
+            check_value("a filter", v, MAX_VALUE)?;
+        }
+        views::events(&self.warden, filter).await.map_err(bus_error)
+    }
+
     fn refused(&self, caller: &Caller, method: &str, why: &str) -> BusError {
         self.warden
             .log()
@@ -173,32 +200,9 @@ impl Control {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<AuditEntry>, BusError> {
-        let caller = self.caller(&hdr, conn).await?;
-        if !(caller.admin || (!user.is_empty() && caller.may_read_user(&user))) {
-            return Err(self.refused(
-                &caller,
-                "ListFailures",
-                "listing failures of others needs root or the admin group",
-            ));
-        }
-        check_value("user", &user, MAX_VALUE)?;
-        check_value("rhost", &rhost, MAX_VALUE)?;
-        let limit = if limit == 0 {
-            100
-        } else {
-            limit.min(10_000) as usize
-        };
-        let events = self
-            .warden
-            .failures(
-                (!user.is_empty()).then_some(user.as_str()),
-                (!rhost.is_empty()).then_some(rhost),
-                (since > 0).then(|| Time::from_secs(since as u64)),
-                limit,
-            )
-            .await
-            .map_err(bus_error)?;
-        Ok(events.into_iter().map(views::audit_entry).collect())
+        let kinds = ["failure", "totp", "abandoned"].map(String::from).to_vec();
+        let filter = views::history_filter(user, rhost, String::new(), kinds, since, 0, limit);
+        self.events(&hdr, conn, "ListFailures", filter).await
     }
 
     /// Events of every kind from the audit log, newest first: successes,
@@ -218,40 +222,11 @@ impl Control {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<AuditEntry>, BusError> {
-        let caller = self.caller(&hdr, conn).await?;
-        if !(caller.admin || (!user.is_empty() && caller.may_read_user(&user))) {
-            return Err(self.refused(
-                &caller,
-                "ListEvents",
-                "listing the events of others needs root or the admin group",
-            ));
-        }
-        for (what, v) in [("user", &user), ("rhost", &rhost), ("service", &service)] {
-            check_value(what, v, MAX_VALUE)?;
-        }
         if kinds.len() > 16 {
             return Err(BusError::InvalidArgument("at most 16 kinds".into()));
         }
-        let nonempty = |v: String| (!v.is_empty()).then_some(v);
-        let at = |t: i64| (t > 0).then(|| Time::from_secs(t as u64));
-        views::events(
-            &self.warden,
-            HistoryFilter {
-                user: nonempty(user),
-                rhost: nonempty(rhost),
-                service: nonempty(service),
-                kinds,
-                since: at(since),
-                until: at(until),
-                limit: if limit == 0 {
-                    100
-                } else {
-                    limit.min(10_000) as usize
-                },
-            },
-        )
-        .await
-        .map_err(bus_error)
+        let filter = views::history_filter(user, rhost, service, kinds, since, until, limit);
+        self.events(&hdr, conn, "ListEvents", filter).await
     }
 
     /// Lifts locks and clears counters: `what` is `user`, `rhost`, `key` (as

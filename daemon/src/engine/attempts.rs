@@ -92,15 +92,7 @@ impl Engine {
             let failures = self.failures_in_window(k, rule, now);
             let reserved = self.reserved.get(k).copied().unwrap_or(0);
             if failures + reserved >= rule.limit {
-                let reason = Reason {
-                    kind: ReasonKind::Busy,
-                    rule: Some(rule.name.clone()),
-                    key: Some(k.clone()),
-                    failures,
-                    limit: rule.limit,
-                    until: None,
-                    admin: None,
-                };
+                let reason = rule_reason(ReasonKind::Busy, rule, k, failures);
                 return self.refuse(attempt, origin, now, reason, fx);
             }
             let used = failures + reserved;
@@ -113,15 +105,9 @@ impl Engine {
             }
         }
         let reason = match closest {
-            Some((ri, k, failures)) => Reason {
-                kind: ReasonKind::Clear,
-                rule: Some(self.policy.rules[ri].name.clone()),
-                key: Some(k.clone()),
-                failures,
-                limit: self.policy.rules[ri].limit,
-                until: None,
-                admin: None,
-            },
+            Some((ri, k, failures)) => {
+                rule_reason(ReasonKind::Clear, &self.policy.rules[ri], k, failures)
+            }
             None => Reason::plain(ReasonKind::Clear),
         };
         let ids: Vec<KeyId> = keys.into_iter().map(|(_, k)| k).collect();

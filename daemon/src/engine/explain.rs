@@ -210,15 +210,7 @@ impl Engine {
                 self.failures_in_window(k, rule, now)
             };
             let reserved = self.reserved.get(k).copied().unwrap_or(0);
-            let reason = |kind| Reason {
-                kind,
-                rule: Some(rule.name.clone()),
-                key: Some(k.clone()),
-                failures,
-                limit: rule.limit,
-                until: None,
-                admin: None,
-            };
+            let reason = |kind| rule_reason(kind, rule, k, failures);
             if failures + reserved >= rule.limit {
                 return reason(ReasonKind::Busy);
             }

@@ -399,6 +399,19 @@ fn contains(nets: &[ipnet::IpNet], ip: IpAddr) -> bool {
     nets.iter().any(|n| n.contains(&ip))
 }
 
+/// A reason about one rule's key: how close it is to its limit.
+fn rule_reason(kind: ReasonKind, rule: &Rule, key: &KeyId, failures: u32) -> Reason {
+    Reason {
+        kind,
+        rule: Some(rule.name.clone()),
+        key: Some(key.clone()),
+        failures,
+        limit: rule.limit,
+        until: None,
+        admin: None,
+    }
+}
+
 fn attempt_event(attempt: &Attempt, origin: Origin, now: Time, kind: EventKind) -> Event {
     let mut e = Event::new(now, kind);
     e.service = Some(attempt.service.clone());

@@ -2,7 +2,7 @@
 //! their arguments and answers in JSON, for wardenctl when the bus is down.
 //! The root socket is root's alone, so every call here is an admin's.
 
-use crate::service::{HistoryFilter, ServiceError, Warden};
+use crate::service::{ServiceError, Warden};
 use crate::time::Time;
 use crate::views;
 use serde_json::Value;
@@ -40,21 +40,16 @@ pub async fn call(
                         .collect()
                 })
                 .unwrap_or_default();
-            let nonempty = |v: &str| (!v.is_empty()).then(|| v.to_string());
-            let at = |t: i64| (t > 0).then(|| Time::from_secs(t as u64));
-            let limit = match n(6) {
-                0 => 100,
-                l => l.clamp(1, 10_000) as usize,
-            };
-            let filter = HistoryFilter {
-                user: nonempty(s(0)),
-                rhost: nonempty(s(1)),
-                service: nonempty(s(2)),
+            let limit = u32::try_from(n(6)).unwrap_or(0);
+            let filter = views::history_filter(
+                s(0).to_string(),
+                s(1).to_string(),
+                s(2).to_string(),
                 kinds,
-                since: at(n(4)),
-                until: at(n(5)),
+                n(4),
+                n(5),
                 limit,
-            };
+            );
             json(&views::events(warden, filter).await?)
         }
         "Lock" => {

@@ -2,7 +2,7 @@
 
 use super::refusal::refusal_message;
 use super::{ServiceError, Warden};
-use crate::engine::{parse_ip, source_of, AddressReport, Attempt, Explanation, Origin, Prefixes};
+use crate::engine::{parse_ip, AddressReport, Attempt, Explanation, Origin};
 use crate::time::Time;
 use crate::totp::{self, Need, Situation};
 use warden_proto::AttemptFields;
@@ -46,14 +46,7 @@ impl Warden {
         let allowed = explanation.verdict.kind.allows();
         let groups = self.groups(&attempt.user).await;
         let record = self.backend.totp_record(&attempt.user).await?;
-        let source = source_of(
-            attempt.rhost.as_deref(),
-            attempt.ruser.as_deref(),
-            Prefixes {
-                v4: config.policy.ipv4_prefix,
-                v6: config.policy.ipv6_prefix,
-            },
-        );
+        let source = super::totp::source_of_attempt(&config, &attempt);
         let (code, code_why) = totp::decide_why(
             &config.totp,
             &Situation {

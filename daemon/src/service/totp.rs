@@ -34,7 +34,7 @@ fn random(n: usize) -> Result<Zeroizing<Vec<u8>>, ServiceError> {
 }
 
 /// The source of an attempt as the lockout rules spell it.
-fn source_of_attempt(config: &crate::config::Config, attempt: &Attempt) -> String {
+pub(super) fn source_of_attempt(config: &crate::config::Config, attempt: &Attempt) -> String {
     source_of(
         attempt.rhost.as_deref(),
         attempt.ruser.as_deref(),
