@@ -4,7 +4,7 @@ use super::refusal::refusal_message;
 use super::{ServiceError, Warden};
 use crate::engine::{parse_ip, AddressReport, Attempt, Explanation, Origin};
 use crate::time::Time;
-use crate::totp::{self, Need, Situation};
+use crate::totp::Need;
 use warden_proto::AttemptFields;
 
 /// An explanation, with what the user would read and whether a code would
@@ -45,21 +45,9 @@ impl Warden {
         let explanation = self.backend.explain(&attempt, Origin::Root, now).await?;
         let allowed = explanation.verdict.kind.allows();
         let groups = self.groups(&attempt.user).await;
-        let record = self.backend.totp_record(&attempt.user).await?;
-        let source = super::totp::source_of_attempt(&config, &attempt);
-        let (code, code_why) = totp::decide_why(
-            &config.totp,
-            &Situation {
-                user: &attempt.user,
-                service: &attempt.service,
-                ip: attempt.rhost.as_deref().and_then(parse_ip),
-                source: &source,
-                groups: &groups,
-                record: record.as_ref(),
-                now,
-                strict: false,
-            },
-        );
+        let (code, code_why) = self
+            .totp_need_why(&attempt, Origin::Root, &groups, now)
+            .await?;
         Ok(ExplainView {
             message: (!allowed).then(|| refusal_message(&explanation.verdict, now)),
             attempt,

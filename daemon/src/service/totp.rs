@@ -71,10 +71,21 @@ impl Warden {
         groups: &[String],
         now: Time,
     ) -> Result<Need, ServiceError> {
+        Ok(self.totp_need_why(attempt, origin, groups, now).await?.0)
+    }
+
+    /// The decision, and the policy line behind it (for `explain`).
+    pub(super) async fn totp_need_why(
+        &self,
+        attempt: &Attempt,
+        origin: Origin,
+        groups: &[String],
+        now: Time,
+    ) -> Result<(Need, &'static str), ServiceError> {
         let config = self.config();
         let source = source_of_attempt(&config, attempt);
         let record = self.backend.totp_record(&attempt.user).await?;
-        Ok(totp::decide(
+        Ok(totp::decide_why(
             &config.totp,
             &Situation {
                 user: &attempt.user,
