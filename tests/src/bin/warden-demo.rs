@@ -90,6 +90,14 @@ fn main() -> ExitCode {
     ctl(&["locks"]);
     ctl(&["failures", "--user", &user.name]);
     ctl(&["user-status", &user.name]);
+    ctl(&[
+        "explain",
+        &user.name,
+        "--rhost",
+        "127.0.0.1",
+        "--service",
+        "sshd-warden",
+    ]);
     for line in daemon
         .log_text()
         .lines()
