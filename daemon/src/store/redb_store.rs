@@ -488,7 +488,8 @@ pub struct StoreReader {
 enum ReaderDb {
     ReadOnly(redb::ReadOnlyDatabase),
     /// A file that needs redb's repair (wardend was killed) is read from a
-    /// root-only copy, repaired there: the store itself is never written.
+    /// copy in the root-only state directory, repaired there: the store
+    /// itself is never written.
     Copy(Database, PathBuf),
 }
 
@@ -516,7 +517,10 @@ impl StoreReader {
     }
 
     fn from_copy(path: &Path) -> Result<StoreReader, StoreError> {
-        let dir = std::env::temp_dir().join(format!("warden-read-store-{}", std::process::id()));
+        // Beside the store, in the root-only state directory: the copy holds
+        // TOTP secrets too, and must never land in a shared /tmp.
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let dir = parent.join(format!(".read-store-{}", std::process::id()));
         let err = |e: std::io::Error| StoreError::StateDir {
             dir: dir.display().to_string(),
             source: std::sync::Arc::new(e),
