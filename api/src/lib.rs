@@ -1,6 +1,9 @@
 //! wardend's admin API on the system D-Bus, for wardenctl and any other client:
 //! the names, the types, the error names, the proxy, and the canonical spelling
 //! of a lock key. It depends on nothing of the daemon.
+// The workspace [lints] table denies these too; said here as well, where a
+// reader of the crate looks first.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod error;
 pub mod key;

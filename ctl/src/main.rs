@@ -1,6 +1,9 @@
 //! wardenctl: the admin tool for wardend.
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 not authorized, 4 daemon unreachable.
+// The workspace [lints] table denies these too; said here as well, where a
+// reader of the crate looks first.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cli;
 mod client;

@@ -1,4 +1,7 @@
 //! wardend: tracks failed logins and decides whether the next attempt may go ahead.
+// The workspace [lints] table denies these too; said here as well, where a
+// reader of the crate looks first.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod accounts;
 pub mod bus;

@@ -1,5 +1,8 @@
 //! pam_warden: asks wardend whether a login attempt may go ahead, and tells it
 //! how the attempt ended. A thin shell over [`flow`]; see the README for the stack.
+// The workspace [lints] table denies these too; said here as well, where a
+// reader of the crate looks first: a panic in the module aborts the login.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub use warden_proto::args;
 pub mod client;

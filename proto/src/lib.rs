@@ -4,6 +4,9 @@
 //! most [`MAX_FRAME`]. Bodies are postcard-encoded [`Request`]s and
 //! [`Response`]s, each opening with the protocol version. Blocking I/O only: the
 //! PAM module uses this crate inside sshd and sudo, where no async runtime runs.
+// The workspace [lints] table denies these too; said here as well, where a
+// reader of the crate looks first: a panic in the module aborts the login.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod args;
 mod frame;

@@ -285,11 +285,40 @@ fn unprivileged_users_are_refused_but_read_their_own_status() {
         &["failures"],
         &["reload"],
         &["user-status", "alice"],
+        &["explain", "alice", "--rhost", "198.51.100.4"],
+        &["history"],
+        &["history", "--user", "alice"],
+        &["rhost-status", "198.51.100.4"],
     ] {
         let c = as_me(args);
         assert_eq!(c.code, 3, "{args:?}: {c:?}");
         assert!(c.stderr.contains("not authorized"), "{c:?}");
     }
+    // With the bus gone, a user's shell gets no way around it: not the root
+    // socket, not the store.
+    let root_socket = d.socket.with_file_name("warden-root.sock");
+    let config = d.config.to_str().unwrap().to_string();
+    for args in [&["locks"][..], &["history"], &["unlock", "alice"]] {
+        let mut all = args.to_vec();
+        all.extend([
+            "--root-socket",
+            root_socket.to_str().unwrap(),
+            "--config",
+            &config,
+        ]);
+        let c = wardenctl("unix:path=/nonexistent", Some(me.uid), &all);
+        assert_eq!(c.code, 4, "{args:?}: {c:?}");
+        assert!(
+            !c.stderr.contains("root socket") && !c.stderr.contains("store"),
+            "{c:?}"
+        );
+    }
+    assert!(
+        ok(wardenctl(&bus.address, None, &["locks"]))
+            .stdout
+            .contains("user=alice"),
+        "alice is still locked"
+    );
     let mine = as_me(&["user-status", "--json"]);
     assert_eq!(mine.code, 0, "{mine:?}");
     assert!(mine.stdout.contains("\"locked\": true"), "{mine:?}");

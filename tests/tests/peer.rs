@@ -54,4 +54,10 @@ fn a_user_reports_only_for_themself() {
     assert!(!locks.contains(&other), "{locks}");
     // The rhost it claimed was dropped: no one can lock an address from a shell.
     assert!(!locks.contains("203.0.113.99"), "{locks}");
+    // The admin call wardenctl uses without a bus is refused to a shell too,
+    // and lifts nothing.
+    let out = as_user(&me, &d, &["call-unlock-all"]);
+    assert!(out.contains("Forbidden"), "{out}");
+    let after = d.request(&["locks"]);
+    assert!(after.contains(&format!("user={}", me.name)), "{after}");
 }

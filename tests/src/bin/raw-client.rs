@@ -4,7 +4,7 @@
 //! Usage: raw-client SOCKET OP [USER] [--rhost R] [--service S] [--tty T]
 //!                   [--ruser R] [--repeat N] [--vary-tty] [--code C]
 //! OP: begin | fail | succeed | account | guess-codes | drip | connect-flood
-//!     | locks | unlock-user | unlock-all
+//!     | locks | unlock-user | unlock-all | call-unlock-all
 //!
 //! One request prints the answer (`{:?}`). With `--repeat N` it prints a tally,
 //! one `LABEL COUNT` line per kind of answer. `guess-codes` runs whole attempts
@@ -105,6 +105,11 @@ impl Opts {
             "locks" => RequestBody::Admin(AdminRequest::ListLocks),
             "unlock-user" => RequestBody::Admin(AdminRequest::UnlockUser(self.user.clone())),
             "unlock-all" => RequestBody::Admin(AdminRequest::UnlockAll),
+            // The admin call wardenctl makes when the bus is down.
+            "call-unlock-all" => RequestBody::Admin(AdminRequest::Call {
+                method: "Unlock".into(),
+                args: r#"["all",""]"#.into(),
+            }),
             other => {
                 eprintln!("unknown request {other:?}");
                 std::process::exit(2);
