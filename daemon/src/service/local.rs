@@ -73,10 +73,11 @@ impl LocalBackend {
         let mut fx = Effects::default();
         let value = f(&mut engine, &mut fx);
         let alerts = std::mem::take(&mut fx.alerts);
+        // Every commit goes past the announcer, events or not, so that a
+        // failed one is always logged there, whether or not anyone waits.
         let durable = (!fx.is_empty()).then(|| {
-            let then =
-                (!fx.events.is_empty()).then(|| self.announce.then(fx.events.clone(), origin, now));
-            self.writer.submit_then(fx, durability, then)
+            let then = self.announce.then(fx.events.clone(), origin, now);
+            self.writer.submit_then(fx, durability, Some(then))
         });
         drop(engine);
         for a in &alerts {

@@ -177,22 +177,6 @@ impl Warden {
         Ok(())
     }
 
-    /// Lets a decision commit without waiting for it; a failure is logged.
-    fn commit_behind(&self, op: &'static str, pending: Option<Durable>) {
-        let Some(rx) = pending else {
-            return;
-        };
-        let log = self.log.clone();
-        tokio::spawn(async move {
-            if let Err(e) = rx.await.unwrap_or(Err(StoreError::WriterGone)) {
-                log.error(&format!(
-                    "store-error op={op} error={}",
-                    logline::quote(&e.to_string())
-                ));
-            }
-        });
-    }
-
     pub async fn begin(
         &self,
         attempt: &Attempt,
@@ -201,8 +185,8 @@ impl Warden {
     ) -> Result<Verdict, ServiceError> {
         let d = self.backend.begin(attempt, origin, now).await?;
         // A refusal stands whether or not its record is on disk yet, so it is
-        // answered at once and committed right behind.
-        self.commit_behind("begin", d.durable);
+        // answered at once and committed right behind; the announcer logs a
+        // commit that fails, so nothing need wait for it here.
         Ok(d.value)
     }
 
@@ -231,7 +215,6 @@ impl Warden {
         // Answered before its commit: losing a success only leaves failure
         // counters standing, which is stricter, never looser.
         let d = self.backend.succeed(id, attempt, origin, now).await?;
-        self.commit_behind("succeed", d.durable);
         d.value.map_err(Into::into)
     }
 
