@@ -6,94 +6,100 @@
 use super::*;
 
 impl Engine {
-    /// Starts an attempt: refuses it, or reserves its place under every rule.
-    pub fn begin(
-        &mut self,
-        attempt: &Attempt,
-        origin: Origin,
-        now: Time,
-        fx: &mut Effects,
-    ) -> Verdict {
+    /// What `begin` would answer for this attempt now, without acting on it:
+    /// `begin` acts on it and `explain` only tells it, so the two can never
+    /// disagree. An expired lock counts as lifted and its failures as none,
+    /// as the next settle leaves them. Crowding is `begin`'s own: it is about
+    /// the attempts in flight, not about this one.
+    pub(super) fn judge(&self, attempt: &Attempt, origin: Origin, now: Time) -> Judgement {
         let rhost = attempt.rhost.as_deref().filter(|r| !r.is_empty());
         let ip = rhost.and_then(parse_ip);
-        if ip.is_some_and(|ip| contains(&self.policy.deny_rhosts, ip)) {
-            return self.refuse(attempt, origin, now, Reason::plain(ReasonKind::Denied), fx);
-        }
-        // A name cannot be checked against [deny]; rather than let it through
-        // unchecked, a host with a deny list refuses it.
-        if rhost.is_some() && ip.is_none() && !self.policy.deny_rhosts.is_empty() {
-            let reason = Reason::plain(ReasonKind::Unverifiable);
-            return self.refuse(attempt, origin, now, reason, fx);
-        }
-        if let Some(uid) = self.crowded(origin) {
-            self.pressure.crowded += 1;
-            self.pressure.last_crowded = Some(now);
-            fx.alerts.push(Alert::Crowded {
-                in_flight: self.pending.len(),
-                uid,
-            });
-            return self.refuse(attempt, origin, now, Reason::plain(ReasonKind::Crowded), fx);
-        }
-        // An admin's explicit lock outranks the allowlist.
-        let admin_locked: Vec<KeyId> = self
-            .admin_keys(attempt)
-            .into_iter()
-            .filter(|k| self.is_locked(k, now))
-            .collect();
-        if !admin_locked.is_empty() {
-            return self.refuse(attempt, origin, now, self.locked_reason(&admin_locked), fx);
-        }
-        if self.allowlisted(attempt, ip) {
-            let id = self.add_pending(attempt, origin, Vec::new(), true, now);
-            return Verdict {
-                attempt: Some(id),
-                reason: Reason::plain(ReasonKind::Allowlisted),
-            };
-        }
-
         let source = self.source(attempt);
         let familiar = self.familiar_for(attempt, &source, origin, now);
         let keys = self.keys_for(attempt, origin, &source, familiar, false);
-        for (_, k) in &keys {
-            self.settle(k, now, fx);
-        }
-        let mut locked: Vec<KeyId> = keys
-            .iter()
-            .map(|(_, k)| k)
-            .filter(|k| self.is_locked(k, now))
-            .cloned()
-            .collect();
+        let admin = self.admin_keys(attempt);
         // Locks that cover more than this attempt's own keys: the address's
         // prefix, the user's overflow keys and the wrong-code rule. A familiar
         // source is spared the first two: someone else's neighbours cannot
         // lock the owner out of a place the owner has logged in from.
+        let mut others = Vec::new();
         if !familiar {
-            locked.extend(ip.and_then(|ip| self.prefix_key(ip)));
-            locked.extend(self.overflow_keys(attempt, origin, &source));
+            others.extend(ip.and_then(|ip| self.prefix_key(ip)));
+            others.extend(self.overflow_keys(attempt, origin, &source));
         }
-        locked.extend(self.code_key(attempt));
-        locked.retain(|k| self.is_locked(k, now));
-        if !locked.is_empty() {
-            locked.sort();
-            locked.dedup();
-            if self.policy.extend_on_failure_while_locked {
-                for k in &locked {
-                    self.restart_cool_off(k, now, fx);
-                }
-            }
-            return self.refuse(attempt, origin, now, self.locked_reason(&locked), fx);
-        }
+        others.extend(self.code_key(attempt));
+        let allowlisted = self.allowlisted(attempt, ip);
+        let mut j = Judgement {
+            ip,
+            source,
+            familiar,
+            allowlisted,
+            keys,
+            admin,
+            others,
+            locked: Vec::new(),
+            reason: Reason::plain(ReasonKind::Clear),
+        };
+        j.reason = self.reason_for(attempt, &mut j, now);
+        j
+    }
 
+    fn reason_for(&self, attempt: &Attempt, j: &mut Judgement, now: Time) -> Reason {
+        if j.ip
+            .is_some_and(|ip| contains(&self.policy.deny_rhosts, ip))
+        {
+            return Reason::plain(ReasonKind::Denied);
+        }
+        // A name cannot be checked against [deny]; rather than let it through
+        // unchecked, a host with a deny list refuses it.
+        let named = attempt.rhost.as_deref().is_some_and(|r| !r.is_empty());
+        if named && j.ip.is_none() && !self.policy.deny_rhosts.is_empty() {
+            return Reason::plain(ReasonKind::Unverifiable);
+        }
+        // An admin's explicit lock outranks the allowlist.
+        j.locked = j
+            .admin
+            .iter()
+            .filter(|k| self.is_locked(k, now))
+            .cloned()
+            .collect();
+        if !j.locked.is_empty() {
+            return self.locked_reason(&j.locked);
+        }
+        if j.allowlisted {
+            return Reason::plain(ReasonKind::Allowlisted);
+        }
+        j.locked = j
+            .keys
+            .iter()
+            .map(|(_, k)| k)
+            .chain(j.others.iter())
+            .filter(|k| self.is_locked(k, now))
+            .cloned()
+            .collect();
+        if !j.locked.is_empty() {
+            j.locked.sort();
+            j.locked.dedup();
+            return self.locked_reason(&j.locked);
+        }
         // Exactness: failures already counted plus attempts still in flight may
         // not exceed the limit, so no more than `limit` password checks can run.
         let mut closest: Option<(usize, &KeyId, u32)> = None;
-        for (rule_idx, k) in &keys {
+        for (rule_idx, k) in &j.keys {
             let rule = &self.policy.rules[*rule_idx];
-            let failures = self.failures_in_window(k, rule, now);
+            let expired = self
+                .keys
+                .get(k)
+                .and_then(|s| s.lock())
+                .is_some_and(|l| l.expired(now));
+            let failures = if expired {
+                0
+            } else {
+                self.failures_in_window(k, rule, now)
+            };
             let reserved = self.reserved.get(k).copied().unwrap_or(0);
             if failures + reserved >= rule.limit {
-                let reason = rule_reason(ReasonKind::Busy, rule, k, failures);
-                return self.refuse(attempt, origin, now, reason, fx);
+                return rule_reason(ReasonKind::Busy, rule, k, failures);
             }
             let used = failures + reserved;
             let closer = closest.is_none_or(|(ci, _, cu)| {
@@ -104,20 +110,68 @@ impl Engine {
                 closest = Some((*rule_idx, k, failures));
             }
         }
-        let reason = match closest {
+        match closest {
             Some((ri, k, failures)) => {
                 rule_reason(ReasonKind::Clear, &self.policy.rules[ri], k, failures)
             }
             None => Reason::plain(ReasonKind::Clear),
-        };
-        let ids: Vec<KeyId> = keys.into_iter().map(|(_, k)| k).collect();
-        for k in &ids {
-            *self.reserved.entry(k.clone()).or_insert(0) += 1;
         }
-        let id = self.add_pending(attempt, origin, ids, false, now);
-        Verdict {
-            attempt: Some(id),
-            reason,
+    }
+
+    /// Starts an attempt: refuses it, or reserves its place under every rule.
+    pub fn begin(
+        &mut self,
+        attempt: &Attempt,
+        origin: Origin,
+        now: Time,
+        fx: &mut Effects,
+    ) -> Verdict {
+        let j = self.judge(attempt, origin, now);
+        if matches!(j.reason.kind, ReasonKind::Denied | ReasonKind::Unverifiable) {
+            return self.refuse(attempt, origin, now, j.reason, fx);
+        }
+        if let Some(uid) = self.crowded(origin) {
+            self.pressure.crowded += 1;
+            self.pressure.last_crowded = Some(now);
+            fx.alerts.push(Alert::Crowded {
+                in_flight: self.pending.len(),
+                uid,
+            });
+            return self.refuse(attempt, origin, now, Reason::plain(ReasonKind::Crowded), fx);
+        }
+        match j.reason.kind {
+            ReasonKind::Allowlisted => {
+                let id = self.add_pending(attempt, origin, Vec::new(), true, now);
+                Verdict {
+                    attempt: Some(id),
+                    reason: j.reason,
+                }
+            }
+            ReasonKind::Locked => {
+                let mut reason = j.reason;
+                // An admin's lock is not a cool-off: only rule locks restart,
+                // and the answer then gives their new end.
+                if self.policy.extend_on_failure_while_locked && reason.admin.is_none() {
+                    for k in &j.locked {
+                        self.restart_cool_off(k, now, fx);
+                    }
+                    reason = self.locked_reason(&j.locked);
+                }
+                self.refuse(attempt, origin, now, reason, fx)
+            }
+            ReasonKind::Clear => {
+                let ids: Vec<KeyId> = j.keys.into_iter().map(|(_, k)| k).collect();
+                for k in &ids {
+                    self.settle(k, now, fx);
+                    *self.reserved.entry(k.clone()).or_insert(0) += 1;
+                }
+                let id = self.add_pending(attempt, origin, ids, false, now);
+                Verdict {
+                    attempt: Some(id),
+                    reason: j.reason,
+                }
+            }
+            _ => self.refuse(attempt, origin, now, j.reason, fx),
         }
     }
 
@@ -596,4 +650,22 @@ fn check_owner(p: &Pending, attempt: &Attempt, origin: Origin) -> Result<(), Att
         return Err(AttemptError::NotYours);
     }
     Ok(())
+}
+
+/// What `judge` found: the attempt's keys, the locks around them, and the
+/// answer `begin` would give.
+pub(super) struct Judgement {
+    pub(super) ip: Option<IpAddr>,
+    pub(super) source: String,
+    pub(super) familiar: bool,
+    pub(super) allowlisted: bool,
+    /// The attempt's own keys, one per rule that applies.
+    pub(super) keys: Vec<(usize, KeyId)>,
+    /// An admin's possible locks on it: the user, the address, ranges.
+    pub(super) admin: Vec<KeyId>,
+    /// Prefix, overflow and wrong-code keys.
+    pub(super) others: Vec<KeyId>,
+    /// The locks that refuse it, when `reason` is `Locked`.
+    pub(super) locked: Vec<KeyId>,
+    pub(super) reason: Reason,
 }

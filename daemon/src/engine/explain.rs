@@ -1,5 +1,6 @@
 //! What `begin` would answer for an attempt now, and why, without changing
-//! anything: for an admin asking why someone is refused.
+//! anything: for an admin asking why someone is refused. The answer is
+//! `begin`'s own judgement (`Engine::judge`), so the two cannot drift apart.
 
 use super::*;
 
@@ -110,11 +111,7 @@ impl Engine {
     }
 
     pub fn explain(&self, attempt: &Attempt, origin: Origin, now: Time) -> Explanation {
-        let rhost = attempt.rhost.as_deref().filter(|r| !r.is_empty());
-        let ip = rhost.and_then(parse_ip);
-        let source = self.source(attempt);
-        let familiar = self.familiar_for(attempt, &source, origin, now);
-        let allowlisted = self.allowlisted(attempt, ip);
+        let j = self.judge(attempt, origin, now);
         let cutoff = now.minus(self.policy.familiar_remember);
         let mut familiar_sources: Vec<(String, Time)> = self
             .familiar
@@ -123,106 +120,26 @@ impl Engine {
             .map(|((_, s), t)| (s.clone(), *t))
             .collect();
         familiar_sources.sort_by_key(|s| std::cmp::Reverse(s.1));
-        let keys: Vec<(usize, KeyId)> = self.keys_for(attempt, origin, &source, familiar, false);
-        let key_reports: Vec<KeyReport> = keys
+        let keys = j
+            .keys
             .iter()
             .map(|(i, k)| self.key_report(k, self.policy.rules[*i].limit, now))
             .collect();
-        let admin: Vec<KeyId> = self.admin_keys(attempt);
-        let mut others: Vec<KeyId> = Vec::new();
-        if !familiar {
-            others.extend(ip.and_then(|ip| self.prefix_key(ip)));
-            others.extend(self.overflow_keys(attempt, origin, &source));
-        }
-        others.extend(self.code_key(attempt));
-        let covering: Vec<KeyReport> = admin
+        let covering = j
+            .admin
             .iter()
-            .chain(others.iter())
+            .chain(j.others.iter())
             .filter(|k| self.is_locked(k, now))
             .map(|k| self.key_report(k, self.rule_named(k.rule()).map_or(0, |r| r.limit), now))
             .collect();
-        let verdict = self.verdict_now(attempt, ip, &keys, &admin, &others, allowlisted, now);
         Explanation {
-            source,
-            familiar,
+            source: j.source,
+            familiar: j.familiar,
             familiar_sources,
-            allowlisted,
-            keys: key_reports,
+            allowlisted: j.allowlisted,
+            keys,
             covering,
-            verdict,
+            verdict: j.reason,
         }
-    }
-
-    /// `begin`'s checks in `begin`'s order, read-only. Attempts in flight
-    /// crowding the daemon are left out: they pass within `attempt_timeout`.
-    #[allow(clippy::too_many_arguments)]
-    fn verdict_now(
-        &self,
-        attempt: &Attempt,
-        ip: Option<IpAddr>,
-        keys: &[(usize, KeyId)],
-        admin: &[KeyId],
-        others: &[KeyId],
-        allowlisted: bool,
-        now: Time,
-    ) -> Reason {
-        if ip.is_some_and(|ip| contains(&self.policy.deny_rhosts, ip)) {
-            return Reason::plain(ReasonKind::Denied);
-        }
-        let named = attempt.rhost.as_deref().is_some_and(|r| !r.is_empty());
-        if named && ip.is_none() && !self.policy.deny_rhosts.is_empty() {
-            return Reason::plain(ReasonKind::Unverifiable);
-        }
-        let admin_locked: Vec<KeyId> = admin
-            .iter()
-            .filter(|k| self.is_locked(k, now))
-            .cloned()
-            .collect();
-        if !admin_locked.is_empty() {
-            return self.locked_reason(&admin_locked);
-        }
-        if allowlisted {
-            return Reason::plain(ReasonKind::Allowlisted);
-        }
-        let mut locked: Vec<KeyId> = keys
-            .iter()
-            .map(|(_, k)| k)
-            .chain(others.iter())
-            .filter(|k| self.is_locked(k, now))
-            .cloned()
-            .collect();
-        if !locked.is_empty() {
-            locked.sort();
-            locked.dedup();
-            return self.locked_reason(&locked);
-        }
-        let mut closest: Option<Reason> = None;
-        for (i, k) in keys {
-            let rule = &self.policy.rules[*i];
-            let expired = self
-                .keys
-                .get(k)
-                .and_then(|s| s.lock())
-                .is_some_and(|l| l.expired(now));
-            let failures = if expired {
-                0
-            } else {
-                self.failures_in_window(k, rule, now)
-            };
-            let reserved = self.reserved.get(k).copied().unwrap_or(0);
-            let reason = |kind| rule_reason(kind, rule, k, failures);
-            if failures + reserved >= rule.limit {
-                return reason(ReasonKind::Busy);
-            }
-            let used = u64::from(failures + reserved) * 1_000_000 / u64::from(rule.limit.max(1));
-            let closer = closest.as_ref().is_none_or(|c| {
-                let cu = u64::from(c.failures) * 1_000_000 / u64::from(c.limit.max(1));
-                used > cu
-            });
-            if closer {
-                closest = Some(reason(ReasonKind::Clear));
-            }
-        }
-        closest.unwrap_or_else(|| Reason::plain(ReasonKind::Clear))
     }
 }
