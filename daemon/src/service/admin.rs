@@ -4,8 +4,8 @@
 
 use super::{Health, ServiceError, Warden, PAGE};
 use crate::engine::{
-    parse_ip, AdminLock, Attempt, Event, EventKind, KeyId, KeyReport, KeyState, LockedBy, Origin,
-    Reason, Selector, UNFAMILIAR,
+    parse_ip, AdminLock, Attempt, Event, EventKind, KeyId, KeyReport, KeyState, Lock, LockedBy,
+    Origin, Reason, Selector, UNFAMILIAR,
 };
 use crate::logline::quote;
 use crate::store::AuditQuery;
@@ -28,33 +28,32 @@ pub struct LockView {
 impl LockView {
     /// The lock in a report, if one stands.
     pub fn of_report(r: &KeyReport) -> Option<LockView> {
-        let lock = r.lock.as_ref()?;
-        Some(LockView {
-            key: r.key.clone(),
-            failures: r.failures,
-            since: lock.since,
-            until: lock.until,
-            lockouts: r.lockouts,
-            admin: match &lock.by {
-                LockedBy::Admin { uid, reason } => Some((*uid, reason.clone())),
-                _ => None,
-            },
-        })
+        Some(Self::from_lock(
+            &r.key,
+            r.lock.as_ref()?,
+            r.failures,
+            r.lockouts,
+        ))
     }
 
     pub fn of(key: &KeyId, st: &KeyState) -> Option<LockView> {
-        let lock = st.lock()?;
-        Some(LockView {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let (failures, lockouts) = (count(st.failures.len()), count(st.lockouts().len()));
+        Some(Self::from_lock(key, st.lock()?, failures, lockouts))
+    }
+
+    fn from_lock(key: &KeyId, lock: &Lock, failures: u32, lockouts: u32) -> LockView {
+        LockView {
             key: key.clone(),
-            failures: u32::try_from(st.failures.len()).unwrap_or(u32::MAX),
+            failures,
             since: lock.since,
             until: lock.until,
-            lockouts: u32::try_from(st.lockouts().len()).unwrap_or(u32::MAX),
+            lockouts,
             admin: match &lock.by {
                 LockedBy::Admin { uid, reason } => Some((*uid, reason.clone())),
                 _ => None,
             },
-        })
+        }
     }
 }
 
