@@ -9,6 +9,7 @@ pub mod config;
 pub mod describe;
 pub mod dirs;
 pub mod engine;
+pub mod fleet;
 pub mod log;
 pub mod logline;
 pub mod notify;

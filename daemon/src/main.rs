@@ -239,18 +239,42 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
     let listeners = server::listen(&config.socket, &config.root_socket)?;
     let writer =
         Writer::spawn(store.clone()).map_err(|e| format!("cannot start the store writer: {e}"))?;
-    let warden = Arc::new(
-        Warden::local(
-            config,
-            engine,
-            totp_records,
-            store,
-            writer,
-            log.clone(),
-            now,
-        )
-        .map_err(|e| format!("cannot start the announcer: {e}"))?,
-    );
+    let (warden, fleet) = match config.fleet.clone() {
+        None => (
+            Warden::local(
+                config,
+                engine,
+                totp_records,
+                store,
+                writer,
+                log.clone(),
+                now,
+            )
+            .map_err(|e| format!("cannot start the announcer: {e}"))?,
+            None,
+        ),
+        Some(f) => {
+            log.info(&format!(
+                "fleet backend=redis url={} host={} prefix={} on_unavailable={}",
+                quote(&f.url),
+                quote(&f.host_id),
+                quote(&f.prefix),
+                f.on_unavailable.name()
+            ));
+            let (w, b) = warden_daemon::fleet::warden(
+                config,
+                f,
+                engine,
+                totp_records,
+                store,
+                writer,
+                log.clone(),
+                now,
+            )?;
+            (w, Some(b))
+        }
+    };
+    let warden = Arc::new(warden);
     log.info(&format!(
         "started version={} keys={keys} locks={locks}",
         env!("CARGO_PKG_VERSION")
@@ -277,6 +301,9 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         tokio::spawn(server::serve(public, Door::Public, warden.clone()));
         warden_daemon::notify::ready();
         tokio::spawn(warden_daemon::bus::run(warden.clone()));
+        if let Some(fleet) = fleet {
+            tokio::spawn(warden_daemon::fleet::run_tasks(fleet));
+        }
         let ticker = warden.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(1));

@@ -8,6 +8,7 @@ pub mod guest;
 pub mod libpam;
 pub mod pam;
 pub mod paths;
+pub mod redis;
 pub mod sshd;
 pub mod system;
 pub mod totp;

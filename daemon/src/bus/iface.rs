@@ -149,7 +149,7 @@ fn bus_error(e: ServiceError) -> BusError {
             }
             TotpError::Record(_) => BusError::Failed(m),
         },
-        ServiceError::Store(_) => BusError::Unavailable(m),
+        ServiceError::Store(_) | ServiceError::Unavailable(_) => BusError::Unavailable(m),
         ServiceError::Attempt(_) => BusError::InvalidArgument(m),
         ServiceError::Poisoned | ServiceError::Task(_) => BusError::Failed(m),
     }

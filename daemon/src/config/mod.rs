@@ -4,10 +4,12 @@
 //! span of the offending value and can name the file, the line and the key.
 
 mod error;
+mod fleet;
 mod lint;
 mod types;
 
 pub use error::ConfigError;
+pub use fleet::{Fleet, OnUnavailable};
 pub use lint::{lint, SystemFacts};
 pub use types::{Field, Lockout};
 
@@ -185,6 +187,8 @@ pub struct Config {
     pub policy: Policy,
     pub totp: TotpPolicy,
     pub users: UserNames,
+    /// `None`: this host decides alone (the default).
+    pub fleet: Option<Fleet>,
 }
 
 impl Config {
@@ -258,6 +262,8 @@ struct RawConfig {
     totp: RawTotp,
     #[serde(default = "default_rules")]
     rule: Vec<RawRule>,
+    #[serde(default)]
+    fleet: Option<fleet::RawFleet>,
 }
 
 #[derive(Deserialize)]
@@ -464,6 +470,13 @@ impl RawConfig {
                 "must be at least 1000, so that eviction cannot thrash".into(),
             ));
         }
+        if let Some(f) = &self.fleet {
+            f.check().map_err(|(span, why)| {
+                let span = (!span.is_empty()).then_some(span);
+                let field = span.is_none().then_some("fleet");
+                ConfigError::at(path, text, span, field, why)
+            })?;
+        }
         for (i, rule) in self.rule.iter().enumerate() {
             let name = rule.name.get_ref();
             if self.rule[..i].iter().any(|r| r.name.get_ref() == name) {
@@ -562,6 +575,7 @@ impl RawConfig {
                 code_rule,
             },
             users,
+            fleet: self.fleet.map(fleet::RawFleet::into_fleet),
         }
     }
 }

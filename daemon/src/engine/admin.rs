@@ -170,3 +170,39 @@ impl Engine {
         }
     }
 }
+
+impl Engine {
+    /// Copies a lock made or lifted elsewhere (the fleet) into this engine,
+    /// so that it still stands if this host must decide alone. Nothing is
+    /// logged for it here: the fleet's event is.
+    pub fn mirror_lock(&mut self, k: &KeyId, lock: Option<Lock>, now: Time, fx: &mut Effects) {
+        match lock {
+            Some(lock) => {
+                let rule_lock = lock.by == LockedBy::Rule;
+                self.set_lock(k, lock, now);
+                if rule_lock {
+                    // set_lock counts a rule lock as a lockout here; the
+                    // fleet already counted it.
+                    if let Some(st) = self.keys.get_mut(k) {
+                        st.pop_lockout();
+                    }
+                }
+            }
+            None => {
+                let Some(st) = self.keys.remove(k) else {
+                    return;
+                };
+                if let Some(l) = st.lock() {
+                    self.locks.remove(k, l.until);
+                    self.attribution.detach(k);
+                }
+            }
+        }
+        fx.keys.push((k.clone(), self.keys.get(k).cloned()));
+    }
+
+    /// This run's epoch, the high half of every attempt id it issues.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+}

@@ -11,6 +11,7 @@ mod expiry;
 mod explain;
 mod key;
 mod locks;
+mod plan;
 mod resolve;
 mod source;
 mod state;
@@ -19,6 +20,7 @@ pub use crate::config::{ADMIN_RULE, CODE_RULE, PREFIX_RULE};
 pub use event::{Event, EventKind, Reason, ReasonKind, Until};
 pub use explain::{AddressReport, Explanation, KeyReport};
 pub use key::{KeyId, ANY, UNFAMILIAR};
+pub use plan::Plan;
 pub use source::{cut, is_local, normalize_name, parse_ip, source_of, Prefixes, LOCAL_SOURCE};
 pub use state::{lockout_length, KeyState, Lock, LockedBy};
 
@@ -400,7 +402,7 @@ fn contains(nets: &[ipnet::IpNet], ip: IpAddr) -> bool {
 }
 
 /// A reason about one rule's key: how close it is to its limit.
-fn rule_reason(kind: ReasonKind, rule: &Rule, key: &KeyId, failures: u32) -> Reason {
+pub fn rule_reason(kind: ReasonKind, rule: &Rule, key: &KeyId, failures: u32) -> Reason {
     Reason {
         kind,
         rule: Some(rule.name.clone()),
@@ -412,7 +414,8 @@ fn rule_reason(kind: ReasonKind, rule: &Rule, key: &KeyId, failures: u32) -> Rea
     }
 }
 
-fn attempt_event(attempt: &Attempt, origin: Origin, now: Time, kind: EventKind) -> Event {
+/// An event about an attempt, as the log and the audit trail record it.
+pub fn attempt_event(attempt: &Attempt, origin: Origin, now: Time, kind: EventKind) -> Event {
     let mut e = Event::new(now, kind);
     e.service = Some(attempt.service.clone());
     e.user = Some(attempt.user.clone());
@@ -422,7 +425,7 @@ fn attempt_event(attempt: &Attempt, origin: Origin, now: Time, kind: EventKind) 
     e
 }
 
-fn refused_event(attempt: &Attempt, origin: Origin, now: Time, reason: &Reason) -> Event {
+pub fn refused_event(attempt: &Attempt, origin: Origin, now: Time, reason: &Reason) -> Event {
     let mut e = attempt_event(attempt, origin, now, EventKind::Refused);
     e.rule = reason.rule.clone();
     e.key = reason.key.clone();

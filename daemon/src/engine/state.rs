@@ -88,6 +88,13 @@ impl KeyState {
             .push(at);
     }
 
+    pub fn pop_lockout(&mut self) {
+        if let Some(h) = self.history.as_mut() {
+            h.lockouts.pop();
+        }
+        self.tidy();
+    }
+
     /// Forgets what no longer counts: failures outside the window, lockouts
     /// older than the escalation memory.
     pub fn prune(&mut self, window: Duration, memory: Duration, now: Time) {

@@ -248,7 +248,7 @@ fn service_error(warden: &Warden, op: &str, e: &ServiceError) -> ResponseBody {
         quote(&e.to_string())
     ));
     let code = match e {
-        ServiceError::Store(_) => ErrorCode::Store,
+        ServiceError::Store(_) | ServiceError::Unavailable(_) => ErrorCode::Store,
         ServiceError::Attempt(_) | ServiceError::NotAuthorized(_) => ErrorCode::Forbidden,
         ServiceError::Invalid(_) => ErrorCode::BadField,
         ServiceError::Poisoned | ServiceError::Totp(_) | ServiceError::Task(_) => {

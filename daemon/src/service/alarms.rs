@@ -21,6 +21,10 @@ impl Alarms {
         }
     }
 
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
     /// Logs a line at most once a minute per kind, saying how many were held.
     pub fn say(&self, kind: &'static str, now: Time, line: &str) {
         if let Some(held) = self.gate.admit(kind, now) {

@@ -187,4 +187,9 @@ pub trait Backend: Send + Sync {
     fn set_config(&self, config: &Config) -> Result<(), ServiceError>;
     /// Makes every lazily durable decision durable; for a clean stop.
     fn flush(&self) -> BoxFuture<'_, Result<(), ServiceError>>;
+
+    /// The fleet's health, when decisions are shared by a fleet.
+    fn fleet(&self) -> Option<crate::fleet::FleetReport> {
+        None
+    }
 }

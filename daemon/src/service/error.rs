@@ -21,6 +21,9 @@ pub enum ServiceError {
     /// An argument the caller gave is malformed; the message says how to write it.
     #[error("{0}")]
     Invalid(String),
+    /// The fleet's Redis cannot be reached for something only it knows.
+    #[error("the fleet's Redis cannot be reached ({0}); check it, and see wardenctl fleet status")]
+    Unavailable(String),
     /// A blocking task did not come back.
     #[error("internal error: {0}; see the log, and restart wardend if it repeats")]
     Task(String),

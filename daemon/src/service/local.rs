@@ -5,11 +5,11 @@ use super::alarms::Alarms;
 use super::backend::{
     Backend, BoxFuture, CodeEntry, CodeVerdict, Decided, Decision, Proof, TotpChange,
 };
-use super::{Announcer, Counts, ServiceError};
+use super::{Announcer, Counts, Durable, ServiceError};
 use crate::config::Config;
 use crate::engine::{
     AddressReport, AdminLock, Attempt, AttemptError, AttemptId, Effects, Engine, Event,
-    Explanation, FailureKind, KeyId, KeyState, Origin, Reason, Selector, Unlocked, Verdict,
+    Explanation, FailureKind, KeyId, KeyState, Lock, Origin, Reason, Selector, Unlocked, Verdict,
 };
 use crate::store::{AuditQuery, Durability, Store, StoreError, Writer};
 use crate::time::Time;
@@ -397,5 +397,108 @@ impl Backend for LocalBackend {
             rx.await.unwrap_or(Err(StoreError::WriterGone))?;
             Ok(())
         })
+    }
+}
+
+/// What checking a typed code against this host's record found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeOutcome {
+    Good { recovery_left: Option<usize> },
+    Wrong,
+    Replayed,
+    NotEnrolled,
+}
+
+/// What a backend that decides elsewhere (the fleet) asks of the local one:
+/// the log, the audit trail, TOTP records, and the mirror of fleet locks.
+impl LocalBackend {
+    /// Commits events to the local audit trail, then logs and signals them.
+    pub fn record(
+        &self,
+        events: Vec<Event>,
+        origin: Origin,
+        durability: Durability,
+    ) -> Option<Durable> {
+        if events.is_empty() {
+            return None;
+        }
+        let now = Time::now();
+        let fx = Effects {
+            events: events.clone(),
+            ..Effects::default()
+        };
+        let then = self.announce.then(events, origin, now);
+        Some(self.writer.submit_then(fx, durability, Some(then)))
+    }
+
+    /// Checks a code against the user's record here; a good one is spent
+    /// (and `remember` noted) at once, so it cannot be used twice.
+    pub fn verify_code(
+        &self,
+        user: &str,
+        typed: &str,
+        remember: Option<&(String, Time)>,
+        now: Time,
+    ) -> Result<(CodeOutcome, Option<Durable>), ServiceError> {
+        let mut book = self.book()?;
+        let Some(rec) = book.get_mut(user).filter(|r| r.confirmed) else {
+            return Ok((CodeOutcome::NotEnrolled, None));
+        };
+        let recovery_left = match totp::check(rec, typed, now) {
+            CodeCheck::Good(step) => {
+                rec.last_step = step;
+                None
+            }
+            CodeCheck::Recovery(i) => {
+                rec.recovery.remove(i);
+                Some(rec.recovery.len())
+            }
+            CodeCheck::Replayed => return Ok((CodeOutcome::Replayed, None)),
+            CodeCheck::Wrong => return Ok((CodeOutcome::Wrong, None)),
+        };
+        if let Some((source, until)) = remember {
+            rec.remember(source, *until, now);
+        }
+        let mut fx = Effects::default();
+        fx.totp.push((user.to_string(), Some(rec.clone())));
+        let durable = self.writer.submit(fx, Durability::Immediate);
+        Ok((CodeOutcome::Good { recovery_left }, Some(durable)))
+    }
+
+    /// Applies a fleet lock or unlock to the local engine (durably, so it
+    /// holds across a restart during an outage) and announces its event.
+    pub fn mirror(
+        &self,
+        k: &KeyId,
+        lock: Option<Lock>,
+        event: Event,
+    ) -> Result<Option<Durable>, ServiceError> {
+        let now = Time::now();
+        let mut engine = self.engine()?;
+        let mut fx = Effects::default();
+        engine.mirror_lock(k, lock, now, &mut fx);
+        fx.events.push(event);
+        let then = self.announce.then(fx.events.clone(), Origin::Root, now);
+        let d = self
+            .writer
+            .submit_then(fx, Durability::Immediate, Some(then));
+        drop(engine);
+        Ok(Some(d))
+    }
+
+    /// As [`mirror`](Self::mirror), for a lock already announced (a resync
+    /// after an outage): stored, neither logged nor signalled again.
+    pub fn mirror_quietly(&self, k: &KeyId, lock: Option<Lock>) -> Result<(), ServiceError> {
+        let now = Time::now();
+        let mut engine = self.engine()?;
+        let mut fx = Effects::default();
+        engine.mirror_lock(k, lock, now, &mut fx);
+        let _ = self.writer.submit(fx, Durability::Immediate);
+        Ok(())
+    }
+
+    /// Runs a closure on the engine: for the fleet's planning and fallback.
+    pub fn with_engine<T>(&self, f: impl FnOnce(&Engine) -> T) -> Result<T, ServiceError> {
+        Ok(f(&*self.engine()?))
     }
 }

@@ -22,7 +22,7 @@ pub use backend::Backend;
 pub use error::{ServiceError, TotpError};
 pub use explain::ExplainView;
 pub use limits::{AlertGate, Budgets, LogLimiter, LINES_PER_WINDOW};
-pub use local::LocalBackend;
+pub use local::{CodeOutcome, LocalBackend};
 pub use refusal::{refusal_message, seconds_left};
 pub use totp::{SuccessOutcome, CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
 

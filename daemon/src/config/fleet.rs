@@ -1,0 +1,177 @@
+//! `[fleet]`: where the shared lockout lives, and what to do when it cannot
+//! be reached. Absent, wardend decides alone on its embedded store.
+
+use super::types::Dur;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use toml::Spanned;
+
+/// What a host does while Redis cannot be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnavailable {
+    /// Decide with the local engine, seeded with the fleet's locks, and
+    /// replay what happened when Redis returns: at most hosts × limit
+    /// checks during an outage.
+    #[default]
+    Local,
+    /// Refuse every login that would need the fleet.
+    Deny,
+    /// Let logins through uncounted. Unlimited guessing while Redis is down.
+    Ignore,
+}
+
+impl OnUnavailable {
+    pub fn name(self) -> &'static str {
+        match self {
+            OnUnavailable::Local => "local",
+            OnUnavailable::Deny => "deny",
+            OnUnavailable::Ignore => "ignore",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fleet {
+    /// Without its password: that comes from `password_file` or a credential.
+    pub url: String,
+    pub prefix: String,
+    pub host_id: String,
+    pub on_unavailable: OnUnavailable,
+    pub call_timeout: Duration,
+    pub password_file: Option<PathBuf>,
+    /// Lock events kept in the stream every host follows.
+    pub stream_length: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFleet {
+    pub backend: Spanned<String>,
+    pub url: Spanned<String>,
+    #[serde(default = "default_prefix")]
+    pub prefix: Spanned<String>,
+    #[serde(default)]
+    pub host_id: Option<Spanned<String>>,
+    #[serde(default)]
+    pub on_unavailable: OnUnavailable,
+    #[serde(default = "default_call_timeout")]
+    pub call_timeout: Spanned<Dur>,
+    #[serde(default)]
+    pub password_file: Option<Spanned<PathBuf>>,
+    #[serde(default = "default_stream_length")]
+    pub stream_length: u64,
+}
+
+fn default_prefix() -> Spanned<String> {
+    Spanned::new(0..0, "w:".into())
+}
+
+fn default_call_timeout() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur(Duration::from_millis(250)))
+}
+
+fn default_stream_length() -> u64 {
+    10_000
+}
+
+/// Where a check of `[fleet]` failed: the span of the value, and why.
+pub(super) type Problem = (std::ops::Range<usize>, String);
+
+impl RawFleet {
+    pub(super) fn check(&self) -> Result<(), Problem> {
+        if self.backend.get_ref() != "redis" {
+            return Err((
+                self.backend.span(),
+                format!(
+                    "unknown fleet backend \"{}\"; the one backend is \"redis\"",
+                    self.backend.get_ref()
+                ),
+            ));
+        }
+        let url = self.url.get_ref();
+        let Some(rest) = url.strip_prefix("redis://") else {
+            let why = if url.starts_with("rediss://") {
+                "TLS (rediss://) is not in this build yet; reach Redis over loopback or a private network with redis://".to_string()
+            } else {
+                format!("\"{url}\" is not a redis:// address, such as redis://127.0.0.1:6379/0")
+            };
+            return Err((self.url.span(), why));
+        };
+        let authority = rest.split('/').next().unwrap_or("");
+        if authority.contains('@') {
+            return Err((
+                self.url.span(),
+                "holds a user or password; put the password in password_file (or a systemd credential named redis-password) and the user nowhere: warden.toml is world-readable".into(),
+            ));
+        }
+        if authority.is_empty() {
+            return Err((self.url.span(), "names no host".into()));
+        }
+        let prefix = self.prefix.get_ref();
+        if prefix.is_empty() || prefix.len() > 32 || prefix.chars().any(|c| c.is_whitespace()) {
+            return Err((
+                self.prefix.span(),
+                "must be 1 to 32 characters without spaces, such as \"w:\"".into(),
+            ));
+        }
+        if let Some(h) = &self.host_id {
+            let ok = !h.get_ref().is_empty()
+                && h.get_ref().len() <= 64
+                && h.get_ref()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !ok {
+                return Err((
+                    h.span(),
+                    "must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
+                ));
+            }
+        }
+        let t = self.call_timeout.get_ref().0;
+        if t > Duration::from_secs(2) {
+            return Err((
+                self.call_timeout.span(),
+                "is longer than 2s; a login waits on it, and pam_warden gives up sooner".into(),
+            ));
+        }
+        if let Some(p) = &self.password_file {
+            if !p.get_ref().is_absolute() {
+                return Err((p.span(), "must be an absolute path".into()));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn into_fleet(self) -> Fleet {
+        Fleet {
+            url: self.url.into_inner(),
+            prefix: self.prefix.into_inner(),
+            host_id: self
+                .host_id
+                .map_or_else(derived_host_id, Spanned::into_inner),
+            on_unavailable: self.on_unavailable,
+            call_timeout: self.call_timeout.into_inner().0,
+            password_file: self.password_file.map(Spanned::into_inner),
+            stream_length: self.stream_length.max(100),
+        }
+    }
+}
+
+/// A stable name for this host that does not publish its machine id: the
+/// first 12 hex digits of its SHA-256. The host name when there is no id.
+fn derived_host_id() -> String {
+    use sha2::{Digest, Sha256};
+    match std::fs::read_to_string("/etc/machine-id") {
+        Ok(id) if !id.trim().is_empty() => {
+            let d = Sha256::digest(id.trim().as_bytes());
+            d.iter().take(6).map(|b| format!("{b:02x}")).collect()
+        }
+        _ => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".into()),
+    }
+}

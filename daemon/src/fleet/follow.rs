@@ -1,0 +1,384 @@
+//! The fleet's background work on each host: reconnecting and replaying
+//! after an outage, following the stream of lock events (which feeds this
+//! host's log, D-Bus signals and mirror of fleet locks), and telling the
+//! others it is alive and which rules it runs.
+
+use super::backend::{lock_from, selector_of};
+use super::journal::Entry;
+use super::wire::{FailArg, LockArg, LockOut, Now};
+use super::{FleetBackend, FleetError, Spec};
+use crate::engine::{Event, EventKind, KeyId};
+use crate::time::Time;
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Another host, as it last reported itself.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct HostSeen {
+    pub host: String,
+    pub policy_hash: String,
+    pub version: String,
+    /// Redis time of its last report, ms.
+    pub seen: u64,
+    /// How far behind the stream of lock events it was, ms.
+    pub lag_ms: u64,
+    pub degraded: bool,
+}
+
+/// What `wardenctl fleet status` shows.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FleetReport {
+    pub backend: String,
+    pub url: String,
+    pub prefix: String,
+    pub host: String,
+    pub on_unavailable: String,
+    pub policy_hash: String,
+    pub healthy: bool,
+    pub degraded_since: Option<u64>,
+    pub last_error: String,
+    /// Decisions made alone, waiting to be replayed.
+    pub journal: usize,
+    /// Redis time when the hosts were last read, ms.
+    pub now: u64,
+    pub hosts: Vec<HostSeen>,
+}
+
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+impl FleetBackend {
+    pub fn report(&self) -> FleetReport {
+        let h = self.health.lock().map(|h| h.clone()).unwrap_or_default();
+        let (now, hosts) = self.hosts.lock().map(|h| h.clone()).unwrap_or_default();
+        FleetReport {
+            backend: "redis".into(),
+            url: self.fleet.url.clone(),
+            prefix: self.fleet.prefix.clone(),
+            host: self.fleet.host_id.clone(),
+            on_unavailable: self.fleet.on_unavailable.name().into(),
+            policy_hash: self
+                .policy_hash
+                .read()
+                .map(|h| h.clone())
+                .unwrap_or_default(),
+            healthy: h.degraded_since.is_none() && self.link.is_up(),
+            degraded_since: h.degraded_since.map(|t| t.0),
+            last_error: h.last_error,
+            journal: self.journal.len(),
+            now,
+            hosts,
+        }
+    }
+
+    /// Tells the fleet what this host decided alone. Idempotent: a failure
+    /// keeps its attempt's id, and Redis counts an id once.
+    async fn replay(&self) -> Result<usize, FleetError> {
+        let entries = self
+            .journal
+            .entries()
+            .map_err(|e| FleetError::Config(format!("cannot read the fleet journal: {e}")))?;
+        for e in &entries {
+            match e {
+                Entry::Fail {
+                    id,
+                    at,
+                    keys,
+                    service,
+                    user,
+                    rhost,
+                } => {
+                    let arg = FailArg {
+                        p: self.prefix(),
+                        host: self.host(),
+                        stream_length: self.fleet.stream_length,
+                        id: id.clone(),
+                        at: Some(*at),
+                        extend: self.extend.load(Ordering::Relaxed),
+                        keys: keys.iter().map(Spec::from).collect(),
+                        service,
+                        user,
+                        rhost: rhost.as_deref(),
+                    };
+                    self.link.call::<Now>("warden_fail", &arg).await?;
+                }
+                Entry::Lock { k, len, uid, why } => {
+                    let key = KeyId::parse(k).ok();
+                    let arg = LockArg {
+                        p: self.prefix(),
+                        host: self.host(),
+                        stream_length: self.fleet.stream_length,
+                        k: k.clone(),
+                        len: *len,
+                        uid: *uid,
+                        why,
+                        user: key
+                            .as_ref()
+                            .and_then(|k| k.part("user").map(str::to_string)),
+                        rhost: key
+                            .as_ref()
+                            .and_then(|k| k.part("rhost").map(str::to_string)),
+                    };
+                    self.link.call::<Now>("warden_lock", &arg).await?;
+                }
+                Entry::Unlock { by, .. } => {
+                    let (uid, sel) = by.split_once('|').unwrap_or((by, ""));
+                    let uid: u32 = uid.trim_start_matches("uid=").parse().unwrap_or(0);
+                    if let Some(sel) = selector_of(sel) {
+                        self.fleet_unlock(&sel, uid).await?;
+                    }
+                }
+            }
+        }
+        Ok(entries.len())
+    }
+
+    /// Reconnects, replays the journal, resyncs the mirror, then serves
+    /// from the fleet again.
+    async fn recover(&self) -> Result<(), FleetError> {
+        self.link.connect().await?;
+        let mut replayed = 0;
+        loop {
+            let n = self.replay().await?;
+            replayed += n;
+            match self.journal.clear(n) {
+                Ok(true) => break,
+                Ok(false) => continue,
+                Err(e) => {
+                    return Err(FleetError::Config(format!(
+                        "cannot clear the fleet journal: {e}"
+                    )))
+                }
+            }
+        }
+        self.resync_mirror().await?;
+        let was = self
+            .health
+            .lock()
+            .ok()
+            .and_then(|mut h| h.degraded_since.take());
+        if let Some(since) = was {
+            self.log_line(&format!(
+                "fleet-available host={} replayed={replayed} degraded_for_ms={}",
+                self.host(),
+                Time::now().0.saturating_sub(since.0)
+            ));
+        }
+        Ok(())
+    }
+
+    fn log_line(&self, line: &str) {
+        self.alarms.log().info(line);
+    }
+
+    /// Copies every fleet lock into the local engine, so that an outage
+    /// starts from what the fleet held.
+    async fn resync_mirror(&self) -> Result<(), FleetError> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(self.key("lockkeys")).arg(0).arg(-1);
+        let keys: Vec<String> = self.link.query(cmd).await?;
+        let mine: HashMap<String, ()> = self
+            .local
+            .with_engine(|e| {
+                e.locks_page(None, usize::MAX)
+                    .into_iter()
+                    .map(|(k, _)| (k.to_string(), ()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for s in self.lock_states(keys).await? {
+            let (Some(l), Ok(k)) = (&s.lock, KeyId::parse(&s.k)) else {
+                continue;
+            };
+            if mine.contains_key(&s.k) {
+                continue;
+            }
+            let _ = self.local.mirror_quietly(&k, Some(lock_from(l)));
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(&self, lag_ms: u64) -> Result<(), FleetError> {
+        let now: Vec<String> = self.link.query(redis::cmd("TIME")).await?;
+        let secs: u64 = now.first().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let micros: u64 = now.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let now_ms = secs * 1000 + micros / 1000;
+        let me = HostSeen {
+            host: self.host().to_string(),
+            policy_hash: self
+                .policy_hash
+                .read()
+                .map(|h| h.clone())
+                .unwrap_or_default(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            seen: now_ms,
+            lag_ms,
+            degraded: !self.up(),
+        };
+        let json = serde_json::to_string(&me).map_err(|e| FleetError::Reply(e.to_string()))?;
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(self.key("hosts")).arg(self.host()).arg(json);
+        self.link.query::<i64>(cmd).await?;
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(self.key("hosts"));
+        let all: HashMap<String, String> = self.link.query(cmd).await?;
+        let mut hosts: Vec<HostSeen> = all
+            .values()
+            .filter_map(|v| serde_json::from_str(v).ok())
+            .collect();
+        hosts.sort_by(|a, b| a.host.cmp(&b.host));
+        if let Ok(mut h) = self.hosts.lock() {
+            *h = (now_ms, hosts);
+        }
+        Ok(())
+    }
+
+    /// Applies one stream entry: the mirror, the log line, the signal.
+    fn apply_event(&self, fields: &HashMap<String, String>) {
+        let get = |f: &str| fields.get(f).map(String::as_str);
+        let Some(k) = get("key").and_then(|k| KeyId::parse(k).ok()) else {
+            return;
+        };
+        let num = |f: &str| get(f).and_then(|v| v.parse::<f64>().ok()).map(|v| v as i64);
+        let at = Time(num("at").unwrap_or(0).max(0).unsigned_abs());
+        match get("kind") {
+            Some("locked") => {
+                let until = num("until").unwrap_or(-1);
+                let by = get("by").unwrap_or("");
+                let l = LockOut {
+                    k: k.to_string(),
+                    since: i64::try_from(at.0).unwrap_or(i64::MAX),
+                    until,
+                    len: if until < 0 {
+                        -1
+                    } else {
+                        until - i64::try_from(at.0).unwrap_or(i64::MAX)
+                    },
+                    by: if by.starts_with("uid=") {
+                        "admin"
+                    } else {
+                        "rule"
+                    }
+                    .into(),
+                    uid: by.trim_start_matches("uid=").to_string(),
+                    why: get("why").unwrap_or("").to_string(),
+                    failures: num("failures").unwrap_or(0).max(0).unsigned_abs() as u32,
+                };
+                let mut e = Event::about_key(at, EventKind::Locked, &k);
+                e.service = e.service.or_else(|| get("service").map(str::to_string));
+                e.user = e.user.or_else(|| get("user").map(str::to_string));
+                e.rhost = e.rhost.or_else(|| get("rhost").map(str::to_string));
+                e.until = Some(l.until());
+                if l.by == "admin" {
+                    e.by = Some(by.to_string());
+                    e.reason = Some(l.why.clone());
+                } else {
+                    e.failures = Some(l.failures);
+                }
+                let _ = self.local.mirror(&k, Some(lock_from(&l)), e);
+            }
+            Some("unlocked") => {
+                let mut e = Event::about_key(at, EventKind::Unlocked, &k);
+                e.by = get("by").map(str::to_string);
+                let _ = self.local.mirror(&k, None, e);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn stream_ms(id: &str) -> u64 {
+    id.split('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Follows the lock events on a connection of its own (a blocking read
+/// would hold up every call sharing a connection). Resumes after the last
+/// entry it applied, so a disconnect loses nothing the stream still holds.
+async fn follow(fleet: Arc<FleetBackend>) {
+    let stream = fleet.key("events");
+    let mut last: Option<String> = None;
+    loop {
+        let mut conn = match fleet.link.dedicated().await {
+            Ok(c) => c,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if last.is_none() {
+            // From now: locks standing already reach the mirror by resync.
+            let newest: redis::RedisResult<redis::streams::StreamRangeReply> =
+                redis::cmd("XREVRANGE")
+                    .arg(&stream)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await;
+            last = Some(match newest {
+                Ok(r) => r.ids.first().map_or("0-0".to_string(), |e| e.id.clone()),
+                Err(_) => continue,
+            });
+        }
+        loop {
+            let from = last.clone().unwrap_or_else(|| "0-0".into());
+            let opts = StreamReadOptions::default().block(1000).count(256);
+            let reply: redis::RedisResult<Option<StreamReadReply>> =
+                redis::AsyncCommands::xread_options(&mut conn, &[&stream], &[&from], &opts).await;
+            let reply = match reply {
+                Ok(r) => r,
+                Err(_) => break,
+            };
+            let Some(reply) = reply else {
+                fleet.lag_ms.store(0, Ordering::Relaxed);
+                continue;
+            };
+            for key in reply.keys {
+                for entry in key.ids {
+                    let fields: HashMap<String, String> = entry
+                        .map
+                        .iter()
+                        .filter_map(|(f, v)| {
+                            redis::from_redis_value::<String>(v.clone())
+                                .ok()
+                                .map(|v| (f.clone(), v))
+                        })
+                        .collect();
+                    fleet.apply_event(&fields);
+                    let lag = Time::now().0.saturating_sub(stream_ms(&entry.id));
+                    fleet.lag_ms.store(lag, Ordering::Relaxed);
+                    last = Some(entry.id);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The fleet's tasks; they run as long as wardend does.
+pub async fn run(fleet: Arc<FleetBackend>) {
+    tokio::spawn(follow(fleet.clone()));
+    let mut last_beat = std::time::Instant::now() - HEARTBEAT;
+    loop {
+        if !fleet.up() {
+            if let Err(e) = fleet.recover().await {
+                fleet.degrade(&e);
+            }
+        }
+        if fleet.up() && last_beat.elapsed() >= HEARTBEAT {
+            last_beat = std::time::Instant::now();
+            let lag = fleet.lag_ms.load(Ordering::Relaxed);
+            if let Err(e) = fleet.heartbeat(lag).await {
+                fleet.degrade(&e);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

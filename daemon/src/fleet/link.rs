@@ -1,0 +1,174 @@
+//! The connection to the fleet's Redis: one multiplexed connection shared by
+//! every call, each call bounded by `call_timeout`. A call never reconnects
+//! inline: a login does not wait for a TCP handshake to a dead server. The
+//! health task reconnects, and loads warden's function library each time,
+//! so a fresh or failed-over server has it before any call needs it.
+
+use super::FleetError;
+use crate::config::Fleet;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The function library, loaded with `FUNCTION LOAD REPLACE`: functions
+/// live in Redis's data set, so they are persisted and replicated, where
+/// `EVALSHA` scripts vanish from a promoted replica's cache.
+pub const LIBRARY: &str = include_str!("warden.lua");
+
+/// Where the password is looked for when `password_file` is not set: the
+/// credential `LoadCredential=redis-password:...` hands to the unit.
+pub const CREDENTIAL: &str = "redis-password";
+
+pub struct Link {
+    client: redis::Client,
+    conn: Mutex<Option<MultiplexedConnection>>,
+    timeout: Duration,
+}
+
+impl Link {
+    pub fn new(fleet: &Fleet) -> Result<Link, FleetError> {
+        let mut info = fleet
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| FleetError::Config(format!("fleet.url: {e}")))?;
+        if let Some(pw) = password(fleet)? {
+            let rs = info.redis_settings().clone().set_password(pw);
+            info = info.set_redis_settings(rs);
+        }
+        let client =
+            redis::Client::open(info).map_err(|e| FleetError::Config(format!("fleet.url: {e}")))?;
+        Ok(Link {
+            client,
+            conn: Mutex::new(None),
+            timeout: fleet.call_timeout,
+        })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn current(&self) -> Option<MultiplexedConnection> {
+        self.conn.lock().ok().and_then(|c| c.clone())
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Forgets the connection after a failed call: calls fail fast until the
+    /// health task has a new one.
+    pub fn drop_connection(&self) {
+        if let Ok(mut c) = self.conn.lock() {
+            *c = None;
+        }
+    }
+
+    /// A new connection, with the library loaded; replaces the current one.
+    pub async fn connect(&self) -> Result<(), FleetError> {
+        let cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(500))))
+            .set_response_timeout(Some(self.timeout.max(Duration::from_millis(500))));
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await
+            .map_err(FleetError::from_redis)?;
+        let _: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(LIBRARY)
+            .query_async(&mut conn)
+            .await
+            .map_err(FleetError::from_redis)?;
+        if let Ok(mut c) = self.conn.lock() {
+            *c = Some(conn);
+        }
+        Ok(())
+    }
+
+    /// A connection of its own, for blocking stream reads, which would
+    /// hold up every call queued behind them on the shared one.
+    pub async fn dedicated(&self) -> Result<MultiplexedConnection, FleetError> {
+        let cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        self.client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await
+            .map_err(FleetError::from_redis)
+    }
+
+    /// Runs a raw command within the call timeout.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, FleetError> {
+        let mut conn = self.current().ok_or(FleetError::Down)?;
+        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let e = FleetError::from_redis(e);
+                if e.is_outage() {
+                    self.drop_connection();
+                }
+                Err(e)
+            }
+            Err(_) => {
+                self.drop_connection();
+                Err(FleetError::Timeout(self.timeout))
+            }
+        }
+    }
+
+    /// Calls one of warden's functions with one JSON argument.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        function: &str,
+        arg: &impl Serialize,
+    ) -> Result<T, FleetError> {
+        let json = serde_json::to_string(arg).map_err(|e| FleetError::Reply(e.to_string()))?;
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg(function).arg(0).arg(json);
+        let text: String = self.query(cmd).await?;
+        serde_json::from_str(&text).map_err(|e| FleetError::Reply(format!("{function}: {e}")))
+    }
+}
+
+/// The password: `password_file`, else the systemd credential, else none.
+fn password(fleet: &Fleet) -> Result<Option<String>, FleetError> {
+    let path = match &fleet.password_file {
+        Some(p) => p.clone(),
+        None => match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) => {
+                let p = std::path::Path::new(&dir).join(CREDENTIAL);
+                if !p.exists() {
+                    return Ok(None);
+                }
+                p
+            }
+            None => return Ok(None),
+        },
+    };
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        FleetError::Config(format!(
+            "cannot read the Redis password from {}: {e}",
+            path.display()
+        ))
+    })?;
+    if meta.mode() & 0o077 != 0 || meta.uid() != 0 {
+        return Err(FleetError::Config(format!(
+            "{} must be root's and readable by root alone (chown root; chmod 600)",
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        FleetError::Config(format!(
+            "cannot read the Redis password from {}: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
+}

@@ -1,0 +1,121 @@
+//! A real redis-server on 127.0.0.1, on a port of its own, in a scratch
+//! directory; gone when dropped.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Redis {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    l.local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Why the Redis tests cannot run here, if they cannot.
+pub fn unavailable() -> Option<String> {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    (!found).then(|| "redis-server is not installed (make test installs it)".into())
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let dir = tempfile::Builder::new()
+            .prefix("warden-redis")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut r = Redis {
+            dir,
+            port: free_port(),
+            child: None,
+        };
+        r.spawn();
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let log: PathBuf = self.dir.path().join("redis.log");
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start redis-server: {e}"));
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not listen on {} within 10 s", self.port);
+    }
+
+    /// SIGKILL: the server is gone, with all it held (no persistence).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port.
+    pub fn start_again(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Runs redis-cli against it and returns what it printed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `[fleet]` block for a host of the fleet on this server.
+pub fn fleet_block(redis: &Redis, host: &str, extra: &str) -> String {
+    format!(
+        "[fleet]\nbackend = \"redis\"\nurl = \"{}\"\nhost_id = \"{host}\"\n{extra}",
+        redis.url()
+    )
+}
