@@ -104,3 +104,160 @@ fn a_host_killed_holding_places_has_them_counted_at_their_deadline() {
         "four abandoned leases and one failure should lock carol"
     );
 }
+
+/// A host with a bus of its own, so each wardend owns the well-known name
+/// on its bus as it does on its machine.
+struct BusHost {
+    bus: warden_e2e::bus::Bus,
+    daemon: Daemon,
+    watch: std::process::Child,
+    watch_out: std::path::PathBuf,
+}
+
+fn bus_host(redis: &Redis, name: &str, rules: &str) -> BusHost {
+    let bus = warden_e2e::bus::Bus::start();
+    let daemon = Daemon::start_with_env(
+        &format!("{rules}{NO_FAMILIAR}{}", fleet_block(redis, name, "")),
+        &bus.env(),
+    );
+    assert!(daemon.wait_for_log("fleet-available", 10), "{}", daemon.log_text());
+    assert!(warden_e2e::bus::wait_for_daemon(&bus.address));
+    let watch_out = daemon.dir.path().join("watch.out");
+    let out = std::fs::File::create(&watch_out).unwrap_or_else(|e| panic!("{e}"));
+    let watch = std::process::Command::new(warden_e2e::paths::wardenctl())
+        .args(["--json", "watch"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .stdout(out)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("wardenctl watch: {e}"));
+    BusHost {
+        bus,
+        daemon,
+        watch,
+        watch_out,
+    }
+}
+
+impl BusHost {
+    fn ctl(&self, args: &[&str]) -> warden_e2e::bus::Ctl {
+        warden_e2e::bus::wardenctl(&self.bus.address, None, args)
+    }
+
+    fn watched(&self) -> String {
+        std::fs::read_to_string(&self.watch_out).unwrap_or_default()
+    }
+
+    /// Waits up to `secs` for the watch to have printed `needle`.
+    fn saw(&self, needle: &str, secs: u64) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            if self.watched().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for BusHost {
+    fn drop(&mut self) {
+        let _ = self.watch.kill();
+        let _ = self.watch.wait();
+    }
+}
+
+#[test]
+fn a_lock_through_one_host_holds_on_all_and_an_unlock_through_another_lifts_it() {
+    if skip("a_lock_through_one_host_holds_on_all_and_an_unlock_through_another_lifts_it") {
+        return;
+    }
+    let redis = Redis::start();
+    let rules = user_rule(5, "15m", "15m");
+    let hosts: Vec<BusHost> = ["a", "b", "c"]
+        .iter()
+        .map(|n| bus_host(&redis, n, &rules))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500)); // the watches subscribe
+    let pam: Vec<PamDir> = hosts
+        .iter()
+        .map(|h| PamDir::new(&h.daemon.socket, "0", ""))
+        .collect();
+    let lock = hosts[0].ctl(&["lock", "dave", "--for", "1h", "--reason", "on-call test"]);
+    assert_eq!(lock.code, 0, "lock through A: {lock:?}");
+    // Enforced on B at its next attempt: no password check runs there.
+    let o = pam[1].attempt("dave", "right", Some("192.0.2.44"));
+    assert!(!o.ok(), "B let in a user locked through A: {o:?}");
+    assert_eq!(pam[1].checks(), 0, "B ran a password check for a locked user");
+    for (h, name) in hosts.iter().zip(["a", "b", "c"]) {
+        assert!(
+            h.saw("\"locked\"", 5),
+            "watch on {name} never saw the lock: {}",
+            h.watched()
+        );
+    }
+    // B's and C's lists show the fleet's lock.
+    let locks = hosts[2].ctl(&["--json", "locks"]);
+    assert!(locks.stdout.contains("dave"), "locks on C: {locks:?}");
+    let unlock = hosts[2].ctl(&["unlock", "dave"]);
+    assert_eq!(unlock.code, 0, "unlock through C: {unlock:?}");
+    for (h, name) in hosts.iter().zip(["a", "b", "c"]) {
+        assert!(
+            h.saw("\"unlocked\"", 5),
+            "watch on {name} never saw the unlock: {}",
+            h.watched()
+        );
+    }
+    let o = pam[0].attempt("dave", "right", Some("192.0.2.44"));
+    assert!(o.ok(), "A still refuses after the unlock through C: {o:?}");
+    let o = pam[1].attempt("dave", "right", Some("192.0.2.44"));
+    assert!(o.ok(), "B still refuses after the unlock through C: {o:?}");
+}
+
+#[test]
+fn with_redis_gone_hosts_decide_alone_then_replay_what_they_saw() {
+    if skip("with_redis_gone_hosts_decide_alone_then_replay_what_they_saw") {
+        return;
+    }
+    let mut redis = Redis::start();
+    let rules = user_rule(3, "15m", "15m");
+    let a = host(&redis, "a", &rules, "");
+    let b = host(&redis, "b", &rules, "");
+    let pam_a = PamDir::new(&a.socket, "0", "timeout_ms=2000");
+    let pam_b = PamDir::new(&b.socket, "0", "timeout_ms=2000");
+    redis.kill();
+    // Every login is still decided, within the module's timeout, by A's own
+    // engine: three failures lock erin there.
+    for i in 0..4 {
+        let start = Instant::now();
+        let o = pam_a.attempt("erin", "wrong", Some("198.51.100.20"));
+        assert!(!o.ok());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "attempt {i} took {:?} with Redis down",
+            start.elapsed()
+        );
+    }
+    assert_eq!(pam_a.checks(), 3, "A alone still holds erin to the limit");
+    assert!(a.wait_for_log("fleet-unavailable", 5), "{}", a.log_text());
+    // Redis returns, empty: A replays its three failures, which lock erin
+    // in the fleet, and B refuses her too.
+    redis.start_again();
+    assert!(
+        a.wait_for_log("replayed=3", 10),
+        "A did not replay: {}",
+        a.log_text()
+    );
+    assert!(b.wait_for_log("fleet-available", 10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut refused = false;
+    while Instant::now() < deadline && !refused {
+        let o = pam_b.attempt("erin", "right", Some("198.51.100.20"));
+        refused = !o.ok();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(refused, "B lets erin in after A's failures were replayed");
+    let lock = redis.cli(&["EXISTS", "w:s:user user=erin"]);
+    assert_eq!(lock.trim(), "1", "the fleet holds erin's lock");
+}

@@ -310,6 +310,43 @@ impl FleetBackend {
         self.local.fail(None, a, origin, kind, now).await
     }
 
+    /// Counts a failure the local engine also counts: in the fleet when it
+    /// answers, else in the journal for the replay.
+    async fn tell_fleet(
+        &self,
+        member: String,
+        specs: Vec<Spec>,
+        a: &Attempt,
+        now: Time,
+    ) -> Result<(), ServiceError> {
+        if self.up() {
+            let arg = FailArg {
+                p: self.prefix(),
+                host: self.host(),
+                stream_length: self.fleet.stream_length,
+                id: member.clone(),
+                at: None,
+                extend: self.extend.load(Ordering::Relaxed),
+                keys: specs.clone(),
+                service: &a.service,
+                user: &a.user,
+                rhost: a.rhost.as_deref(),
+            };
+            match self.link.call::<Now>("warden_fail", &arg).await {
+                Ok(_) => return Ok(()),
+                Err(e) => self.degrade(&e),
+            }
+        }
+        self.journal_append(&Entry::Fail {
+            id: member,
+            at: now.0,
+            keys: specs.iter().map(SpecRecord::from).collect(),
+            service: a.service.clone(),
+            user: a.user.clone(),
+            rhost: a.rhost.clone(),
+        })
+    }
+
     fn journal_append(&self, e: &Entry) -> Result<(), ServiceError> {
         self.journal
             .append(e)
@@ -649,7 +686,13 @@ impl Backend for FleetBackend {
         now: Time,
     ) -> Decided<'a, Result<(), AttemptError>> {
         Box::pin(async move {
-            if self.is_local_id(id) {
+            if let Some(local_id) = id.filter(|_| self.is_local_id(id)) {
+                // Begun by this host alone during an outage: counted here,
+                // and told to the fleet now or when it returns.
+                if self.mode() == OnUnavailable::Local {
+                    let specs = self.fresh_specs(a, origin, kind);
+                    self.tell_fleet(self.member(local_id), specs, a, now).await?;
+                }
                 return self.local.fail(id, a, origin, kind, now).await;
             }
             let held = match self.take_held(id, a, origin) {
