@@ -120,7 +120,11 @@ fn bus_host(redis: &Redis, name: &str, rules: &str) -> BusHost {
         &format!("{rules}{NO_FAMILIAR}{}", fleet_block(redis, name, "")),
         &bus.env(),
     );
-    assert!(daemon.wait_for_log("fleet-available", 10), "{}", daemon.log_text());
+    assert!(
+        daemon.wait_for_log("fleet-available", 10),
+        "{}",
+        daemon.log_text()
+    );
     assert!(warden_e2e::bus::wait_for_daemon(&bus.address));
     let watch_out = daemon.dir.path().join("watch.out");
     let out = std::fs::File::create(&watch_out).unwrap_or_else(|e| panic!("{e}"));
@@ -189,7 +193,11 @@ fn a_lock_through_one_host_holds_on_all_and_an_unlock_through_another_lifts_it()
     // Enforced on B at its next attempt: no password check runs there.
     let o = pam[1].attempt("dave", "right", Some("192.0.2.44"));
     assert!(!o.ok(), "B let in a user locked through A: {o:?}");
-    assert_eq!(pam[1].checks(), 0, "B ran a password check for a locked user");
+    assert_eq!(
+        pam[1].checks(),
+        0,
+        "B ran a password check for a locked user"
+    );
     for (h, name) in hosts.iter().zip(["a", "b", "c"]) {
         assert!(
             h.saw("\"locked\"", 5),

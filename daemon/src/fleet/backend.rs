@@ -691,7 +691,8 @@ impl Backend for FleetBackend {
                 // and told to the fleet now or when it returns.
                 if self.mode() == OnUnavailable::Local {
                     let specs = self.fresh_specs(a, origin, kind);
-                    self.tell_fleet(self.member(local_id), specs, a, now).await?;
+                    self.tell_fleet(self.member(local_id), specs, a, now)
+                        .await?;
                 }
                 return self.local.fail(id, a, origin, kind, now).await;
             }

@@ -239,7 +239,7 @@ local function begin(keys, args)
     return cjson.encode(out)
   end
   -- Exactness: failures counted plus places held may not pass the limit.
-  local closest, cused, climit, cfail = nil, 0, 1, 0
+  local closest, climit, cfail = nil, 1, 0
   for i, s in ipairs(specs) do
     local r = P .. 'r:' .. s.k
     local f = failures(P, s, now)
@@ -251,8 +251,9 @@ local function begin(keys, args)
       return cjson.encode(out)
     end
     local used = f + held
-    if closest == nil or used * s.limit > cused * climit then
-      closest, cused, climit, cfail = i, used, s.limit, f
+    -- The local engine's comparison, term for term, so both name the same rule.
+    if closest == nil or used * climit > cfail * s.limit then
+      closest, climit, cfail = i, s.limit, f
     end
   end
   out.kind = 'clear'
@@ -328,8 +329,8 @@ local function admin_lock(keys, args)
   return cjson.encode({now = now, ['until'] = l['until']})
 end
 
--- Clears keys whole: the lock, failures, history and places. An unlock
--- resets every timer of the key.
+-- Clears keys: the lock, failures and history, so an unlock resets every
+-- timer of the key. Places held by attempts in flight stay theirs.
 local function unlock(keys, args)
   local a = cjson.decode(args[1])
   local P = a.p
@@ -337,7 +338,7 @@ local function unlock(keys, args)
   local lifted, cleared = {}, 0
   for _, k in ipairs(a.keys) do
     local l = lock_of(P, k)
-    local n = redis.call('DEL', P .. 'f:' .. k, P .. 'h:' .. k, P .. 'r:' .. k)
+    local n = redis.call('DEL', P .. 'f:' .. k, P .. 'h:' .. k)
     if l then
       drop_lock(P, k)
       n = n + 1
