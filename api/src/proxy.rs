@@ -49,6 +49,8 @@ pub trait Warden1 {
         tty: &str,
     ) -> zbus::Result<Explanation>;
     fn reload_config(&self) -> zbus::Result<String>;
+    /// JSON: see `FleetReport` in wardend.
+    fn fleet_status(&self) -> zbus::Result<String>;
     fn totp_enroll(&self, user: &str) -> zbus::Result<TotpEnrollment>;
     fn totp_confirm(&self, user: &str, code: &str) -> zbus::Result<()>;
     fn totp_status(&self, user: &str) -> zbus::Result<TotpStatus>;

@@ -30,6 +30,9 @@ pub struct Status {
     pub events_total: Vec<(String, u64)>,
     /// Commits that failed since start (a full disk, a failing store).
     pub store_errors: u64,
+    /// `""` on a host that decides alone; `healthy` or `degraded` (Redis
+    /// cannot be reached: `on_unavailable` decides) in a fleet.
+    pub fleet: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]

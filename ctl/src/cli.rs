@@ -81,6 +81,11 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = "/etc/pam.d")]
         pam_dir: PathBuf,
     },
+    /// The fleet this host shares its lockout with (`[fleet]`).
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -89,6 +94,13 @@ pub enum Command {
     /// Write the man page and shell completions into DIR.
     #[command(hide = true)]
     GenerateDocs { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum FleetCommand {
+    /// The backend, this host's health, and every host seen recently with
+    /// its policy hash, lag and state; warns when hosts run different rules.
+    Status,
 }
 
 #[derive(Subcommand)]

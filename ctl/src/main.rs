@@ -12,6 +12,7 @@ mod docs;
 mod doctor;
 mod explain;
 mod fallback;
+mod fleet;
 mod human;
 mod metrics;
 mod totp;
@@ -50,6 +51,9 @@ fn main() -> ExitCode {
                     Command::Reload => commands::reload(json).await,
                     Command::Doctor { pam_dir } => commands::doctor(&pam_dir, json).await,
                     Command::Totp { command } => totp::run(command, json).await,
+                    Command::Fleet {
+                        command: cli::FleetCommand::Status,
+                    } => fleet::status(json).await,
                     Command::Config { .. } | Command::GenerateDocs { .. } => Ok(()),
                 }
             }),

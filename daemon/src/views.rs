@@ -102,6 +102,11 @@ pub fn status(warden: &Warden, now: Time) -> Result<Status, ServiceError> {
         half_wired_services: st.health.half_wired,
         events_total: st.events.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
         store_errors: st.store_errors,
+        fleet: match warden.fleet() {
+            None => String::new(),
+            Some(f) if f.healthy => "healthy".into(),
+            Some(_) => "degraded".into(),
+        },
     })
 }
 

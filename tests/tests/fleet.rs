@@ -205,6 +205,33 @@ fn a_lock_through_one_host_holds_on_all_and_an_unlock_through_another_lifts_it()
             h.watched()
         );
     }
+    // Every host is seen, with the same rules.
+    let start = Instant::now();
+    let mut report = serde_json::Value::Null;
+    while start.elapsed() < Duration::from_secs(6) {
+        let st = hosts[0].ctl(&["--json", "fleet", "status"]);
+        assert_eq!(st.code, 0, "fleet status: {st:?}");
+        report = serde_json::from_str(&st.stdout).unwrap_or(serde_json::Value::Null);
+        if report["hosts"].as_array().map_or(0, Vec::len) == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(report["healthy"], true, "{report}");
+    assert_eq!(
+        report["hosts"].as_array().map_or(0, Vec::len),
+        3,
+        "{report}"
+    );
+    let text = hosts[1].ctl(&["fleet", "status"]);
+    assert!(
+        text.stdout.contains("healthy") && !text.stdout.contains("different policies"),
+        "{text:?}"
+    );
+    // A range lock the fleet could not enforce is refused, not taken.
+    let range = hosts[0].ctl(&["lock", "--rhost", "192.0.2.0/24", "--for", "1h"]);
+    assert_ne!(range.code, 0, "a range lock was taken: {range:?}");
+    assert!(range.stderr.contains("range"), "{range:?}");
     // B's and C's lists show the fleet's lock.
     let locks = hosts[2].ctl(&["--json", "locks"]);
     assert!(locks.stdout.contains("dave"), "locks on C: {locks:?}");

@@ -343,6 +343,22 @@ impl Control {
             .map_err(bus_error)
     }
 
+    /// The fleet as this host sees it, as JSON: the backend, its health,
+    /// the hosts seen recently with their policy hashes and lag. Admins only.
+    async fn fleet_status(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, BusError> {
+        self.admin(&hdr, conn, "FleetStatus").await?;
+        let Some(report) = self.warden.fleet() else {
+            return Err(BusError::NotFound(
+                "this host decides alone: warden.toml has no [fleet] table".into(),
+            ));
+        };
+        serde_json::to_string(&report).map_err(|e| BusError::Failed(e.to_string()))
+    }
+
     /// Re-reads the config file. A bad file is refused with its error and the
     /// running config stays in force. Returns the path read.
     async fn reload_config(

@@ -264,3 +264,36 @@ fn durations_take_weeks_and_compound_forms() {
     assert_eq!(c.policy.attempt_timeout, Duration::from_secs(90));
     assert_eq!(c.policy.escalation_memory, Duration::from_secs(14 * 86_400));
 }
+
+#[test]
+fn fleet_is_off_by_default_and_checked_when_on() {
+    assert_eq!(parse("").unwrap().fleet, None);
+    let c = parse(
+        "[fleet]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\nhost_id = \"b7\"\n",
+    )
+    .unwrap();
+    let f = c.fleet.unwrap();
+    assert_eq!((f.prefix.as_str(), f.host_id.as_str()), ("w:", "b7"));
+    assert_eq!(f.on_unavailable, crate::config::OnUnavailable::Local);
+    assert_eq!(f.call_timeout, Duration::from_millis(250));
+    // A password in the URL would sit in a world-readable file: refused,
+    // with the file, the line and the key.
+    let e = err("socket = \"/run/w.sock\"\n[fleet]\nbackend = \"redis\"\nurl = \"redis://:hunter2@10.0.0.5/0\"\n");
+    assert!(
+        e.starts_with("/etc/warden/warden.toml:4: fleet.url:"),
+        "{e}"
+    );
+    assert!(e.contains("password_file"), "{e}");
+    let e = err("[fleet]\nbackend = \"etcd\"\nurl = \"redis://h/0\"\n");
+    assert!(
+        e.contains(":2: fleet.backend:") && e.contains("\"redis\""),
+        "{e}"
+    );
+    let e =
+        err("[fleet]\nbackend = \"redis\"\nurl = \"redis://h/0\"\non_unavailable = \"maybe\"\n");
+    assert!(e.contains("fleet.on_unavailable"), "{e}");
+    let e = err("[fleet]\nbackend = \"redis\"\nurl = \"rediss://h/0\"\n");
+    assert!(e.contains("TLS"), "{e}");
+    let e = err("[fleet]\nbackend = \"redis\"\nurl = \"redis://h/0\"\ncall_timeout = \"5s\"\n");
+    assert!(e.contains("fleet.call_timeout") && e.contains("2s"), "{e}");
+}

@@ -364,7 +364,7 @@ impl FleetBackend {
             return Vec::new();
         }
         let mut keys = plan.keys;
-        if kind.is_code_failure() {
+        if kind.code_failure() {
             for (r, k) in p.plan_code_keys(a, origin, false) {
                 if !keys.iter().any(|(_, x)| *x == k) {
                     keys.push((r, k));
@@ -634,11 +634,11 @@ impl FleetBackend {
 }
 
 trait CodeFailure {
-    fn is_code_failure(self) -> bool;
+    fn code_failure(self) -> bool;
 }
 
 impl CodeFailure for FailureKind {
-    fn is_code_failure(self) -> bool {
+    fn code_failure(self) -> bool {
         matches!(self, FailureKind::Totp | FailureKind::TotpReplayed)
     }
 }
@@ -714,7 +714,7 @@ impl Backend for FleetBackend {
                     false,
                 ),
             };
-            if kind.is_code_failure() {
+            if kind.code_failure() {
                 // A code belongs to the user: a wrong one counts in every
                 // rule that tracks the user, whatever its services.
                 if let Ok(p) = self.planner.read() {
@@ -1023,6 +1023,32 @@ impl Backend for FleetBackend {
                     .map_err(|_| ServiceError::Poisoned)?,
                 _ => req.value.clone(),
             };
+            if req.target == Field::Rhost && value.contains('/') {
+                // A range wider than one source: the fleet checks an
+                // attempt's own address key only, so such a lock would hold
+                // nothing. Refused loudly rather than taken and ignored.
+                let first = value
+                    .parse::<ipnet::IpNet>()
+                    .map(|n| n.network().to_string())
+                    .unwrap_or_default();
+                let probe = Attempt {
+                    service: "sshd".into(),
+                    user: String::new(),
+                    rhost: Some(first),
+                    tty: None,
+                    ruser: None,
+                };
+                let source = self
+                    .planner
+                    .read()
+                    .map(|p| p.plan(&probe, Origin::Root).source)
+                    .map_err(|_| ServiceError::Poisoned)?;
+                if source != value {
+                    return Err(ServiceError::Invalid(format!(
+                        "{value} is wider than one source; a fleet does not enforce range locks yet: lock its addresses one by one, or use [deny] rhosts in warden.toml"
+                    )));
+                }
+            }
             let k = KeyId::new(ADMIN_RULE, [(req.target.name(), value.as_str())]);
             let len = req
                 .length
@@ -1121,7 +1147,7 @@ impl Backend for FleetBackend {
                 .filter(|s| s.lock.is_some())
                 .filter_map(state_from)
                 .collect();
-            out.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+            out.sort_by_key(|a| a.0.to_string());
             Ok(out)
         })
     }

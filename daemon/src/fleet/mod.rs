@@ -296,6 +296,7 @@ pub fn policy_hash(policy: &Policy) -> String {
 
 /// The service over the fleet: the local backend (log, audit, TOTP, the
 /// mirror and the fallback) wrapped by the fleet's.
+#[allow(clippy::too_many_arguments)]
 pub fn warden(
     config: Config,
     fleet: Fleet,

@@ -493,7 +493,7 @@ impl LocalBackend {
         let mut engine = self.engine()?;
         let mut fx = Effects::default();
         engine.mirror_lock(k, lock, now, &mut fx);
-        let _ = self.writer.submit(fx, Durability::Immediate);
+        drop(self.writer.submit(fx, Durability::Immediate));
         Ok(())
     }
 

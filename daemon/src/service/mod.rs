@@ -128,6 +128,11 @@ impl Warden {
         Ok(Warden::new(config, backend, announce, alarms, log, started))
     }
 
+    /// The fleet's health, on a host that shares its decisions.
+    pub fn fleet(&self) -> Option<crate::fleet::FleetReport> {
+        self.backend.fleet()
+    }
+
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::engine::Event> {
         self.announce.subscribe()
     }

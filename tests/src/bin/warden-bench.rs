@@ -2,7 +2,7 @@
 //! libpam as sshd drives it (pam_start_confdir, a new handle per attempt, rhost
 //! and tty set). Writes a Markdown report to target/bench/report.md.
 //!
-//! Usage: warden-bench [--secs S] [--keys N] [--only-keys | --only-load | --only-attacks]
+//! Usage: warden-bench [--secs S] [--keys N] [--only-keys | --only-load | --only-attacks | --only-fleet]
 //! (internal) warden-bench --worker CONFDIR SERVICE USER SECS
 
 use std::collections::HashMap;
@@ -55,6 +55,10 @@ fn main() {
     }
     if args.iter().any(|a| a == "--only-attacks") {
         println!("{}", attacks_report());
+        return;
+    }
+    if args.iter().any(|a| a == "--only-fleet") {
+        println!("{}", fleet_report(secs));
         return;
     }
     let mut report = String::new();
@@ -180,6 +184,9 @@ fn main() {
 
     // Logins while local users attack the daemon.
     report.push_str(&attacks_report());
+
+    // The fleet: the same requests through hosts sharing a Redis.
+    report.push_str(&fleet_report(secs));
 
     // Memory and restart with many keys.
     report.push_str(&keys_report(keys));
@@ -772,4 +779,90 @@ fn attacks_report() -> String {
         eprintln!("attack {name}: round trip {rp50}/{rp99} us, login {lp50}/{lp99} us");
     }
     out
+}
+
+/// One attempt as the module makes it when the password is wrong: preauth,
+/// then authfail, each on a fresh connection. Returns its latency in µs.
+fn failed_attempt(socket: &Path, user: &str) -> u128 {
+    use warden_proto::{RequestBody, ResponseBody};
+    let t = Instant::now();
+    let id = match client::request(
+        socket,
+        RequestBody::Begin(client::fields(user, Some("192.0.2.200"))),
+    ) {
+        Ok(ResponseBody::Verdict(v)) => v.attempt,
+        _ => None,
+    };
+    let _ = client::request(
+        socket,
+        RequestBody::Fail {
+            attempt: id,
+            fields: client::fields(user, Some("192.0.2.200")),
+        },
+    );
+    t.elapsed().as_micros()
+}
+
+/// p50 and p99 of failed attempts from one client, and failed attempts per
+/// second from 8 clients spread over `sockets`.
+fn fleet_run(sockets: &[&Path], secs: f64) -> (u128, u128, f64) {
+    let mut lat: Vec<u128> = (0..2000u32)
+        .map(|i| failed_attempt(sockets[0], &format!("fb{}", i % 500)))
+        .collect();
+    lat.sort_unstable();
+    let (p50, p99) = (lat[lat.len() / 2], lat[lat.len() * 99 / 100]);
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let socket = sockets[t % sockets.len()].to_path_buf();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut i = 0u32;
+                while Instant::now() < until {
+                    failed_attempt(&socket, &format!("fb{t}x{}", i % 500));
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    (p50, p99, done.load(Ordering::Relaxed) as f64 / secs)
+}
+
+/// The fleet's row: what sharing decisions through Redis on loopback costs
+/// per attempt, and failures per second across hosts.
+fn fleet_report(secs: f64) -> String {
+    use warden_e2e::redis::{fleet_block, Redis};
+    if let Some(why) = warden_e2e::redis::unavailable() {
+        return format!("\n## Fleet\n\nnot measured: {why}\n");
+    }
+    let single = Daemon::start(&bench_config());
+    let redis = Redis::start();
+    let hosts: Vec<Daemon> = (0..2)
+        .map(|i| {
+            let d = Daemon::start(&format!(
+                "{}{}",
+                bench_config(),
+                fleet_block(&redis, &format!("bench{i}"), "")
+            ));
+            d.wait_for_log("fleet-available", 10);
+            d
+        })
+        .collect();
+    let (s50, s99, srate) = fleet_run(&[&single.socket], secs);
+    let (f50, f99, frate) = fleet_run(&[&hosts[0].socket, &hosts[1].socket], secs);
+    eprintln!("fleet: single {s50}/{s99} us {srate:.0}/s; fleet {f50}/{f99} us {frate:.0}/s");
+    format!(
+        "\n## Fleet: two hosts on one Redis (loopback, no persistence)\n\n\
+         A failed attempt as the module makes it (preauth, then authfail), at the socket.\n\n\
+         | backend | p50 µs | p99 µs | failures/s, 8 clients |\n|---|---|---|---|\n\
+         | single host (redb) | {s50} | {s99} | {srate:.0} |\n\
+         | fleet, 2 hosts (Redis) | {f50} | {f99} | {frate:.0} |\n\n\
+         Cost per failed attempt over the single host (p50): {} µs.\n",
+        f50 as i64 - s50 as i64
+    )
 }
