@@ -126,6 +126,21 @@ impl Daemon {
         }
     }
 
+    /// The fleet report, as JSON (its type is wardend's own).
+    pub async fn fleet_status(&self) -> Result<serde_json::Value, CtlError> {
+        match self {
+            Daemon::Bus(p) => {
+                let text = p.fleet_status().await?;
+                serde_json::from_str(&text).map_err(|e| {
+                    CtlError::Failed(format!(
+                        "wardend sent a fleet status that does not parse: {e}"
+                    ))
+                })
+            }
+            Daemon::Socket(s) => call(s, "FleetStatus", json!([])),
+        }
+    }
+
     pub async fn get_rhost_status(&self, rhost: &str) -> Result<RhostStatus, CtlError> {
         match self {
             Daemon::Bus(p) => Ok(p.get_rhost_status(rhost).await?),

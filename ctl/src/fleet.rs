@@ -1,18 +1,13 @@
 //! `wardenctl fleet status`: the fleet as this host sees it.
 
-use crate::client::{connect, CtlError};
+use crate::client::CtlError;
 use crate::commands::{now, print_json};
+use crate::fallback::open;
 use crate::human::{relative, table};
 use serde_json::Value;
 
 pub async fn status(json: bool) -> Result<(), CtlError> {
-    let proxy = connect().await?;
-    let text = proxy.fleet_status().await?;
-    let report: Value = serde_json::from_str(&text).map_err(|e| {
-        CtlError::Failed(format!(
-            "wardend sent a fleet status that does not parse: {e}"
-        ))
-    })?;
+    let report = open().await?.fleet_status().await?;
     if json {
         return print_json(&report);
     }
@@ -63,6 +58,15 @@ pub fn render(r: &Value, now_secs: i64) -> String {
             format!(
                 "{} decisions made alone, waiting to be replayed",
                 n(r, "journal")
+            ),
+        ],
+        vec![
+            "lock signals".into(),
+            format!(
+                "p50 {}ms, p99 {}ms from Redis to this host's signal (latest {})",
+                n(r, "signal_p50_ms"),
+                n(r, "signal_p99_ms"),
+                n(r, "signals")
             ),
         ],
     ]));

@@ -248,6 +248,42 @@ fn a_lock_through_one_host_holds_on_all_and_an_unlock_through_another_lifts_it()
     assert!(o.ok(), "A still refuses after the unlock through C: {o:?}");
     let o = pam[1].attempt("dave", "right", Some("192.0.2.44"));
     assert!(o.ok(), "B still refuses after the unlock through C: {o:?}");
+    // C saw none of dave's attempts, yet its history has the fleet's: B's
+    // refusal, A's and B's successes, the lock and the unlock.
+    let start = Instant::now();
+    let mut kinds = Vec::new();
+    while start.elapsed() < Duration::from_secs(5) {
+        let h = hosts[2].ctl(&["--json", "history", "--user", "dave"]);
+        assert_eq!(h.code, 0, "history on C: {h:?}");
+        let v: serde_json::Value = serde_json::from_str(&h.stdout).unwrap_or_default();
+        kinds = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["kind"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let has = |k: &str| kinds.iter().any(|x| x == k);
+        if has("refused")
+            && has("locked")
+            && has("unlocked")
+            && kinds.iter().filter(|k| *k == "success").count() >= 2
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for k in ["refused", "locked", "unlocked", "success"] {
+        assert!(
+            kinds.iter().any(|x| x == k),
+            "C's history lacks {k}: {kinds:?}"
+        );
+    }
+    // Every host timed the lock's way to its signal.
+    let st = hosts[1].ctl(&["--json", "fleet", "status"]);
+    let report: serde_json::Value = serde_json::from_str(&st.stdout).unwrap_or_default();
+    assert!(report["signals"].as_u64().unwrap_or(0) >= 2, "{report}");
 }
 
 #[test]

@@ -168,7 +168,7 @@ impl FleetBackend {
             .map_err(|e| FleetError::Config(e.to_string()))?;
         if let Some(reason) = plan.refused.clone() {
             let e = refused_event(a, origin, now, &reason);
-            let d = self.local.record(vec![e], origin, Durability::Immediate);
+            let d = self.record(vec![e], origin, Durability::Immediate);
             return Ok(Decision {
                 value: Verdict {
                     attempt: None,
@@ -181,7 +181,7 @@ impl FleetBackend {
         let (reason, keys) = self.verdict_of(&out, &plan);
         if !reason.kind.allows() {
             let e = refused_event(a, origin, now, &reason);
-            let d = self.local.record(vec![e], origin, Durability::Immediate);
+            let d = self.record(vec![e], origin, Durability::Immediate);
             return Ok(Decision {
                 value: Verdict {
                     attempt: None,
@@ -291,12 +291,12 @@ impl FleetBackend {
                 FailureKind::TotpReplayed => e.reason = Some("replayed".into()),
                 _ => {}
             }
-            let d = self.local.record(vec![e], origin, Durability::Immediate);
+            let d = self.record(vec![e], origin, Durability::Immediate);
             return decided(Ok(()), d);
         }
         if self.mode() == OnUnavailable::Ignore {
             let e = attempt_event(a, origin, now, failure_kind(kind));
-            let d = self.local.record(vec![e], origin, Durability::Immediate);
+            let d = self.record(vec![e], origin, Durability::Immediate);
             return decided(Ok(()), d);
         }
         self.journal_append(&Entry::Fail {
@@ -616,7 +616,7 @@ impl FleetBackend {
                         "uncounted: this service's stack never reports how attempts end".into(),
                     );
                 }
-                self.local.record(vec![e], h.origin, Durability::Immediate);
+                self.record(vec![e], h.origin, Durability::Immediate);
                 continue;
             }
             let _ = self
@@ -657,7 +657,7 @@ impl Backend for FleetBackend {
                 OnUnavailable::Deny => {
                     let reason = Reason::plain(ReasonKind::Crowded);
                     let e = refused_event(a, origin, now, &reason);
-                    let d = self.local.record(vec![e], origin, Durability::Immediate);
+                    let d = self.record(vec![e], origin, Durability::Immediate);
                     decided(
                         Verdict {
                             attempt: None,
@@ -704,7 +704,7 @@ impl Backend for FleetBackend {
                 Some(h) if h.allowlisted => {
                     let mut e = attempt_event(a, origin, now, failure_kind(kind));
                     e.reason = Some("allowlisted".into());
-                    let d = self.local.record(vec![e], origin, Durability::Immediate);
+                    let d = self.record(vec![e], origin, Durability::Immediate);
                     return decided(Ok(()), d);
                 }
                 Some(h) => (h.member, h.specs, h.familiar),
@@ -750,7 +750,7 @@ impl Backend for FleetBackend {
             self.finish(held.as_ref(), a, origin, true).await;
             let mut e = attempt_event(a, origin, now, EventKind::Success);
             e.failures = None;
-            let d = self.local.record(vec![e], origin, Durability::Deferred);
+            let d = self.record(vec![e], origin, Durability::Deferred);
             decided(Ok(()), d)
         })
     }
@@ -772,10 +772,7 @@ impl Backend for FleetBackend {
             };
             self.finish(held.as_ref(), a, origin, false).await;
             let e = attempt_event(a, origin, now, EventKind::Aborted);
-            decided(
-                Ok(()),
-                self.local.record(vec![e], origin, Durability::Deferred),
-            )
+            decided(Ok(()), self.record(vec![e], origin, Durability::Deferred))
         })
     }
 
@@ -801,10 +798,7 @@ impl Backend for FleetBackend {
             self.finish(held.as_ref(), a, origin, false).await;
             let mut e = attempt_event(a, origin, now, EventKind::Refused);
             e.reason = Some(why.to_string());
-            decided(
-                Ok(()),
-                self.local.record(vec![e], origin, Durability::Immediate),
-            )
+            decided(Ok(()), self.record(vec![e], origin, Durability::Immediate))
         })
     }
 
@@ -1177,7 +1171,15 @@ impl Backend for FleetBackend {
     }
 
     fn audit(&self, query: AuditQuery) -> BoxFuture<'_, Result<Vec<Event>, ServiceError>> {
-        self.local.audit(query)
+        Box::pin(async move {
+            if self.up() {
+                match self.fleet_audit(&query).await {
+                    Ok(events) => return Ok(events),
+                    Err(e) => self.degrade(&e),
+                }
+            }
+            self.local.audit(query).await
+        })
     }
 
     fn counts(&self) -> Result<Counts, ServiceError> {

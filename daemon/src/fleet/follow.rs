@@ -5,9 +5,9 @@
 
 use super::backend::{lock_from, selector_of};
 use super::journal::Entry;
-use super::wire::{FailArg, LockArg, LockOut, Now};
+use super::wire::{FailArg, LockArg, Now};
 use super::{FleetBackend, FleetError, Spec};
-use crate::engine::{Event, EventKind, KeyId};
+use crate::engine::KeyId;
 use crate::time::Time;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,11 @@ pub struct HostSeen {
     /// How far behind the stream of lock events it was, ms.
     pub lag_ms: u64,
     pub degraded: bool,
+    /// Propagation of its latest lock events, from the XADD to its signal, ms.
+    #[serde(default)]
+    pub signal_p50_ms: u64,
+    #[serde(default)]
+    pub signal_p99_ms: u64,
 }
 
 /// What `wardenctl fleet status` shows.
@@ -45,13 +50,40 @@ pub struct FleetReport {
     pub journal: usize,
     /// Redis time when the hosts were last read, ms.
     pub now: u64,
+    /// This host's latest lock events: how many, and how long each took
+    /// from its XADD to this host's log line and D-Bus signal, ms.
+    pub signals: usize,
+    pub signal_p50_ms: u64,
+    pub signal_p99_ms: u64,
     pub hosts: Vec<HostSeen>,
 }
 
 const HEARTBEAT: Duration = Duration::from_secs(2);
 
+/// The median and 99th percentile of some latencies.
+fn percentiles(lags: &std::collections::VecDeque<u64>) -> (u64, u64) {
+    let mut v: Vec<u64> = lags.iter().copied().collect();
+    if v.is_empty() {
+        return (0, 0);
+    }
+    v.sort_unstable();
+    let at = |q: usize| v[(v.len() * q / 100).min(v.len() - 1)];
+    (at(50), at(99))
+}
+
 impl FleetBackend {
+    fn signal_lags(&self) -> (usize, u64, u64) {
+        self.lags
+            .lock()
+            .map(|l| {
+                let (p50, p99) = percentiles(&l);
+                (l.len(), p50, p99)
+            })
+            .unwrap_or((0, 0, 0))
+    }
+
     pub fn report(&self) -> FleetReport {
+        let (signals, signal_p50_ms, signal_p99_ms) = self.signal_lags();
         let h = self.health.lock().map(|h| h.clone()).unwrap_or_default();
         let (now, hosts) = self.hosts.lock().map(|h| h.clone()).unwrap_or_default();
         FleetReport {
@@ -71,6 +103,9 @@ impl FleetBackend {
             journal: self.journal.len(),
             now,
             hosts,
+            signals,
+            signal_p50_ms,
+            signal_p99_ms,
         }
     }
 
@@ -217,6 +252,8 @@ impl FleetBackend {
             seen: now_ms,
             lag_ms,
             degraded: !self.up(),
+            signal_p50_ms: self.signal_lags().1,
+            signal_p99_ms: self.signal_lags().2,
         };
         let json = serde_json::to_string(&me).map_err(|e| FleetError::Reply(e.to_string()))?;
         let mut cmd = redis::cmd("HSET");
@@ -236,61 +273,34 @@ impl FleetBackend {
         Ok(())
     }
 
-    /// Applies one stream entry: the mirror, the log line, the signal.
-    fn apply_event(&self, fields: &HashMap<String, String>) {
-        let get = |f: &str| fields.get(f).map(String::as_str);
-        let Some(k) = get("key").and_then(|k| KeyId::parse(k).ok()) else {
+    /// Applies one stream entry: the mirror, the log line, the signal. When
+    /// they are out, notes how long the event took from its XADD (`sent`,
+    /// Redis's ms, which on one machine is this clock).
+    fn apply_event(&self, fields: &HashMap<String, String>, sent: u64) {
+        let Some(done) = self.mirror_event(fields) else {
             return;
         };
-        let num = |f: &str| get(f).and_then(|v| v.parse::<f64>().ok()).map(|v| v as i64);
-        let at = Time(num("at").unwrap_or(0).max(0).unsigned_abs());
-        match get("kind") {
-            Some("locked") => {
-                let until = num("until").unwrap_or(-1);
-                let by = get("by").unwrap_or("");
-                let l = LockOut {
-                    k: k.to_string(),
-                    since: i64::try_from(at.0).unwrap_or(i64::MAX),
-                    until,
-                    len: if until < 0 {
-                        -1
-                    } else {
-                        until - i64::try_from(at.0).unwrap_or(i64::MAX)
-                    },
-                    by: if by.starts_with("uid=") {
-                        "admin"
-                    } else {
-                        "rule"
-                    }
-                    .into(),
-                    uid: by.trim_start_matches("uid=").to_string(),
-                    why: get("why").unwrap_or("").to_string(),
-                    failures: num("failures").unwrap_or(0).max(0).unsigned_abs() as u32,
-                };
-                let mut e = Event::about_key(at, EventKind::Locked, &k);
-                e.service = e.service.or_else(|| get("service").map(str::to_string));
-                e.user = e.user.or_else(|| get("user").map(str::to_string));
-                e.rhost = e.rhost.or_else(|| get("rhost").map(str::to_string));
-                e.until = Some(l.until());
-                if l.by == "admin" {
-                    e.by = Some(by.to_string());
-                    e.reason = Some(l.why.clone());
-                } else {
-                    e.failures = Some(l.failures);
+        let lags = self.lags.clone();
+        tokio::spawn(async move {
+            // The announcer answers once the line is logged and the signal sent.
+            let _ = done.await;
+            let lag = Time::now().0.saturating_sub(sent);
+            if let Ok(mut l) = lags.lock() {
+                if l.len() >= super::LAGS_KEPT {
+                    l.pop_front();
                 }
-                let _ = self.local.mirror(&k, Some(lock_from(&l)), e);
+                l.push_back(lag);
             }
-            Some("unlocked") => {
-                let mut e = Event::about_key(at, EventKind::Unlocked, &k);
-                e.by = get("by").map(str::to_string);
-                let _ = self.local.mirror(&k, None, e);
-            }
-            _ => {}
-        }
+        });
+    }
+
+    fn mirror_event(&self, fields: &HashMap<String, String>) -> Option<crate::service::Durable> {
+        let (k, lock, e) = super::audit::lock_event(fields)?;
+        self.local.mirror(&k, lock, e).ok().flatten()
     }
 }
 
-fn stream_ms(id: &str) -> u64 {
+pub(super) fn stream_ms(id: &str) -> u64 {
     id.split('-')
         .next()
         .and_then(|s| s.parse().ok())
@@ -351,7 +361,7 @@ async fn follow(fleet: Arc<FleetBackend>) {
                                 .map(|v| (f.clone(), v))
                         })
                         .collect();
-                    fleet.apply_event(&fields);
+                    fleet.apply_event(&fields, stream_ms(&entry.id));
                     let lag = Time::now().0.saturating_sub(stream_ms(&entry.id));
                     fleet.lag_ms.store(lag, Ordering::Relaxed);
                     last = Some(entry.id);
@@ -365,6 +375,10 @@ async fn follow(fleet: Arc<FleetBackend>) {
 /// The fleet's tasks; they run as long as wardend does.
 pub async fn run(fleet: Arc<FleetBackend>) {
     tokio::spawn(follow(fleet.clone()));
+    if let Some(rx) = fleet.audit_rx.lock().ok().and_then(|mut r| r.take()) {
+        tokio::spawn(super::audit::write(fleet.clone(), rx));
+    }
+    let mut last_trim = std::time::Instant::now();
     let mut last_beat = std::time::Instant::now() - HEARTBEAT;
     loop {
         if !fleet.up() {
@@ -377,6 +391,17 @@ pub async fn run(fleet: Arc<FleetBackend>) {
             let lag = fleet.lag_ms.load(Ordering::Relaxed);
             if let Err(e) = fleet.heartbeat(lag).await {
                 fleet.degrade(&e);
+            }
+            if last_trim.elapsed() >= Duration::from_secs(60) {
+                last_trim = std::time::Instant::now();
+                let age = fleet
+                    .audit_max_age
+                    .read()
+                    .map(|a| *a)
+                    .unwrap_or(Duration::from_secs(90 * 86_400));
+                if let Err(e) = super::audit::trim(&fleet, age).await {
+                    fleet.degrade(&e);
+                }
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -122,6 +122,16 @@ impl Link {
         }
     }
 
+    /// Runs a pipeline within the call timeout.
+    pub async fn pipeline(&self, pipe: redis::Pipeline) -> Result<(), FleetError> {
+        let mut conn = self.current().ok_or(FleetError::Down)?;
+        match tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(FleetError::from_redis(e)),
+            Err(_) => Err(FleetError::Timeout(self.timeout)),
+        }
+    }
+
     /// Calls one of warden's functions with one JSON argument.
     pub async fn call<T: DeserializeOwned>(
         &self,

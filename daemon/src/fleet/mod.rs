@@ -8,6 +8,7 @@
 //! failure at its deadline, whichever host touches the key next. Log lines,
 //! the audit trail and TOTP records stay this host's own (`LocalBackend`).
 
+mod audit;
 mod backend;
 mod follow;
 mod journal;
@@ -82,6 +83,9 @@ impl FleetError {
 /// turned into failures by others.
 pub const LEASE_GRACE_MS: u64 = 5_000;
 
+/// Lock events whose propagation time `fleet status` summarises.
+pub const LAGS_KEPT: usize = 1024;
+
 /// An attempt begun through the fleet, waiting for its end.
 struct Held {
     attempt: Attempt,
@@ -119,9 +123,17 @@ pub struct FleetBackend {
     alarms: Arc<Alarms>,
     /// How long the last lock event took from the stream to this host, ms.
     lag_ms: AtomicU64,
+    /// How long the latest lock events took from their XADD to this host's
+    /// log line and D-Bus signal, ms: the newest [`LAGS_KEPT`].
+    lags: Arc<Mutex<std::collections::VecDeque<u64>>>,
     /// The hosts as last read, with Redis's time then.
     hosts: Mutex<(u64, Vec<HostSeen>)>,
     policy_hash: RwLock<String>,
+    /// Events for the fleet's audit stream, and the writer's end until
+    /// `run_tasks` takes it.
+    audit_tx: tokio::sync::mpsc::UnboundedSender<crate::engine::Event>,
+    audit_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::engine::Event>>>,
+    audit_max_age: RwLock<std::time::Duration>,
 }
 
 impl FleetBackend {
@@ -141,7 +153,11 @@ impl FleetBackend {
                 config.state_dir.display()
             ))
         })?;
+        let (audit_tx, audit_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(FleetBackend {
+            audit_tx,
+            audit_rx: Mutex::new(Some(audit_rx)),
+            audit_max_age: RwLock::new(config.audit.max_age),
             local,
             link,
             planner: RwLock::new(Engine::new(config.policy.clone(), 0)),
@@ -161,6 +177,7 @@ impl FleetBackend {
             journal,
             alarms,
             lag_ms: AtomicU64::new(0),
+            lags: Arc::new(Mutex::new(std::collections::VecDeque::new())),
             hosts: Mutex::new((0, Vec::new())),
             policy_hash: RwLock::new(policy_hash(&config.policy)),
             fleet,
@@ -246,6 +263,18 @@ impl FleetBackend {
         );
     }
 
+    /// Records events in this host's audit (durably, then logged and
+    /// signalled) and queues them for the fleet's.
+    fn record(
+        &self,
+        events: Vec<crate::engine::Event>,
+        origin: Origin,
+        durability: crate::store::Durability,
+    ) -> Option<crate::service::Durable> {
+        self.to_fleet_audit(&events);
+        self.local.record(events, origin, durability)
+    }
+
     fn specs(
         &self,
         keys: &[(crate::config::Rule, KeyId)],
@@ -273,6 +302,9 @@ impl FleetBackend {
         );
         if let Ok(mut h) = self.policy_hash.write() {
             *h = policy_hash(&config.policy);
+        }
+        if let Ok(mut a) = self.audit_max_age.write() {
+            *a = config.audit.max_age;
         }
     }
 }

@@ -57,6 +57,12 @@ pub async fn call(
             json(&views::lock(warden, s(0), s(1), seconds, b(3), s(4), uid, now).await?)
         }
         "Unlock" => json(&views::unlock(warden, s(0), s(1), uid, now).await?),
+        "FleetStatus" => match warden.fleet() {
+            Some(report) => json(&report),
+            None => Err(ServiceError::Invalid(
+                "this host decides alone: warden.toml has no [fleet] table".into(),
+            )),
+        },
         other => Err(ServiceError::Invalid(format!(
             "\"{other}\" is not an admin method the root socket serves"
         ))),

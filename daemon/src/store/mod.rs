@@ -33,6 +33,27 @@ pub struct AuditQuery {
     pub kinds: Vec<crate::engine::EventKind>,
 }
 
+impl AuditQuery {
+    /// Whether an event passes every filter but `limit`.
+    pub fn admits(&self, e: &crate::engine::Event) -> bool {
+        self.since.is_none_or(|s| e.time >= s)
+            && self.until.is_none_or(|u| e.time <= u)
+            && self
+                .service
+                .as_ref()
+                .is_none_or(|s| e.service.as_ref() == Some(s))
+            && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|u| e.user.as_ref() == Some(u))
+            && self
+                .rhost
+                .as_ref()
+                .is_none_or(|h| e.rhost.as_ref() == Some(h))
+    }
+}
+
 /// The error under a store error, kept whole so that the log shows its chain.
 /// Shared, since one failed commit answers every operation in its batch.
 pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;

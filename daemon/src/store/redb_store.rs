@@ -450,25 +450,7 @@ fn audit_from(txn: &redb::ReadTransaction, q: &AuditQuery) -> Result<Vec<Event>,
         if q.since.is_some_and(|s| e.time < s) {
             break;
         }
-        if q.until.is_some_and(|u| e.time > u) {
-            continue;
-        }
-        if q.service
-            .as_ref()
-            .is_some_and(|s| e.service.as_ref() != Some(s))
-        {
-            continue;
-        }
-        if !q.kinds.is_empty() && !q.kinds.contains(&e.kind) {
-            continue;
-        }
-        if q.user.as_ref().is_some_and(|u| e.user.as_ref() != Some(u)) {
-            continue;
-        }
-        if q.rhost
-            .as_ref()
-            .is_some_and(|h| e.rhost.as_ref() != Some(h))
-        {
+        if !q.admits(&e) {
             continue;
         }
         out.push(e);
