@@ -141,7 +141,7 @@ impl FleetBackend {
             .read_stream(&self.key("events"), q, |f| lock_event(f).map(|(_, _, e)| e))
             .await?;
         let mut all: Vec<Event> = attempts.into_iter().chain(locks).collect();
-        all.sort_by(|a, b| b.time.cmp(&a.time));
+        all.sort_by_key(|e| std::cmp::Reverse(e.time));
         if q.limit > 0 {
             all.truncate(q.limit);
         }
