@@ -14,7 +14,7 @@ BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
 # fail2ban for fail2ban-regex against the shipped filter; mmdebstrap and
 # systemd-container (installed without recommends: libnss-mymachines would edit
 # the host's nsswitch.conf) to boot a Debian 12 guest for the booted test.
-RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux e2fsprogs libpam-modules libpam-runtime dbus-daemon dbus-bin man-db oathtool redis-server redis-sentinel systemd rpm fail2ban mmdebstrap systemd-container
+RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux e2fsprogs libpam-modules libpam-runtime dbus-daemon dbus-bin man-db oathtool openssl redis-server redis-sentinel systemd rpm fail2ban mmdebstrap systemd-container
 
 .PHONY: all build deps test lint demo docs deb rpm bench soak fuzz clean
 

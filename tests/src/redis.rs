@@ -9,7 +9,39 @@ use std::time::{Duration, Instant};
 pub struct Redis {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// Serving TLS only, with a certificate for 127.0.0.1 signed by `ca.pem`
+    /// in `dir`.
+    tls: bool,
     child: Option<Child>,
+}
+
+/// Makes a CA and a server certificate for 127.0.0.1 in `dir` with openssl:
+/// `ca.pem`, `server.pem`, `server.key`; `other-ca.pem` signed nothing.
+pub fn make_certs(dir: &std::path::Path) {
+    let sh = |script: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl: {e}"));
+        assert!(
+            out.status.success(),
+            "openssl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    sh(&format!(
+        "openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=warden-test-ca"
+    ));
+    sh(&format!(
+        "openssl req -x509 {ec} -keyout other.key -out other-ca.pem -days 2 -subj /CN=someone-else"
+    ));
+    sh(&format!(
+        "openssl req {ec} -keyout server.key -out server.csr -subj /CN=127.0.0.1"
+    ));
+    sh("printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > ext && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext");
 }
 
 /// A port nothing listens on now.
@@ -39,20 +71,64 @@ impl Redis {
         let mut r = Redis {
             dir,
             port: free_port(),
+            tls: false,
             child: None,
         };
         r.spawn();
         r
     }
 
+    /// A server that speaks TLS only (`make_certs` in its directory).
+    pub fn start_tls() -> Redis {
+        let dir = tempfile::Builder::new()
+            .prefix("warden-redis")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
+        make_certs(dir.path());
+        let mut r = Redis {
+            dir,
+            port: free_port(),
+            tls: true,
+            child: None,
+        };
+        r.spawn();
+        r
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     fn spawn(&mut self) {
         let log: PathBuf = self.dir.path().join("redis.log");
+        let port = self.port.to_string();
+        let d = self.dir.path();
+        let ports: Vec<String> = if self.tls {
+            vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port,
+                "--tls-cert-file".into(),
+                d.join("server.pem").display().to_string(),
+                "--tls-key-file".into(),
+                d.join("server.key").display().to_string(),
+                "--tls-ca-cert-file".into(),
+                d.join("ca.pem").display().to_string(),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ]
+        } else {
+            vec!["--port".into(), port]
+        };
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(&ports)
             .args([
                 "--save",
                 "",

@@ -332,3 +332,42 @@ fn with_redis_gone_hosts_decide_alone_then_replay_what_they_saw() {
     let lock = redis.cli(&["EXISTS", "w:s:user user=erin"]);
     assert_eq!(lock.trim(), "1", "the fleet holds erin's lock");
 }
+
+#[test]
+fn over_tls_the_fleet_works_and_a_server_from_another_ca_is_refused() {
+    if skip("over_tls_the_fleet_works_and_a_server_from_another_ca_is_refused") {
+        return;
+    }
+    let redis = Redis::start_tls();
+    let rules = user_rule(3, "15m", "15m");
+    let ca = format!("tls_ca = \"{}\"\n", redis.ca().display());
+    let a = host(&redis, "a", &rules, &ca);
+    let b = host(&redis, "b", &rules, &ca);
+    let pam_a = PamDir::new(&a.socket, "0", "");
+    let pam_b = PamDir::new(&b.socket, "0", "");
+    for _ in 0..3 {
+        assert!(!pam_a.attempt("fay", "wrong", Some("198.51.100.30")).ok());
+    }
+    let o = pam_b.attempt("fay", "right", Some("198.51.100.30"));
+    assert!(!o.ok(), "B let in a user locked through A over TLS: {o:?}");
+    assert_eq!(pam_b.checks(), 0);
+    // A host that trusts another CA never talks to this server: it says so,
+    // and decides alone.
+    let other = format!(
+        "tls_ca = \"{}\"\n",
+        redis.dir.path().join("other-ca.pem").display()
+    );
+    let c = Daemon::start(&format!(
+        "{rules}{NO_FAMILIAR}{}",
+        fleet_block(&redis, "c", &other)
+    ));
+    assert!(c.wait_for_log("fleet-unavailable", 10), "{}", c.log_text());
+    assert!(
+        !c.log_text().contains("fleet-available"),
+        "{}",
+        c.log_text()
+    );
+    let pam_c = PamDir::new(&c.socket, "0", "");
+    let o = pam_c.attempt("fay", "right", Some("198.51.100.30"));
+    assert!(o.ok(), "C, deciding alone, knows no lock on fay: {o:?}");
+}

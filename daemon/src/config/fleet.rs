@@ -41,6 +41,9 @@ pub struct Fleet {
     pub on_unavailable: OnUnavailable,
     pub call_timeout: Duration,
     pub password_file: Option<PathBuf>,
+    /// The CA that signed Redis's certificate, for `rediss://`; the system's
+    /// roots when absent.
+    pub tls_ca: Option<PathBuf>,
     /// Lock events kept in the stream every host follows.
     pub stream_length: u64,
 }
@@ -60,6 +63,8 @@ pub(super) struct RawFleet {
     pub call_timeout: Spanned<Dur>,
     #[serde(default)]
     pub password_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub tls_ca: Option<Spanned<PathBuf>>,
     #[serde(default = "default_stream_length")]
     pub stream_length: u64,
 }
@@ -91,13 +96,15 @@ impl RawFleet {
             ));
         }
         let url = self.url.get_ref();
-        let Some(rest) = url.strip_prefix("redis://") else {
-            let why = if url.starts_with("rediss://") {
-                "TLS (rediss://) is not in this build yet; reach Redis over loopback or a private network with redis://".to_string()
-            } else {
-                format!("\"{url}\" is not a redis:// address, such as redis://127.0.0.1:6379/0")
-            };
-            return Err((self.url.span(), why));
+        let (tls, rest) = match (url.strip_prefix("rediss://"), url.strip_prefix("redis://")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => {
+                return Err((
+                    self.url.span(),
+                    format!("\"{url}\" is not a redis:// or rediss:// address, such as redis://127.0.0.1:6379/0"),
+                ))
+            }
         };
         let authority = rest.split('/').next().unwrap_or("");
         if authority.contains('@') {
@@ -108,6 +115,23 @@ impl RawFleet {
         }
         if authority.is_empty() {
             return Err((self.url.span(), "names no host".into()));
+        }
+        if !tls && !is_loopback(authority) {
+            return Err((
+                self.url.span(),
+                "plain redis:// is only for a Redis on this machine: use rediss:// (TLS) with tls_ca, so that locks, unlocks and the password never cross the network in the clear".into(),
+            ));
+        }
+        if let Some(ca) = &self.tls_ca {
+            if !tls {
+                return Err((
+                    ca.span(),
+                    "is for rediss:// (TLS); the url is redis://".into(),
+                ));
+            }
+            if !ca.get_ref().is_absolute() {
+                return Err((ca.span(), "must be an absolute path".into()));
+            }
         }
         let prefix = self.prefix.get_ref();
         if prefix.is_empty() || prefix.len() > 32 || prefix.chars().any(|c| c.is_whitespace()) {
@@ -154,9 +178,23 @@ impl RawFleet {
             on_unavailable: self.on_unavailable,
             call_timeout: self.call_timeout.into_inner().0,
             password_file: self.password_file.map(Spanned::into_inner),
+            tls_ca: self.tls_ca.map(Spanned::into_inner),
             stream_length: self.stream_length.max(100),
         }
     }
+}
+
+/// Whether `host[:port]` names this machine: 127.0.0.0/8, ::1 or localhost.
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        // [::1]:6379
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A stable name for this host that does not publish its machine id: the

@@ -292,8 +292,28 @@ fn fleet_is_off_by_default_and_checked_when_on() {
     let e =
         err("[fleet]\nbackend = \"redis\"\nurl = \"redis://h/0\"\non_unavailable = \"maybe\"\n");
     assert!(e.contains("fleet.on_unavailable"), "{e}");
-    let e = err("[fleet]\nbackend = \"redis\"\nurl = \"rediss://h/0\"\n");
-    assert!(e.contains("TLS"), "{e}");
-    let e = err("[fleet]\nbackend = \"redis\"\nurl = \"redis://h/0\"\ncall_timeout = \"5s\"\n");
+    // Plain text only on this machine: across a network, TLS.
+    let e = err("[fleet]\nbackend = \"redis\"\nurl = \"redis://10.0.0.5:6379/0\"\n");
+    assert!(
+        e.contains(":3: fleet.url:") && e.contains("rediss://"),
+        "{e}"
+    );
+    for ok in [
+        "redis://localhost/0",
+        "redis://[::1]:6379/0",
+        "redis://127.0.0.2/1",
+        "rediss://10.0.0.5/0",
+    ] {
+        assert!(
+            parse(&format!("[fleet]\nbackend = \"redis\"\nurl = \"{ok}\"\n")).is_ok(),
+            "{ok}"
+        );
+    }
+    let e = err(
+        "[fleet]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1/0\"\ntls_ca = \"/etc/ca.pem\"\n",
+    );
+    assert!(e.contains("fleet.tls_ca") && e.contains("rediss://"), "{e}");
+    let e =
+        err("[fleet]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1/0\"\ncall_timeout = \"5s\"\n");
     assert!(e.contains("fleet.call_timeout") && e.contains("2s"), "{e}");
 }

@@ -39,8 +39,25 @@ impl Link {
             let rs = info.redis_settings().clone().set_password(pw);
             info = info.set_redis_settings(rs);
         }
-        let client =
-            redis::Client::open(info).map_err(|e| FleetError::Config(format!("fleet.url: {e}")))?;
+        let client = if fleet.url.starts_with("rediss://") {
+            install_crypto();
+            let root_cert = match &fleet.tls_ca {
+                Some(p) => Some(std::fs::read(p).map_err(|e| {
+                    FleetError::Config(format!("cannot read fleet.tls_ca {}: {e}", p.display()))
+                })?),
+                None => None,
+            };
+            redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert,
+                },
+            )
+        } else {
+            redis::Client::open(info)
+        }
+        .map_err(|e| FleetError::Config(format!("fleet.url: {e}")))?;
         Ok(Link {
             client,
             conn: Mutex::new(None),
@@ -144,6 +161,15 @@ impl Link {
         let text: String = self.query(cmd).await?;
         serde_json::from_str(&text).map_err(|e| FleetError::Reply(format!("{function}: {e}")))
     }
+}
+
+/// rustls needs a process-wide crypto provider; ring's, once.
+fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means one is installed already, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// The password: `password_file`, else the systemd credential, else none.
