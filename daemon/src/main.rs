@@ -296,6 +296,9 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    if let Some(f) = &fleet {
+        rt.block_on(f.first_contact())?;
+    }
     let public = listeners.public;
     rt.block_on(async move {
         tokio::spawn(server::serve(public, Door::Public, warden.clone()));

@@ -12,6 +12,7 @@ pub struct Redis {
     /// Serving TLS only, with a certificate for 127.0.0.1 signed by `ca.pem`
     /// in `dir`.
     tls: bool,
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -72,6 +73,7 @@ impl Redis {
             dir,
             port: free_port(),
             tls: false,
+            extra: Vec::new(),
             child: None,
         };
         r.spawn();
@@ -89,6 +91,7 @@ impl Redis {
             dir,
             port: free_port(),
             tls: true,
+            extra: Vec::new(),
             child: None,
         };
         r.spawn();
@@ -129,6 +132,7 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1"])
             .args(&ports)
+            .args(&self.extra)
             .args([
                 "--save",
                 "",
@@ -169,6 +173,15 @@ impl Redis {
     pub fn start_again(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// A plain server started with extra arguments (`--maxmemory-policy ...`).
+    pub fn start_with(args: &[&str]) -> Redis {
+        let mut r = Redis::start();
+        r.kill();
+        r.extra = args.iter().map(|a| a.to_string()).collect();
+        r.spawn();
+        r
     }
 
     /// Runs redis-cli against it and returns what it printed.

@@ -192,6 +192,37 @@ fn the_package_on_a_booted_debian_12() {
         .contains("config-reloaded by=signal"));
     g.ok("systemctl is-active wardend.service");
 
+    // 7b. A fleet host: the shipped unit cannot reach the network, so wardend
+    //     says the fleet is unavailable (the address family is refused); the
+    //     shipped drop-in opens TCP (the refusal is then Redis's port, closed
+    //     in the guest), and the host keeps deciding alone meanwhile.
+    g.ok("cp /etc/warden/warden.toml /root/warden.toml.bak");
+    g.ok("printf '\\n[fleet]\\nbackend = \"redis\"\\nurl = \"redis://127.0.0.1:6390/0\"\\nhost_id = \"guest\"\\n' >> /etc/warden/warden.toml");
+    let fleet_log = |g: &Guest| {
+        g.ok("systemctl restart wardend && sleep 2");
+        g.ok("journalctl -u wardend --no-pager -n 40 -o cat")
+    };
+    let shut = fleet_log(&g);
+    assert!(
+        shut.contains("fleet-unavailable") && shut.contains("os error 97"),
+        "the shipped unit reached for Redis: {shut}"
+    );
+    g.ok("mkdir -p /etc/systemd/system/wardend.service.d && cp /usr/share/doc/warden/systemd/wardend.service.d/fleet.conf /etc/systemd/system/wardend.service.d/ && systemctl daemon-reload");
+    let open = fleet_log(&g);
+    let tail = open.rsplit("started version").next().unwrap_or("");
+    assert!(
+        tail.contains("fleet-unavailable") && tail.contains("os error 111"),
+        "with the drop-in, wardend did not reach TCP: {open}"
+    );
+    assert_eq!(
+        g.ok("systemctl show wardend -p PrivateNetwork --value")
+            .trim(),
+        "no"
+    );
+    assert!(sudo(&g, "alice", "Alice-Pass-1").contains("in-as-root"));
+    g.ok("rm -r /etc/systemd/system/wardend.service.d && cp /root/warden.toml.bak /etc/warden/warden.toml && systemctl daemon-reload && systemctl restart wardend");
+    g.ok("systemctl is-active wardend.service");
+
     // 8. An upgrade over the edited conffile keeps the edit and the state.
     g.ok("rm -rf /root/w && dpkg-deb -R /root/warden.deb /root/w \
          && sed -i 's/^Version: .*/Version: 99.0.0/' /root/w/DEBIAN/control \

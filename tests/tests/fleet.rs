@@ -228,6 +228,14 @@ fn a_lock_through_one_host_holds_on_all_and_an_unlock_through_another_lifts_it()
         text.stdout.contains("healthy") && !text.stdout.contains("different policies"),
         "{text:?}"
     );
+    // C, which saw nothing of dave, explains the refusal from the fleet.
+    let why = hosts[2].ctl(&["--json", "explain", "dave", "--rhost", "192.0.2.44"]);
+    assert_eq!(why.code, 0, "explain on C: {why:?}");
+    assert!(
+        why.stdout.contains("on-call test") && why.stdout.contains("admin user=dave"),
+        "C's explain does not show A's lock: {}",
+        why.stdout
+    );
     // A range lock the fleet could not enforce is refused, not taken.
     let range = hosts[0].ctl(&["lock", "--rhost", "192.0.2.0/24", "--for", "1h"]);
     assert_ne!(range.code, 0, "a range lock was taken: {range:?}");
@@ -370,4 +378,39 @@ fn over_tls_the_fleet_works_and_a_server_from_another_ca_is_refused() {
     let pam_c = PamDir::new(&c.socket, "0", "");
     let o = pam_c.attempt("fay", "right", Some("198.51.100.30"));
     assert!(o.ok(), "C, deciding alone, knows no lock on fay: {o:?}");
+}
+
+#[test]
+fn a_redis_that_may_evict_keys_is_refused_at_start() {
+    if skip("a_redis_that_may_evict_keys_is_refused_at_start") {
+        return;
+    }
+    let redis = Redis::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = \"{}\"\nstate_dir = \"{}\"\n{}",
+            dir.path().join("run/w.sock").display(),
+            dir.path().join("state").display(),
+            fleet_block(&redis, "a", "")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(warden_e2e::paths::wardend())
+        .arg("--config")
+        .arg(&config)
+        .arg("--log-stderr")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "wardend served from an evicting Redis: {err}"
+    );
+    assert!(
+        err.contains("allkeys-lru") && err.contains("noeviction"),
+        "the refusal does not say why and what to do: {err}"
+    );
 }

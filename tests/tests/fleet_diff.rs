@@ -1,5 +1,5 @@
 //! One semantics, two engines: the same randomised runs of attempts,
-//! failures, successes, releases and admin locks and unlocks, with time
+//! failures (wrong passwords and wrong codes), successes, releases and admin locks and unlocks, with time
 //! moving, against the in-memory engine and against the fleet backend on a
 //! real redis-server. Every verdict and every standing lock must agree.
 //!
@@ -23,7 +23,8 @@ use warden_e2e::redis::{fleet_block, unavailable, Redis};
 
 const POLICY: &str = "attempt_timeout = \"1d\"\n[familiar]\nenabled = false\n\
 [[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"10m\"\nlockout = \"5m\"\nescalate = 2.0\nmax_lockout = \"1h\"\n\
-[[rule]]\nname = \"pair\"\ntrack = [\"user\", \"rhost\"]\nlimit = 2\nwindow = \"5m\"\nlockout = \"1m\"\n";
+[[rule]]\nname = \"pair\"\ntrack = [\"user\", \"rhost\"]\nlimit = 2\nwindow = \"5m\"\nlockout = \"1m\"\n\
+[[rule]]\nname = \"sudoers\"\ntrack = [\"user\"]\nservices = [\"sudo\"]\nlimit = 2\nwindow = \"10m\"\nlockout = \"3m\"\n";
 
 /// A small deterministic generator: runs repeat from their seed.
 struct Rng(u64);
@@ -141,6 +142,8 @@ fn the_redis_functions_and_the_engine_decide_alike() {
     let rhosts = ["192.0.2.1", "192.0.2.2", "198.51.100.3"];
     let mut steps = 0;
     let mut trace: Vec<String> = Vec::new();
+    // Whether wrong codes ever locked a rule no password failure reaches.
+    let mut code_locks = 0;
     for seed in [0x9e37_79b9_7f4a_7c15_u64, 42, 7777] {
         let mut rng = Rng(seed);
         // Attempts in flight: (engine's id, fleet's id, attempt).
@@ -177,27 +180,21 @@ fn the_redis_functions_and_the_engine_decide_alike() {
                 }
                 4..=6 if !live.is_empty() => {
                     let (ei, fi, a) = live.remove(rng.below(live.len() as u64) as usize);
+                    // One failure in four is a wrong code: it counts in every
+                    // rule that tracks the user, whatever its services.
+                    let kind = if rng.below(4) == 0 {
+                        warden_daemon::engine::FailureKind::Totp
+                    } else {
+                        warden_daemon::engine::FailureKind::Password
+                    };
                     engine
-                        .fail(
-                            Some(ei),
-                            &a,
-                            Origin::Root,
-                            warden_daemon::engine::FailureKind::Password,
-                            now,
-                            &mut fx,
-                        )
+                        .fail(Some(ei), &a, Origin::Root, kind, now, &mut fx)
                         .unwrap();
-                    rt.block_on(backend.fail(
-                        Some(fi),
-                        &a,
-                        Origin::Root,
-                        warden_daemon::engine::FailureKind::Password,
-                        now,
-                    ))
-                    .unwrap()
-                    .value
-                    .unwrap();
-                    trace.push(format!("{now:?} fail {} {:?}", a.user, a.rhost));
+                    rt.block_on(backend.fail(Some(fi), &a, Origin::Root, kind, now))
+                        .unwrap()
+                        .value
+                        .unwrap();
+                    trace.push(format!("{now:?} fail {kind:?} {} {:?}", a.user, a.rhost));
                     "fail"
                 }
                 7 if !live.is_empty() => {
@@ -252,6 +249,7 @@ fn the_redis_functions_and_the_engine_decide_alike() {
                 e, f,
                 "step {steps} (seed {seed}, {what}): standing locks differ"
             );
+            code_locks += e.iter().filter(|l| l.starts_with("sudoers")).count();
             steps += 1;
         }
         // Each run ends with its attempts ended, so the next starts clean.
@@ -266,5 +264,9 @@ fn the_redis_functions_and_the_engine_decide_alike() {
                 .unwrap();
         }
     }
-    println!("{steps} steps agreed");
+    assert!(
+        code_locks > 0,
+        "no run locked by wrong codes: the test lost its point"
+    );
+    println!("{steps} steps agreed; {code_locks} step-locks by wrong codes");
 }

@@ -95,6 +95,24 @@ impl Link {
             .get_multiplexed_async_connection_with_config(&cfg)
             .await
             .map_err(FleetError::from_redis)?;
+        // Evicted keys are forgotten failures and vanished locks: a Redis
+        // that may evict is refused, never used.
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut conn)
+            .await
+            .map_err(FleetError::from_redis)?;
+        let policy = info
+            .lines()
+            .find_map(|l| l.strip_prefix("maxmemory_policy:"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if policy != "noeviction" {
+            return Err(FleetError::Evicting(format!(
+                "its maxmemory-policy is {policy}"
+            )));
+        }
         let _: String = redis::cmd("FUNCTION")
             .arg("LOAD")
             .arg("REPLACE")

@@ -309,6 +309,21 @@ impl FleetBackend {
     }
 }
 
+impl FleetBackend {
+    /// The first connection, at start: a Redis that may evict keys stops
+    /// wardend with the reason; an unreachable one only starts it degraded.
+    pub async fn first_contact(&self) -> Result<(), String> {
+        match self.link.connect().await {
+            Err(e @ FleetError::Evicting(_)) => Err(format!(
+                "refusing the fleet's Redis at {}: {e}. Set maxmemory-policy noeviction (redis.conf or CONFIG SET), then start wardend again",
+                self.fleet.url
+            )),
+            // The health task reconnects and logs; logins go on meanwhile.
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A short fingerprint of the rules: hosts whose fingerprints differ count
 /// one key against different limits, which breaks exactness.
 pub fn policy_hash(policy: &Policy) -> String {

@@ -853,6 +853,48 @@ fn fleet_report(secs: f64) -> String {
             d
         })
         .collect();
+    // Through libpam, the same stack shape on each: a single host, a fleet host.
+    let pam_dir = tempfile::tempdir().unwrap();
+    let confdir = pam_dir.path().to_str().unwrap().to_string();
+    let m = paths::module();
+    for (name, socket) in [
+        ("single-fail", &single.socket),
+        ("fleet-fail", &hosts[0].socket),
+    ] {
+        std::fs::write(
+            pam_dir.path().join(name),
+            format!(
+                "auth requisite {m} preauth socket={s} nodelay\nauth [success=1 default=bad] pam_deny.so\nauth [default=die] {m} authfail socket={s}\nauth required {m} authsucc socket={s}\n",
+                m = m.display(),
+                s = socket.display()
+            ),
+        )
+        .unwrap();
+    }
+    let users: Vec<TestUser> = (0..8)
+        .map(|i| TestUser::create(&format!("wfleet{i}"), "bench-Passw0rd"))
+        .collect();
+    let mut pam_rows = String::new();
+    for (label, service) in [
+        ("single host (redb)", "single-fail"),
+        ("fleet host (Redis)", "fleet-fail"),
+    ] {
+        let mut ones: Vec<Run> = (0..3)
+            .map(|_| run(&confdir, service, &users, 1, secs, None))
+            .collect();
+        ones.sort_by_key(|r| r.p50);
+        let one = ones[1].clone();
+        let eight = run(&confdir, service, &users, 8, secs, None);
+        eprintln!(
+            "fleet pam {service}: p50 {} us, ×8 {:.0}/s",
+            one.p50, eight.rate
+        );
+        pam_rows.push_str(&format!(
+            "| {label} | {} | {} | {:.0} |\n",
+            one.p50, one.p99, eight.rate
+        ));
+    }
+    drop(users);
     let (s50, s99, srate) = fleet_run(&[&single.socket], secs);
     let (f50, f99, frate) = fleet_run(&[&hosts[0].socket, &hosts[1].socket], secs);
     eprintln!("fleet: single {s50}/{s99} us {srate:.0}/s; fleet {f50}/{f99} us {frate:.0}/s");
@@ -897,6 +939,8 @@ fn fleet_report(secs: f64) -> String {
          | single host (redb) | {s50} | {s99} | {srate:.0} |\n\
          | fleet, 2 hosts (Redis) | {f50} | {f99} | {frate:.0} |\n\n\
          Cost per failed attempt over the single host (p50): {} µs.\n\n\
+         Through libpam (a wrong password, the stack of the main table, median of three runs):\n\n\
+         | backend | fail p50 µs | fail p99 µs | fail/s ×8 processes |\n|---|---|---|---|\n{pam_rows}\n\
          Lock propagation: 300 admin locks through one host, 10 ms apart, each timed by every \
          host from its XADD in Redis to that host's own log line and D-Bus signal \
          (after its local commit): the locking host p50 {} ms, p99 {} ms ({} events); \
