@@ -38,6 +38,11 @@ struct Args {
     /// `history` (the newest 10,000 events) as JSON, and exit.
     #[arg(long, value_name = "WHAT", value_parser = ["locks", "history"])]
     read_store: Option<String>,
+    /// Print the Redis function library this build runs in a fleet, and
+    /// exit: for an admin to load where hosts' ACL users may not
+    /// (`redis-cli FUNCTION LOAD REPLACE "$(wardend --fleet-library)"`).
+    #[arg(long)]
+    fleet_library: bool,
 }
 
 /// `--read-store`: what wardenctl shows when no wardend answers, straight
@@ -166,6 +171,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if args.man {
         return print_man();
+    }
+    if args.fleet_library {
+        print!("{}", warden_daemon::fleet::LIBRARY);
+        return ExitCode::SUCCESS;
     }
     let (config, text) = match Config::load_with_text(&args.config) {
         Ok(c) => c,

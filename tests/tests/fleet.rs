@@ -414,3 +414,96 @@ fn a_redis_that_may_evict_keys_is_refused_at_start() {
         "the refusal does not say why and what to do: {err}"
     );
 }
+
+#[test]
+fn a_host_with_the_shipped_acl_reaches_its_prefix_and_nothing_else() {
+    if skip("a_host_with_the_shipped_acl_reaches_its_prefix_and_nothing_else") {
+        return;
+    }
+    let redis = Redis::start();
+    let acl = std::fs::read_to_string(warden_e2e::paths::repo_file(
+        "packaging/redis/warden-acl.conf",
+    ))
+    .unwrap();
+    let line = acl.lines().find(|l| l.starts_with("user ")).unwrap();
+    let pw = "s3cret-for-host-a-7f1c";
+    let mut args = vec!["ACL".to_string(), "SETUSER".to_string()];
+    args.extend(
+        line.split_whitespace()
+            .skip(1)
+            .map(|t| t.replace("HOST", "a").replace("PASSWORD", pw)),
+    );
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(
+        redis.cli(&argv).trim(),
+        "OK",
+        "the shipped ACL line does not load"
+    );
+    // The admin loads the library once; the host may not.
+    let load = redis.cli(&["FUNCTION", "LOAD", "REPLACE", warden_daemon::fleet::LIBRARY]);
+    assert_eq!(load.trim(), "warden", "{load}");
+    let dir = tempfile::tempdir().unwrap();
+    let pw_file = dir.path().join("redis-password");
+    std::fs::write(&pw_file, format!("{pw}\n")).unwrap();
+    std::fs::set_permissions(
+        &pw_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let creds = format!(
+        "username = \"warden-a\"\npassword_file = \"{}\"\n",
+        pw_file.display()
+    );
+    let rules = user_rule(3, "15m", "15m");
+    let a = host(&redis, "a", &rules, &creds);
+    let pam = PamDir::new(&a.socket, "0", "");
+    for _ in 0..3 {
+        assert!(!pam.attempt("gus", "wrong", Some("198.51.100.40")).ok());
+    }
+    assert_eq!(redis.cli(&["EXISTS", "w:s:user user=gus"]).trim(), "1");
+    // The same credential reaches nothing outside the prefix.
+    let as_host = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "-p",
+                &redis.port.to_string(),
+                "--user",
+                "warden-a",
+                "--pass",
+                pw,
+                "--no-auth-warning",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for cmd in [
+        vec!["GET", "other:key"],
+        vec!["FLUSHALL"],
+        vec!["CONFIG", "GET", "*"],
+        vec!["FUNCTION", "DELETE", "warden"],
+    ] {
+        let out = as_host(&cmd);
+        assert!(
+            out.contains("NOPERM"),
+            "{cmd:?} was allowed to warden-a: {out}"
+        );
+    }
+    // A library of another version: the host refuses to run it.
+    let other = format!("{}\n-- another build\n", warden_daemon::fleet::LIBRARY);
+    assert_eq!(
+        redis.cli(&["FUNCTION", "LOAD", "REPLACE", &other]).trim(),
+        "warden"
+    );
+    let b = Daemon::start(&format!(
+        "{rules}{NO_FAMILIAR}{}",
+        fleet_block(&redis, "b", &creds)
+    ));
+    assert!(b.wait_for_log("another version", 10), "{}", b.log_text());
+    assert!(
+        !b.log_text().contains("fleet-available"),
+        "{}",
+        b.log_text()
+    );
+}

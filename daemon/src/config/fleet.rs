@@ -41,6 +41,9 @@ pub struct Fleet {
     pub on_unavailable: OnUnavailable,
     pub call_timeout: Duration,
     pub password_file: Option<PathBuf>,
+    /// The Redis ACL user (one per host, see packaging/redis/warden-acl.conf);
+    /// `default` when absent.
+    pub username: Option<String>,
     /// The CA that signed Redis's certificate, for `rediss://`; the system's
     /// roots when absent.
     pub tls_ca: Option<PathBuf>,
@@ -63,6 +66,8 @@ pub(super) struct RawFleet {
     pub call_timeout: Spanned<Dur>,
     #[serde(default)]
     pub password_file: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub username: Option<Spanned<String>>,
     #[serde(default)]
     pub tls_ca: Option<Spanned<PathBuf>>,
     #[serde(default = "default_stream_length")]
@@ -122,6 +127,17 @@ impl RawFleet {
                 "plain redis:// is only for a Redis on this machine: use rediss:// (TLS) with tls_ca, so that locks, unlocks and the password never cross the network in the clear".into(),
             ));
         }
+        if let Some(u) = &self.username {
+            let ok = !u.get_ref().is_empty()
+                && u.get_ref().len() <= 64
+                && u.get_ref().chars().all(|c| c.is_ascii_graphic());
+            if !ok {
+                return Err((
+                    u.span(),
+                    "must be 1 to 64 printable characters without spaces".into(),
+                ));
+            }
+        }
         if let Some(ca) = &self.tls_ca {
             if !tls {
                 return Err((
@@ -179,6 +195,7 @@ impl RawFleet {
             call_timeout: self.call_timeout.into_inner().0,
             password_file: self.password_file.map(Spanned::into_inner),
             tls_ca: self.tls_ca.map(Spanned::into_inner),
+            username: self.username.map(Spanned::into_inner),
             stream_length: self.stream_length.max(100),
         }
     }

@@ -39,6 +39,10 @@ impl Link {
             let rs = info.redis_settings().clone().set_password(pw);
             info = info.set_redis_settings(rs);
         }
+        if let Some(user) = &fleet.username {
+            let rs = info.redis_settings().clone().set_username(user);
+            info = info.set_redis_settings(rs);
+        }
         let client = if fleet.url.starts_with("rediss://") {
             install_crypto();
             let root_cert = match &fleet.tls_ca {
@@ -113,13 +117,7 @@ impl Link {
                 "its maxmemory-policy is {policy}"
             )));
         }
-        let _: String = redis::cmd("FUNCTION")
-            .arg("LOAD")
-            .arg("REPLACE")
-            .arg(LIBRARY)
-            .query_async(&mut conn)
-            .await
-            .map_err(FleetError::from_redis)?;
+        load_library(&mut conn).await?;
         if let Ok(mut c) = self.conn.lock() {
             *c = Some(conn);
         }
@@ -179,6 +177,64 @@ impl Link {
         let text: String = self.query(cmd).await?;
         serde_json::from_str(&text).map_err(|e| FleetError::Reply(format!("{function}: {e}")))
     }
+}
+
+/// Loads warden's library, or, for a host whose ACL user may not load
+/// functions (the shipped ACL), checks that the one loaded is this build's:
+/// a host must never run decisions it did not agree to.
+async fn load_library(conn: &mut MultiplexedConnection) -> Result<(), FleetError> {
+    let loaded: redis::RedisResult<String> = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg(LIBRARY)
+        .query_async(conn)
+        .await;
+    let e = match loaded {
+        Ok(_) => return Ok(()),
+        Err(e) if e.code() == Some("NOPERM") => e,
+        Err(e) => return Err(FleetError::from_redis(e)),
+    };
+    let listed: redis::Value = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .arg("LIBRARYNAME")
+        .arg("warden")
+        .arg("WITHCODE")
+        .query_async(conn)
+        .await
+        .map_err(FleetError::from_redis)?;
+    if library_code(&listed).as_deref() == Some(LIBRARY) {
+        return Ok(());
+    }
+    Err(FleetError::Library(format!(
+        "this host may not load functions ({e}) and the library loaded in Redis is missing or another version's; load this build's with an admin's credential: redis-cli FUNCTION LOAD REPLACE \"$(wardend --fleet-library)\""
+    )))
+}
+
+/// The `library_code` of the first library in a `FUNCTION LIST` reply.
+fn library_code(v: &redis::Value) -> Option<String> {
+    let redis::Value::Array(libs) = v else {
+        return None;
+    };
+    let fields: Vec<(String, &redis::Value)> = match libs.first()? {
+        redis::Value::Array(flat) => flat
+            .chunks(2)
+            .filter_map(|p| {
+                Some((
+                    redis::from_redis_value_ref::<String>(p.first()?).ok()?,
+                    p.get(1)?,
+                ))
+            })
+            .collect(),
+        redis::Value::Map(m) => m
+            .iter()
+            .filter_map(|(k, v)| Some((redis::from_redis_value_ref::<String>(k).ok()?, v)))
+            .collect(),
+        _ => return None,
+    };
+    fields
+        .into_iter()
+        .find(|(k, _)| k == "library_code")
+        .and_then(|(_, v)| redis::from_redis_value_ref::<String>(v).ok())
 }
 
 /// rustls needs a process-wide crypto provider; ring's, once.

@@ -43,6 +43,8 @@ pub enum FleetError {
     Reply(String),
     #[error("Redis: {0}; warden needs keys never to be evicted (maxmemory-policy noeviction)")]
     Evicting(String),
+    #[error("{0}")]
+    Library(String),
 }
 
 impl FleetError {
