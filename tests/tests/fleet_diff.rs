@@ -250,6 +250,14 @@ fn the_redis_functions_and_the_engine_decide_alike() {
                 "step {steps} (seed {seed}, {what}): standing locks differ"
             );
             code_locks += e.iter().filter(|l| l.starts_with("sudoers")).count();
+            // Decided by Redis, not by the fallback: a degraded backend would
+            // compare the engine with itself.
+            let report = backend.fleet().unwrap();
+            assert!(
+                report.healthy,
+                "step {steps} ({what}): the fleet fell back to the local engine: {}",
+                report.last_error
+            );
             steps += 1;
         }
         // Each run ends with its attempts ended, so the next starts clean.

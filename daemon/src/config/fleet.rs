@@ -49,6 +49,13 @@ pub struct Fleet {
     pub tls_ca: Option<PathBuf>,
     /// Lock events kept in the stream every host follows.
     pub stream_length: u64,
+    /// Redis Sentinels (`host:port`) that name the primary; empty: `url`'s host.
+    pub sentinels: Vec<String>,
+    pub master_name: String,
+    /// Replicas a lock must reach (`WAIT`) before it is taken as safe from a
+    /// failover; until then this host keeps a copy and asserts it again.
+    pub replicas_to_wait: u32,
+    pub wait_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +79,18 @@ pub(super) struct RawFleet {
     pub tls_ca: Option<Spanned<PathBuf>>,
     #[serde(default = "default_stream_length")]
     pub stream_length: u64,
+    #[serde(default)]
+    pub sentinels: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub master_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub replicas_to_wait: Option<u32>,
+    #[serde(default = "default_wait_timeout")]
+    pub wait_timeout: Spanned<Dur>,
+}
+
+fn default_wait_timeout() -> Spanned<Dur> {
+    Spanned::new(0..0, Dur(Duration::from_millis(50)))
 }
 
 fn default_prefix() -> Spanned<String> {
@@ -121,7 +140,40 @@ impl RawFleet {
         if authority.is_empty() {
             return Err((self.url.span(), "names no host".into()));
         }
-        if !tls && !is_loopback(authority) {
+        for s in &self.sentinels {
+            let ok = s
+                .get_ref()
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err((s.span(), format!("\"{}\" is not host:port", s.get_ref())));
+            }
+            if !tls && !is_loopback(s.get_ref()) {
+                return Err((
+                    s.span(),
+                    "a Sentinel off this machine needs rediss:// (TLS) in url".into(),
+                ));
+            }
+        }
+        match (&self.master_name, self.sentinels.is_empty()) {
+            (None, false) => {
+                return Err((
+                    self.url.span(),
+                    "sentinels are set but master_name is not: name the primary as the Sentinels monitor it".into(),
+                ))
+            }
+            (Some(m), true) => {
+                return Err((m.span(), "master_name needs sentinels".into()));
+            }
+            _ => {}
+        }
+        if self.wait_timeout.get_ref().0 > Duration::from_secs(1) {
+            return Err((
+                self.wait_timeout.span(),
+                "is longer than 1s; a lock's reply waits on it".into(),
+            ));
+        }
+        if !tls && !is_loopback(authority) && self.sentinels.is_empty() {
             return Err((
                 self.url.span(),
                 "plain redis:// is only for a Redis on this machine: use rediss:// (TLS) with tls_ca, so that locks, unlocks and the password never cross the network in the clear".into(),
@@ -196,6 +248,19 @@ impl RawFleet {
             password_file: self.password_file.map(Spanned::into_inner),
             tls_ca: self.tls_ca.map(Spanned::into_inner),
             username: self.username.map(Spanned::into_inner),
+            replicas_to_wait: self
+                .replicas_to_wait
+                .unwrap_or(u32::from(!self.sentinels.is_empty())),
+            sentinels: self
+                .sentinels
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
+            master_name: self
+                .master_name
+                .map(Spanned::into_inner)
+                .unwrap_or_default(),
+            wait_timeout: self.wait_timeout.into_inner().0,
             stream_length: self.stream_length.max(100),
         }
     }

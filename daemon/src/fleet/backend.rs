@@ -4,7 +4,7 @@
 use super::journal::{Entry, SpecRecord};
 use super::wire::{
     locked_reason, BeginArg, BeginOut, FailArg, FamArg, FinishArg, HoldArg, KeysArg, LockArg,
-    LockOut, Now, StateOut, UnlockArg, UnlockOut,
+    LockOut, Locked, Now, StateOut, UnlockArg, UnlockOut,
 };
 use super::{FleetBackend, FleetError, Held, Spec, LEASE_GRACE_MS};
 use crate::config::{Config, Field, OnUnavailable, ADMIN_RULE};
@@ -274,8 +274,11 @@ impl FleetBackend {
             rhost: a.rhost.as_deref(),
         };
         let counted = if self.up() {
-            match self.link.call::<Now>("warden_fail", &arg).await {
-                Ok(_) => true,
+            match self.link.call::<Locked>("warden_fail", &arg).await {
+                Ok(out) => {
+                    self.safeguard(&out.locked).await;
+                    true
+                }
                 Err(e) => {
                     self.degrade(&e);
                     false
@@ -332,8 +335,11 @@ impl FleetBackend {
                 user: &a.user,
                 rhost: a.rhost.as_deref(),
             };
-            match self.link.call::<Now>("warden_fail", &arg).await {
-                Ok(_) => return Ok(()),
+            match self.link.call::<Locked>("warden_fail", &arg).await {
+                Ok(out) => {
+                    self.safeguard(&out.locked).await;
+                    return Ok(());
+                }
                 Err(e) => self.degrade(&e),
             }
         }
@@ -1059,10 +1065,13 @@ impl Backend for FleetBackend {
                     user: (req.target == Field::User).then(|| value.clone()),
                     rhost: (req.target == Field::Rhost).then(|| value.clone()),
                 };
-                match self.link.call::<Now>("warden_lock", &arg).await {
+                match self.link.call::<Locked>("warden_lock", &arg).await {
                     // Its event reaches this host's log and bus from the
                     // stream, as it reaches every other host's.
-                    Ok(_) => return decided(k, None),
+                    Ok(out) => {
+                        self.safeguard(&out.locked).await;
+                        return decided(k, None);
+                    }
                     Err(e) => self.degrade(&e),
                 }
             }

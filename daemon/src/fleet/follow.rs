@@ -159,6 +159,8 @@ impl FleetBackend {
                     };
                     self.link.call::<Now>("warden_lock", &arg).await?;
                 }
+                // Kept apart, in the unreplicated copy: see `reassert`.
+                Entry::Assert(_) => {}
                 Entry::Unlock { by, .. } => {
                     let (uid, sel) = by.split_once('|').unwrap_or((by, ""));
                     let uid: u32 = uid.trim_start_matches("uid=").parse().unwrap_or(0);
@@ -189,6 +191,7 @@ impl FleetBackend {
                 }
             }
         }
+        self.reassert().await?;
         self.resync_mirror().await?;
         let was = self
             .health
@@ -391,6 +394,11 @@ pub async fn run(fleet: Arc<FleetBackend>) {
             let lag = fleet.lag_ms.load(Ordering::Relaxed);
             if let Err(e) = fleet.heartbeat(lag).await {
                 fleet.degrade(&e);
+            }
+            if !fleet.unreplicated.is_empty() {
+                if let Err(e) = fleet.reassert().await {
+                    fleet.degrade(&e);
+                }
             }
             if last_trim.elapsed() >= Duration::from_secs(60) {
                 last_trim = std::time::Instant::now();

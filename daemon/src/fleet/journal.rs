@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub const FILE_NAME: &str = "fleet-journal.jsonl";
+/// Locks no replica had acknowledged when their reply went out.
+pub const UNREPLICATED: &str = "fleet-unreplicated.jsonl";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Entry {
@@ -33,6 +35,8 @@ pub enum Entry {
         keys: Vec<String>,
         by: String,
     },
+    /// A lock no replica acknowledged: asserted again after a failover.
+    Assert(super::wire::LockOut),
 }
 
 /// A [`Spec`] as the journal keeps it.
@@ -82,8 +86,12 @@ pub struct Journal {
 
 impl Journal {
     pub fn open(dir: &Path) -> std::io::Result<Journal> {
+        Journal::open_named(dir, FILE_NAME)
+    }
+
+    pub fn open_named(dir: &Path, name: &str) -> std::io::Result<Journal> {
         use std::os::unix::fs::OpenOptionsExt;
-        let path = dir.join(FILE_NAME);
+        let path = dir.join(name);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -119,6 +127,10 @@ impl Journal {
 
     pub fn len(&self) -> usize {
         self.entries().map(|e| e.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Empties the journal once its first `replayed` entries have been

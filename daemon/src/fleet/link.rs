@@ -23,50 +23,74 @@ pub const LIBRARY: &str = include_str!("warden.lua");
 pub const CREDENTIAL: &str = "redis-password";
 
 pub struct Link {
-    client: redis::Client,
+    fleet: Fleet,
+    password: Option<String>,
+    /// The client for the primary: `url`'s, or the one the Sentinels named.
+    client: Mutex<redis::Client>,
     conn: Mutex<Option<MultiplexedConnection>>,
     timeout: Duration,
 }
 
 impl Link {
     pub fn new(fleet: &Fleet) -> Result<Link, FleetError> {
-        let mut info = fleet
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| FleetError::Config(format!("fleet.url: {e}")))?;
-        if let Some(pw) = password(fleet)? {
-            let rs = info.redis_settings().clone().set_password(pw);
-            info = info.set_redis_settings(rs);
-        }
-        if let Some(user) = &fleet.username {
-            let rs = info.redis_settings().clone().set_username(user);
-            info = info.set_redis_settings(rs);
-        }
-        let client = if fleet.url.starts_with("rediss://") {
-            install_crypto();
-            let root_cert = match &fleet.tls_ca {
-                Some(p) => Some(std::fs::read(p).map_err(|e| {
-                    FleetError::Config(format!("cannot read fleet.tls_ca {}: {e}", p.display()))
-                })?),
-                None => None,
-            };
-            redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert,
-                },
-            )
-        } else {
-            redis::Client::open(info)
-        }
-        .map_err(|e| FleetError::Config(format!("fleet.url: {e}")))?;
+        let password = password(fleet)?;
+        let client = client_for(fleet, password.as_deref(), None)?;
         Ok(Link {
-            client,
+            fleet: fleet.clone(),
+            password,
+            client: Mutex::new(client),
             conn: Mutex::new(None),
             timeout: fleet.call_timeout,
         })
+    }
+
+    fn client(&self) -> Result<redis::Client, FleetError> {
+        self.client
+            .lock()
+            .map(|c| c.clone())
+            .map_err(|_| FleetError::Config("the client lock is poisoned".into()))
+    }
+
+    /// The primary's address as the Sentinels know it now: each is asked in
+    /// turn, and the first that answers names it. After a failover this is
+    /// how a host finds the new primary (redis-rs keeps open connections on
+    /// the old one).
+    async fn ask_sentinels(&self) -> Result<(String, u16), FleetError> {
+        let mut last = FleetError::Down;
+        for s in &self.fleet.sentinels {
+            let url = format!("redis://{s}/");
+            let asked = async {
+                let client = redis::Client::open(url.as_str()).map_err(FleetError::from_redis)?;
+                let cfg = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(Duration::from_millis(300)))
+                    .set_response_timeout(Some(Duration::from_millis(300)));
+                let mut conn = client
+                    .get_multiplexed_async_connection_with_config(&cfg)
+                    .await
+                    .map_err(FleetError::from_redis)?;
+                let addr: Option<(String, String)> = redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&self.fleet.master_name)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(FleetError::from_redis)?;
+                let (host, port) = addr.ok_or_else(|| {
+                    FleetError::Config(format!(
+                        "Sentinel {s} monitors no primary named {}",
+                        self.fleet.master_name
+                    ))
+                })?;
+                let port: u16 = port
+                    .parse()
+                    .map_err(|_| FleetError::Reply(format!("Sentinel {s} gave port {port}")))?;
+                Ok::<_, FleetError>((host, port))
+            };
+            match asked.await {
+                Ok(a) => return Ok(a),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     pub fn timeout(&self) -> Duration {
@@ -91,14 +115,49 @@ impl Link {
 
     /// A new connection, with the library loaded; replaces the current one.
     pub async fn connect(&self) -> Result<(), FleetError> {
+        if !self.fleet.sentinels.is_empty() {
+            let (host, port) = self.ask_sentinels().await?;
+            let plain = !self.fleet.url.starts_with("rediss://");
+            let near = host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+                || host == "localhost";
+            if plain && !near {
+                return Err(FleetError::Config(format!(
+                    "the Sentinels name {host}:{port} as the primary, which is not on this machine: plain redis:// is refused there; use rediss://"
+                )));
+            }
+            let client = client_for(&self.fleet, self.password.as_deref(), Some((&host, port)))?;
+            if let Ok(mut c) = self.client.lock() {
+                *c = client;
+            }
+        }
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout.max(Duration::from_millis(500))))
             .set_response_timeout(Some(self.timeout.max(Duration::from_millis(500))));
         let mut conn = self
-            .client
+            .client()?
             .get_multiplexed_async_connection_with_config(&cfg)
             .await
             .map_err(FleetError::from_redis)?;
+        if !self.fleet.sentinels.is_empty() {
+            // A Sentinel's answer can be a moment old: only a primary will do.
+            let role: redis::Value = redis::cmd("ROLE")
+                .query_async(&mut conn)
+                .await
+                .map_err(FleetError::from_redis)?;
+            let first = match &role {
+                redis::Value::Array(v) => v
+                    .first()
+                    .and_then(|x| redis::from_redis_value_ref::<String>(x).ok()),
+                _ => None,
+            };
+            if first.as_deref() != Some("master") {
+                return Err(FleetError::Redis(
+                    "READONLY the Sentinels' primary is not a primary yet".into(),
+                ));
+            }
+        }
         // Evicted keys are forgotten failures and vanished locks: a Redis
         // that may evict is refused, never used.
         let info: String = redis::cmd("INFO")
@@ -130,7 +189,7 @@ impl Link {
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(5)));
-        self.client
+        self.client()?
             .get_multiplexed_async_connection_with_config(&cfg)
             .await
             .map_err(FleetError::from_redis)
@@ -174,7 +233,16 @@ impl Link {
         let json = serde_json::to_string(arg).map_err(|e| FleetError::Reply(e.to_string()))?;
         let mut cmd = redis::cmd("FCALL");
         cmd.arg(function).arg(0).arg(json);
-        let text: String = self.query(cmd).await?;
+        let text: String = match self.query(cmd.clone()).await {
+            // A failover: the old primary is a replica now (READONLY), or
+            // the new one lacks the library (NOSCRIPT). Ask the Sentinels
+            // again and retry once; redis-rs does not move a connection.
+            Err(e) if e.after_failover() && !self.fleet.sentinels.is_empty() => {
+                self.connect().await?;
+                self.query(cmd).await?
+            }
+            other => other?,
+        };
         serde_json::from_str(&text).map_err(|e| FleetError::Reply(format!("{function}: {e}")))
     }
 }
@@ -244,6 +312,59 @@ fn install_crypto() {
         // Err means one is installed already, which serves as well.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// A client for `url`, or for `url` with its host and port replaced by the
+/// primary the Sentinels named; with the password, the user and TLS.
+fn client_for(
+    fleet: &Fleet,
+    password: Option<&str>,
+    at: Option<(&str, u16)>,
+) -> Result<redis::Client, FleetError> {
+    let url = match at {
+        None => fleet.url.clone(),
+        Some((host, port)) => {
+            let (scheme, rest) = fleet.url.split_once("://").unwrap_or(("redis", ""));
+            let db = rest.split_once('/').map_or("", |(_, db)| db);
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_string()
+            };
+            format!("{scheme}://{host}:{port}/{db}")
+        }
+    };
+    let mut info = url
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| FleetError::Config(format!("fleet.url: {e}")))?;
+    if let Some(pw) = password {
+        let rs = info.redis_settings().clone().set_password(pw);
+        info = info.set_redis_settings(rs);
+    }
+    if let Some(user) = &fleet.username {
+        let rs = info.redis_settings().clone().set_username(user);
+        info = info.set_redis_settings(rs);
+    }
+    if url.starts_with("rediss://") {
+        install_crypto();
+        let root_cert = match &fleet.tls_ca {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                FleetError::Config(format!("cannot read fleet.tls_ca {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
+        redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert,
+            },
+        )
+    } else {
+        redis::Client::open(info)
+    }
+    .map_err(|e| FleetError::Config(format!("fleet.url: {e}")))
 }
 
 /// The password: `password_file`, else the systemd credential, else none.

@@ -13,6 +13,7 @@ mod backend;
 mod follow;
 mod journal;
 mod link;
+mod replicas;
 mod wire;
 
 pub use follow::{run as run_tasks, FleetReport, HostSeen};
@@ -52,6 +53,19 @@ impl FleetError {
         FleetError::Redis(e.to_string())
     }
 
+    /// What a failover looks like from a connection to the old primary.
+    fn after_failover(&self) -> bool {
+        match self {
+            FleetError::Redis(m) => {
+                let m = m.to_ascii_lowercase();
+                ["readonly", "noscript", "function not found"]
+                    .iter()
+                    .any(|w| m.contains(w))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the connection should be dropped and rebuilt.
     fn is_outage(&self) -> bool {
         match self {
@@ -71,6 +85,8 @@ impl FleetError {
                     "eof",
                     "refused",
                     "reset",
+                    "noreplicas",
+                    "masterdown",
                 ]
                 .iter()
                 .any(|w| m.contains(w))
@@ -122,6 +138,8 @@ pub struct FleetBackend {
     counter: AtomicU32,
     health: Mutex<Health>,
     journal: Journal,
+    /// Locks no replica had acknowledged, kept until one has.
+    unreplicated: Journal,
     alarms: Arc<Alarms>,
     /// How long the last lock event took from the stream to this host, ms.
     lag_ms: AtomicU64,
@@ -155,6 +173,13 @@ impl FleetBackend {
                 config.state_dir.display()
             ))
         })?;
+        let unreplicated =
+            Journal::open_named(&config.state_dir, journal::UNREPLICATED).map_err(|e| {
+                FleetError::Config(format!(
+                    "cannot open the copy of unreplicated locks in {}: {e}",
+                    config.state_dir.display()
+                ))
+            })?;
         let (audit_tx, audit_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(FleetBackend {
             audit_tx,
@@ -177,6 +202,7 @@ impl FleetBackend {
                 last_error: "not connected yet".into(),
             }),
             journal,
+            unreplicated,
             alarms,
             lag_ms: AtomicU64::new(0),
             lags: Arc::new(Mutex::new(std::collections::VecDeque::new())),

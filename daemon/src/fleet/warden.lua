@@ -130,6 +130,11 @@ local function rule_lock(P, a, spec, now, at)
   return l
 end
 
+local function lock_view(k, l, fails)
+  return {k = k, since = l.since, ['until'] = l['until'], len = l.len, by = l.by,
+    uid = l.uid, why = l.why, failures = fails}
+end
+
 -- A failure counted on one key; the lock it made, if any. An attempt id
 -- already counted there counts nothing again, so a replay is harmless.
 local function fail_key(P, a, spec, id, now, at)
@@ -159,7 +164,7 @@ local function fail_key(P, a, spec, id, now, at)
     event(P, a, {'kind', 'locked', 'key', spec.k, 'at', at, 'until', made['until'],
       'failures', redis.call('ZCARD', f), 'service', a.service, 'user', a.user,
       'rhost', a.rhost})
-    return {k = spec.k, ['until'] = made['until']}
+    return lock_view(spec.k, made, redis.call('ZCARD', f))
   end
   return nil
 end
@@ -177,10 +182,6 @@ local function settle(P, a, spec, now)
   return n
 end
 
-local function lock_view(k, l, fails)
-  return {k = k, since = l.since, ['until'] = l['until'], len = l.len, by = l.by,
-    uid = l.uid, why = l.why, failures = fails}
-end
 
 -- begin: the admin's locks, the allowlist, the rules' locks, then the
 -- limits; only when every limit has room is a place reserved under each.
@@ -319,14 +320,36 @@ local function admin_lock(keys, args)
   local a = cjson.decode(args[1])
   local P = a.p
   local now = now_ms(P)
-  local l = {since = now, by = 'admin', uid = a.uid, why = a.why}
+  local l = {since = now, by = 'admin', uid = tostring(a.uid), why = a.why}
   if a.len >= 0 then l['until'] = now + a.len; l.len = a.len else l['until'] = -1; l.len = -1 end
   set_lock(P, a.k, l)
   if a.user then index_key(P, {k = a.k, user = a.user}, math.max(a.len, DAY)) end
   if a.rhost then index_key(P, {k = a.k, rhost = a.rhost}, math.max(a.len, DAY)) end
   event(P, a, {'kind', 'locked', 'key', a.k, 'at', now, 'until', l['until'],
     'by', 'uid=' .. a.uid, 'why', a.why})
-  return cjson.encode({now = now, ['until'] = l['until']})
+  return cjson.encode({now = now, locked = {lock_view(a.k, l, 0)}})
+end
+
+-- Puts back a lock a failover may have lost (its primary died before a
+-- replica had it): set when the key holds none that lasts as long, and
+-- announced then, so every host's mirror has it again. Idempotent.
+local function assert_lock(keys, args)
+  local a = cjson.decode(args[1])
+  local P = a.p
+  local now = now_ms(P)
+  local l = a.lock
+  local have = live_lock(P, a, l.k, now)
+  local ends = function(x) if x['until'] < 0 then return math.huge end return x['until'] end
+  if (l['until'] >= 0 and l['until'] <= now) or (have and ends(have) >= ends(l)) then
+    return cjson.encode({now = now, asserted = false})
+  end
+  set_lock(P, l.k, {since = l.since, ['until'] = l['until'], len = l.len, by = l.by,
+    uid = l.uid, why = l.why})
+  local by = nil
+  if l.by == 'admin' then by = 'uid=' .. (l.uid or '') end
+  event(P, a, {'kind', 'locked', 'key', l.k, 'at', l.since, 'until', l['until'],
+    'by', by, 'why', l.why, 'failures', l.failures})
+  return cjson.encode({now = now, asserted = true})
 end
 
 -- Clears keys: the lock, failures and history, so an unlock resets every
@@ -388,6 +411,7 @@ redis.register_function('warden_begin', begin)
 redis.register_function('warden_fail', fail)
 redis.register_function('warden_finish', finish)
 redis.register_function('warden_hold', hold)
+redis.register_function('warden_assert', assert_lock)
 redis.register_function('warden_lock', admin_lock)
 redis.register_function('warden_unlock', unlock)
 redis.register_function('warden_sweep', sweep)

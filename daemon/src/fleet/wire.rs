@@ -82,7 +82,7 @@ pub struct BeginArg<'a> {
 }
 
 /// A lock as the library reports it.
-#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LockOut {
     pub k: String,
     pub since: i64,
@@ -219,6 +219,21 @@ pub struct StateOut {
     pub held: u32,
     #[serde(default)]
     pub lock: Option<LockOut>,
+}
+
+/// What a failure or an admin lock locked.
+#[derive(Deserialize, Debug, Default)]
+pub struct Locked {
+    #[serde(default, deserialize_with = "list")]
+    pub locked: Vec<LockOut>,
+}
+
+#[derive(Serialize)]
+pub struct AssertArg<'a> {
+    pub p: &'a str,
+    pub host: &'a str,
+    pub stream_length: u64,
+    pub lock: &'a LockOut,
 }
 
 /// An answer whose content does not matter, only that it came.
