@@ -161,6 +161,10 @@ impl Redis {
         panic!("redis-server did not listen on {} within 10 s", self.port);
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// SIGKILL: the server is gone, with all it held (no persistence).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -207,4 +211,143 @@ pub fn fleet_block(redis: &Redis, host: &str, extra: &str) -> String {
         "[fleet]\nbackend = \"redis\"\nurl = \"{}\"\nhost_id = \"{host}\"\n{extra}",
         redis.url()
     )
+}
+
+/// A primary, one replica and three Sentinels on 127.0.0.1, as Debian's
+/// redis-server and redis-sentinel run them, with a fast failover
+/// (down-after 500 ms).
+pub struct Sentinels {
+    pub primary: Redis,
+    pub replica: Redis,
+    pub ports: Vec<u16>,
+    dir: tempfile::TempDir,
+    sentinels: Vec<Child>,
+}
+
+pub const MASTER_NAME: &str = "warden";
+
+impl Sentinels {
+    pub fn start() -> Sentinels {
+        let primary = Redis::start();
+        let replica = Redis::start_with(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+        let dir = tempfile::Builder::new()
+            .prefix("warden-sentinel")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut s = Sentinels {
+            primary,
+            replica,
+            ports: Vec::new(),
+            dir,
+            sentinels: Vec::new(),
+        };
+        s.wait_for(
+            || {
+                s.replica
+                    .cli(&["INFO", "replication"])
+                    .contains("master_link_status:up")
+            },
+            "the replica's first sync",
+        );
+        for i in 0..3 {
+            let port = free_port();
+            let conf = s.dir.path().join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\nlogfile {}\n\
+                     sentinel monitor {MASTER_NAME} 127.0.0.1 {} 2\n\
+                     sentinel down-after-milliseconds {MASTER_NAME} 500\n\
+                     sentinel failover-timeout {MASTER_NAME} 2000\n\
+                     sentinel parallel-syncs {MASTER_NAME} 1\n",
+                    s.dir.path().display(),
+                    s.dir.path().join(format!("sentinel-{i}.log")).display(),
+                    s.primary.port
+                ),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let child = Command::new("redis-sentinel")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("start redis-sentinel: {e}"));
+            s.sentinels.push(child);
+            s.ports.push(port);
+        }
+        // Each Sentinel must know the replica and the two others before a
+        // failover can reach its quorum.
+        for port in s.ports.clone() {
+            s.wait_for(
+                || {
+                    let others = sentinel_cli(port, &["SENTINEL", "sentinels", MASTER_NAME]);
+                    let replicas = sentinel_cli(port, &["SENTINEL", "replicas", MASTER_NAME]);
+                    others.matches("runid").count() >= 2 && replicas.contains("slave")
+                },
+                "the Sentinels to find each other and the replica",
+            );
+        }
+        s
+    }
+
+    fn wait_for(&self, mut ok: impl FnMut() -> bool, what: &str) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// The primary's port as the first Sentinel names it now.
+    pub fn primary_port(&self) -> u16 {
+        let out = sentinel_cli(
+            self.ports[0],
+            &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],
+        );
+        out.lines()
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The `[fleet]` block of a host that finds the primary through them.
+    pub fn fleet_block(&self, host: &str, extra: &str) -> String {
+        let list: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("\"127.0.0.1:{p}\""))
+            .collect();
+        format!(
+            "[fleet]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:{}/0\"\nhost_id = \"{host}\"\nsentinels = [{}]\nmaster_name = \"{MASTER_NAME}\"\n{extra}",
+            self.primary.port,
+            list.join(", ")
+        )
+    }
+
+    /// redis-cli against whichever server is on `port`.
+    pub fn cli_on(port: u16, args: &[&str]) -> String {
+        sentinel_cli(port, args)
+    }
+}
+
+fn sentinel_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for c in &mut self.sentinels {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

@@ -109,14 +109,15 @@ impl FleetBackend {
         }
     }
 
-    /// Tells the fleet what this host decided alone. Idempotent: a failure
-    /// keeps its attempt's id, and Redis counts an id once.
-    async fn replay(&self) -> Result<usize, FleetError> {
+    /// Tells the fleet what this host decided alone, from entry `from` on;
+    /// how many entries the journal held. Idempotent: a failure keeps its
+    /// attempt's id, and Redis counts an id once.
+    async fn replay(&self, from: usize) -> Result<usize, FleetError> {
         let entries = self
             .journal
             .entries()
             .map_err(|e| FleetError::Config(format!("cannot read the fleet journal: {e}")))?;
-        for e in &entries {
+        for e in entries.iter().skip(from) {
             match e {
                 Entry::Fail {
                     id,
@@ -177,13 +178,27 @@ impl FleetBackend {
     /// from the fleet again.
     async fn recover(&self) -> Result<(), FleetError> {
         self.link.connect().await?;
-        let mut replayed = 0;
+        // What the journal held when Redis came back goes first, while new
+        // logins still go to the journal: a lock or unlock made during the
+        // outage lands before anything newer touches its key.
+        let mut done = self.replay(0).await?;
+        self.reassert().await?;
+        self.resync_mirror().await?;
+        // Then new logins go to the fleet, and the few entries that arrived
+        // meanwhile follow them; the journal is emptied once none is left.
+        let was = self
+            .health
+            .lock()
+            .ok()
+            .and_then(|mut h| h.degraded_since.take());
         loop {
-            let n = self.replay().await?;
-            replayed += n;
+            let n = self.replay(done).await?;
             match self.journal.clear(n) {
-                Ok(true) => break,
-                Ok(false) => continue,
+                Ok(true) => {
+                    done = n;
+                    break;
+                }
+                Ok(false) => done = n,
                 Err(e) => {
                     return Err(FleetError::Config(format!(
                         "cannot clear the fleet journal: {e}"
@@ -191,13 +206,7 @@ impl FleetBackend {
                 }
             }
         }
-        self.reassert().await?;
-        self.resync_mirror().await?;
-        let was = self
-            .health
-            .lock()
-            .ok()
-            .and_then(|mut h| h.degraded_since.take());
+        let replayed = done;
         if let Some(since) = was {
             self.log_line(&format!(
                 "fleet-available host={} replayed={replayed} degraded_for_ms={}",
