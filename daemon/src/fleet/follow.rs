@@ -178,6 +178,7 @@ impl FleetBackend {
     /// from the fleet again.
     async fn recover(&self) -> Result<(), FleetError> {
         self.link.connect().await?;
+        let started = std::time::Instant::now();
         // What the journal held when Redis came back goes first, while new
         // logins still go to the journal: a lock or unlock made during the
         // outage lands before anything newer touches its key.
@@ -209,8 +210,9 @@ impl FleetBackend {
         let replayed = done;
         if let Some(since) = was {
             self.log_line(&format!(
-                "fleet-available host={} replayed={replayed} degraded_for_ms={}",
+                "fleet-available host={} replayed={replayed} replay_ms={} degraded_for_ms={}",
                 self.host(),
+                started.elapsed().as_millis(),
                 Time::now().0.saturating_sub(since.0)
             ));
         }

@@ -932,6 +932,34 @@ fn fleet_report(secs: f64) -> String {
     };
     let (a, b) = (sig(0), sig(1));
     eprintln!("fleet signals: origin {a:?}, other {b:?}");
+    // The cost of WAIT: admin locks through a host of a primary with one
+    // replica, waiting for it (replicas_to_wait = 1) and not (0).
+    let sentinels = warden_e2e::redis::Sentinels::start();
+    let waits: Vec<(u32, u128, u128)> = [1u32, 0]
+        .iter()
+        .map(|n| {
+            let d = Daemon::start(&format!(
+                "{}{}",
+                bench_config(),
+                sentinels.fleet_block(&format!("wait{n}"), &format!("replicas_to_wait = {n}\n"))
+            ));
+            d.wait_for_log("fleet-available", 10);
+            let mut lat: Vec<u128> = (0..300)
+                .map(|i| {
+                    let t = Instant::now();
+                    call(
+                        &d.socket,
+                        "Lock",
+                        format!(r#"["user","w{n}x{i}",3600,false,"bench"]"#),
+                    );
+                    t.elapsed().as_micros()
+                })
+                .collect();
+            lat.sort_unstable();
+            (*n, lat[lat.len() / 2], lat[lat.len() * 99 / 100])
+        })
+        .collect();
+    eprintln!("fleet wait: {waits:?}");
     format!(
         "\n## Fleet: two hosts on one Redis (loopback, no persistence)\n\n\
          A failed attempt as the module makes it (preauth, then authfail), at the socket.\n\n\
@@ -944,13 +972,19 @@ fn fleet_report(secs: f64) -> String {
          Lock propagation: 300 admin locks through one host, 10 ms apart, each timed by every \
          host from its XADD in Redis to that host's own log line and D-Bus signal \
          (after its local commit): the locking host p50 {} ms, p99 {} ms ({} events); \
-         the other host p50 {} ms, p99 {} ms ({} events).\n",
+         the other host p50 {} ms, p99 {} ms ({} events).\n\n\
+         The cost of WAIT (a primary, one replica, three Sentinels): an admin lock at the root socket \
+         with `replicas_to_wait = 1` p50 {} µs, p99 {} µs; with 0, p50 {} µs, p99 {} µs.\n",
         f50 as i64 - s50 as i64,
         a.1,
         a.2,
         a.0,
         b.1,
         b.2,
-        b.0
+        b.0,
+        waits[0].1,
+        waits[0].2,
+        waits[1].1,
+        waits[1].2,
     )
 }
