@@ -280,6 +280,12 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
                 log.clone(),
                 now,
             )?;
+            if !b.shares_totp_records() {
+                log.warn(&format!(
+                    "fleet-totp-per-host action=\"TOTP enrollments stay on each host; to share them, set [fleet] totp_key_file (or the credential {}) on every host\"",
+                    warden_daemon::fleet::KEY_CREDENTIAL
+                ));
+            }
             (w, Some(b))
         }
     };

@@ -114,10 +114,13 @@ struct BusHost {
     watch_out: std::path::PathBuf,
 }
 
-fn bus_host(redis: &Redis, name: &str, rules: &str) -> BusHost {
+fn bus_host(redis: &Redis, name: &str, rules: &str, fleet_extra: &str) -> BusHost {
     let bus = warden_e2e::bus::Bus::start();
     let daemon = Daemon::start_with_env(
-        &format!("{rules}{NO_FAMILIAR}{}", fleet_block(redis, name, "")),
+        &format!(
+            "{rules}{NO_FAMILIAR}{}",
+            fleet_block(redis, name, fleet_extra)
+        ),
         &bus.env(),
     );
     assert!(
@@ -181,7 +184,7 @@ fn a_lock_through_one_host_holds_on_all_and_an_unlock_through_another_lifts_it()
     let rules = user_rule(5, "15m", "15m");
     let hosts: Vec<BusHost> = ["a", "b", "c"]
         .iter()
-        .map(|n| bus_host(&redis, n, &rules))
+        .map(|n| bus_host(&redis, n, &rules, ""))
         .collect();
     std::thread::sleep(Duration::from_millis(500)); // the watches subscribe
     let pam: Vec<PamDir> = hosts
@@ -506,4 +509,81 @@ fn a_host_with_the_shipped_acl_reaches_its_prefix_and_nothing_else() {
         "{}",
         b.log_text()
     );
+}
+
+#[test]
+fn totp_enrolled_on_one_host_works_on_another_and_a_code_is_used_once_fleet_wide() {
+    if skip("totp_enrolled_on_one_host_works_on_another_and_a_code_is_used_once_fleet_wide") {
+        return;
+    }
+    use warden_e2e::totp::{code_at, enroll, fresh_step, now};
+    let redis = Redis::start();
+    let keydir = tempfile::tempdir().unwrap();
+    let key = keydir.path().join("fleet-totp.key");
+    std::fs::write(
+        &key,
+        "7c1e0f5a9b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let extra = format!("totp_key_file = \"{}\"\n", key.display());
+    let rules = user_rule(5, "15m", "15m");
+    let a = bus_host(&redis, "a", &rules, &extra);
+    let b = bus_host(&redis, "b", &rules, &extra);
+    let e = enroll(&a.bus.address, "hana", true);
+    // Redis holds the record sealed: neither the secret nor the record's
+    // fields in the clear.
+    let stored = redis.cli(&["HGET", "w:totp", "hana"]);
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    assert!(
+        stored.trim().len() > 100 && stored.trim().chars().all(|c| c.is_ascii_hexdigit()),
+        "{stored}"
+    );
+    assert!(
+        !stored.contains(&hex("confirmed")) && !stored.contains(&hex("secret")),
+        "{stored}"
+    );
+    // B, where hana never enrolled, asks for her code and takes it.
+    let drive = |h: &BusHost, code: &str| {
+        let pam = PamDir::new(&h.daemon.socket, "0", "");
+        warden_e2e::pam::drive(
+            pam.dir.path(),
+            &pam.service,
+            "hana",
+            Some("203.0.113.60"),
+            &["right", code],
+            false,
+        )
+    };
+    fresh_step(10);
+    let t = now();
+    let o = drive(&b, &code_at(&e.secret, t));
+    assert_eq!(
+        o.auth,
+        warden_e2e::pam::PAM_SUCCESS,
+        "B refused hana's code: {o:?}"
+    );
+    assert_eq!(o.prompts, ["Password:", "Verification code:"]);
+    // The next step's code, used on A, is refused on B: one step, once, fleet-wide.
+    let next = code_at(&e.secret, t + 30);
+    let o = drive(&a, &next);
+    assert_eq!(
+        o.auth,
+        warden_e2e::pam::PAM_SUCCESS,
+        "A refused a fresh code: {o:?}"
+    );
+    let o = drive(&b, &next);
+    assert_eq!(
+        o.auth,
+        warden_e2e::pam::PAM_AUTH_ERR,
+        "B took a code A had used: {o:?}"
+    );
+    // Removal is the fleet's too: B no longer asks.
+    let rm = b.ctl(&["totp", "remove", "hana"]);
+    assert_eq!(rm.code, 0, "{rm:?}");
+    let st = a.ctl(&["--json", "totp", "status", "hana"]);
+    let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap_or_default();
+    assert_eq!(v["enrolled"], false, "A still sees an enrollment: {st:?}");
+    let o = drive(&b, "");
+    assert_eq!(o.prompts, ["Password:"], "B still asks for a code: {o:?}");
 }

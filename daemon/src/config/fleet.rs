@@ -56,6 +56,10 @@ pub struct Fleet {
     /// failover; until then this host keeps a copy and asserts it again.
     pub replicas_to_wait: u32,
     pub wait_timeout: Duration,
+    /// The fleet's key that seals TOTP records in Redis (32 bytes in hex,
+    /// root's, mode 600); `None`: the credential `fleet-totp-key`, or else
+    /// TOTP records stay on each host.
+    pub totp_key_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +91,8 @@ pub(super) struct RawFleet {
     pub replicas_to_wait: Option<u32>,
     #[serde(default = "default_wait_timeout")]
     pub wait_timeout: Spanned<Dur>,
+    #[serde(default)]
+    pub totp_key_file: Option<Spanned<PathBuf>>,
 }
 
 fn default_wait_timeout() -> Spanned<Dur> {
@@ -228,7 +234,10 @@ impl RawFleet {
                 "is longer than 2s; a login waits on it, and pam_warden gives up sooner".into(),
             ));
         }
-        if let Some(p) = &self.password_file {
+        for p in [&self.password_file, &self.totp_key_file]
+            .into_iter()
+            .flatten()
+        {
             if !p.get_ref().is_absolute() {
                 return Err((p.span(), "must be an absolute path".into()));
             }
@@ -261,6 +270,7 @@ impl RawFleet {
                 .map(Spanned::into_inner)
                 .unwrap_or_default(),
             wait_timeout: self.wait_timeout.into_inner().0,
+            totp_key_file: self.totp_key_file.map(Spanned::into_inner),
             stream_length: self.stream_length.max(100),
         }
     }

@@ -879,9 +879,9 @@ impl Backend for FleetBackend {
             if !awaiting {
                 return decided(CodeVerdict::StartAgain, None);
             }
-            let (outcome, spent) =
-                self.local
-                    .verify_code(&a.user, c.typed, c.remember.as_ref(), now)?;
+            let (outcome, spent) = self
+                .verify(&a.user, c.typed, c.remember.as_ref(), now)
+                .await?;
             match outcome {
                 CodeOutcome::Good { recovery_left } => {
                     if let Some(d) = spent {
@@ -926,7 +926,7 @@ impl Backend for FleetBackend {
             if self.account(a, origin, now).await?.is_some() {
                 return decided(Proof::Locked, None);
             }
-            let (outcome, spent) = self.local.verify_code(&a.user, code, None, now)?;
+            let (outcome, spent) = self.verify(&a.user, code, None, now).await?;
             match outcome {
                 CodeOutcome::Good { .. } => decided(Proof::Good, spent),
                 CodeOutcome::NotEnrolled => decided(Proof::NoCode, None),
@@ -979,11 +979,48 @@ impl Backend for FleetBackend {
         &'a self,
         user: &'a str,
     ) -> BoxFuture<'a, Result<Option<TotpRecord>, ServiceError>> {
-        self.local.totp_record(user)
+        Box::pin(async move {
+            if self.shares_totp() {
+                match self.totp_get(user).await {
+                    Ok(r) => return Ok(r.map(|(_, rec)| rec)),
+                    Err(e) => self.degrade(&e),
+                }
+            }
+            self.local.totp_record(user).await
+        })
     }
 
     fn totp_change<'a>(&'a self, user: &'a str, change: TotpChange<'a>) -> Decided<'a, bool> {
-        self.local.totp_change(user, change)
+        Box::pin(async move {
+            if !self.shares_totp() {
+                return self.local.totp_change(user, change).await;
+            }
+            let current = match self.totp_get(user).await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.degrade(&e);
+                    return self.local.totp_change(user, change).await;
+                }
+            };
+            let (old, mut rec) = match current {
+                Some((hex, rec)) => (hex, Some(rec)),
+                None => (String::new(), None),
+            };
+            if !change(&mut rec)? {
+                return decided(false, None);
+            }
+            if !self
+                .totp_put(user, &old, rec.as_ref())
+                .await
+                .map_err(fleet_err)?
+            {
+                return Err(ServiceError::Invalid(format!(
+                    "{user}'s TOTP record was changed on another host meanwhile; try again"
+                )));
+            }
+            self.totp_mirror(user, rec).await;
+            decided(true, None)
+        })
     }
 
     fn tick(&self, now: Time) -> Decided<'_, ()> {
@@ -1216,6 +1253,23 @@ impl Backend for FleetBackend {
 
     fn fleet(&self) -> Option<super::FleetReport> {
         Some(self.report())
+    }
+}
+
+impl FleetBackend {
+    /// Checks a typed code: against the fleet's record when TOTP is shared,
+    /// else against this host's.
+    async fn verify(
+        &self,
+        user: &str,
+        typed: &str,
+        remember: Option<&(String, Time)>,
+        now: Time,
+    ) -> Result<(CodeOutcome, Option<Durable>), ServiceError> {
+        if self.shares_totp() {
+            return Ok((self.fleet_verify(user, typed, remember, now).await?, None));
+        }
+        self.local.verify_code(user, typed, remember, now)
     }
 }
 

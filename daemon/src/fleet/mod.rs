@@ -14,10 +14,12 @@ mod follow;
 mod journal;
 mod link;
 mod replicas;
+mod totp;
 mod wire;
 
 pub use follow::{run as run_tasks, FleetReport, HostSeen};
 pub use link::{Link, CREDENTIAL, LIBRARY};
+pub use totp::KEY_CREDENTIAL;
 pub use wire::Spec;
 
 use crate::config::{Config, Fleet, OnUnavailable, Policy};
@@ -154,6 +156,8 @@ pub struct FleetBackend {
     audit_tx: tokio::sync::mpsc::UnboundedSender<crate::engine::Event>,
     audit_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::engine::Event>>>,
     audit_max_age: RwLock<std::time::Duration>,
+    /// The fleet's key for TOTP records; `None`: they stay on each host.
+    sealer: Option<totp::Sealer>,
 }
 
 impl FleetBackend {
@@ -180,9 +184,11 @@ impl FleetBackend {
                     config.state_dir.display()
                 ))
             })?;
+        let sealer = totp::Sealer::load(&fleet)?;
         let (audit_tx, audit_rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(FleetBackend {
             audit_tx,
+            sealer,
             audit_rx: Mutex::new(Some(audit_rx)),
             audit_max_age: RwLock::new(config.audit.max_age),
             local,
@@ -210,6 +216,11 @@ impl FleetBackend {
             policy_hash: RwLock::new(policy_hash(&config.policy)),
             fleet,
         })
+    }
+
+    /// Whether TOTP records are shared (the fleet's key is configured).
+    pub fn shares_totp_records(&self) -> bool {
+        self.sealer.is_some()
     }
 
     pub fn host(&self) -> &str {

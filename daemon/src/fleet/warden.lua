@@ -407,7 +407,36 @@ local function state(keys, args)
   return cjson.encode(out)
 end
 
+-- TOTP records, sealed by the hosts (Redis never sees a secret): replaced
+-- only if unchanged since the caller read them, so two hosts' changes
+-- cannot overwrite each other.
+local function totp_put(keys, args)
+  local a = cjson.decode(args[1])
+  local h = a.p .. 'totp'
+  local cur = redis.call('HGET', h, a.user) or ''
+  if cur ~= (a.old or '') then return cjson.encode({ok = false}) end
+  if (a.new or '') == '' then
+    redis.call('HDEL', h, a.user)
+  else
+    redis.call('HSET', h, a.user, a.new)
+  end
+  return cjson.encode({ok = true})
+end
+
+-- Each time step once per user across the fleet: a code seen on one host
+-- cannot be used on another.
+local function totp_step(keys, args)
+  local a = cjson.decode(args[1])
+  local k = a.p .. 'tstep:' .. a.user
+  local last = tonumber(redis.call('GET', k) or '0')
+  if a.step <= last then return cjson.encode({ok = false, last = last}) end
+  redis.call('SET', k, a.step, 'PX', 86400000)
+  return cjson.encode({ok = true, last = a.step})
+end
+
 redis.register_function('warden_begin', begin)
+redis.register_function('warden_totp_put', totp_put)
+redis.register_function('warden_totp_step', totp_step)
 redis.register_function('warden_fail', fail)
 redis.register_function('warden_finish', finish)
 redis.register_function('warden_hold', hold)
