@@ -126,6 +126,9 @@ fn a_failover_mid_flood_decides_every_login_and_loses_no_acknowledged_lock() {
         "failover: served again after {gap:?}; {} logins during the flood, slowest {slowest:?}",
         seen.len()
     );
+    for line in b.log_text().lines().filter(|l| l.contains("replayed=")) {
+        println!("B: {line}");
+    }
     assert_eq!(undecided, 0, "logins left undecided during the failover");
     assert!(
         slowest < Duration::from_secs(2),

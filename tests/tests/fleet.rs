@@ -332,6 +332,9 @@ fn with_redis_gone_hosts_decide_alone_then_replay_what_they_saw() {
         a.log_text()
     );
     assert!(b.wait_for_log("fleet-available", 10));
+    for line in a.log_text().lines().filter(|l| l.contains("replayed=")) {
+        println!("A: {line}");
+    }
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut refused = false;
     while Instant::now() < deadline && !refused {
