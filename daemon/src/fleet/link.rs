@@ -29,6 +29,7 @@ pub struct Link {
     client: Mutex<redis::Client>,
     conn: Mutex<Option<MultiplexedConnection>>,
     timeout: Duration,
+    reconnecting: tokio::sync::Mutex<()>,
 }
 
 impl Link {
@@ -41,6 +42,7 @@ impl Link {
             client: Mutex::new(client),
             conn: Mutex::new(None),
             timeout: fleet.call_timeout,
+            reconnecting: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -234,12 +236,25 @@ impl Link {
         let mut cmd = redis::cmd("FCALL");
         cmd.arg(function).arg(0).arg(json);
         let text: String = match self.query(cmd.clone()).await {
-            // A failover: the old primary is a replica now (READONLY), or
-            // the new one lacks the library (NOSCRIPT). Ask the Sentinels
-            // again and retry once; redis-rs does not move a connection.
+            // A failover: the old primary is a replica now (READONLY), the
+            // new one lacks the library (NOSCRIPT), or the old one is gone
+            // (an I/O error). Ask the Sentinels again and retry once, within
+            // the call's own bound; redis-rs does not move a connection. One
+            // call reconnects at a time; the others fail over to the local
+            // engine meanwhile.
             Err(e) if e.after_failover() && !self.fleet.sentinels.is_empty() => {
-                self.connect().await?;
-                self.query(cmd).await?
+                let Ok(_one) = self.reconnecting.try_lock() else {
+                    return Err(e);
+                };
+                match tokio::time::timeout(self.timeout, async {
+                    self.connect().await?;
+                    self.query(cmd).await
+                })
+                .await
+                {
+                    Ok(r) => r?,
+                    Err(_) => return Err(FleetError::Timeout(self.timeout)),
+                }
             }
             other => other?,
         };

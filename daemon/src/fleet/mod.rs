@@ -55,15 +55,25 @@ impl FleetError {
         FleetError::Redis(e.to_string())
     }
 
-    /// What a failover looks like from a connection to the old primary.
+    /// What a failover looks like from a connection to the old primary:
+    /// `READONLY`, `NOSCRIPT`, or an I/O error.
     fn after_failover(&self) -> bool {
         match self {
             FleetError::Redis(m) => {
                 let m = m.to_ascii_lowercase();
-                ["readonly", "noscript", "function not found"]
-                    .iter()
-                    .any(|w| m.contains(w))
+                [
+                    "readonly",
+                    "noscript",
+                    "function not found",
+                    "broken pipe",
+                    "connection reset",
+                    "io error",
+                    "eof",
+                ]
+                .iter()
+                .any(|w| m.contains(w))
             }
+            FleetError::Down => true,
             _ => false,
         }
     }
