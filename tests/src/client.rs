@@ -60,3 +60,32 @@ pub fn locked_keys(socket: &Path) -> Vec<String> {
         other => panic!("list locks: {other:?}"),
     }
 }
+
+/// Runs the raw client (as `uid`, or root) and tallies its answers by label.
+pub fn raw_as(
+    uid: Option<u32>,
+    socket: &Path,
+    args: &[&str],
+) -> (String, std::collections::BTreeMap<String, usize>) {
+    let mut cmd = match uid {
+        Some(u) => crate::as_uid(u, &crate::paths::raw_client()),
+        None => std::process::Command::new(crate::paths::raw_client()),
+    };
+    let out = cmd.arg(socket).args(args).output().unwrap();
+    let text = crate::joined(&out);
+    let tally = text
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(k, n)| n.parse().ok().map(|n| (k.to_string(), n)))
+        .collect();
+    (text, tally)
+}
+
+/// How many answers a tally holds whose label starts with `prefix`.
+pub fn count(tally: &std::collections::BTreeMap<String, usize>, prefix: &str) -> usize {
+    tally
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, n)| n)
+        .sum()
+}

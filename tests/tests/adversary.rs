@@ -5,13 +5,13 @@
 //! start-up was refused. Latencies under attack are measured by `make bench`,
 //! never asserted here.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus};
 use warden_e2e::client::fail;
+use warden_e2e::client::{count, raw_as};
 use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
 use warden_e2e::pam::{PamDir, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_SUCCESS, WRONG_PASSWORD};
 use warden_e2e::sshd::{sshd_stack, Sshd};
@@ -21,29 +21,6 @@ use warden_e2e::users::TestUser;
 use warden_e2e::{as_uid, joined, paths, root_or_skip, unique};
 
 /// Runs raw-client as `uid` (or as root) and parses its tally into a map.
-fn raw_as(uid: Option<u32>, socket: &Path, args: &[&str]) -> (String, BTreeMap<String, usize>) {
-    let mut cmd = match uid {
-        Some(u) => as_uid(u, &paths::raw_client()),
-        None => Command::new(paths::raw_client()),
-    };
-    let out = cmd.arg(socket).args(args).output().unwrap();
-    let text = joined(&out);
-    let tally = text
-        .lines()
-        .filter_map(|l| l.rsplit_once(' '))
-        .filter_map(|(k, n)| n.parse().ok().map(|n| (k.to_string(), n)))
-        .collect();
-    (text, tally)
-}
-
-fn count(tally: &BTreeMap<String, usize>, prefix: &str) -> usize {
-    tally
-        .iter()
-        .filter(|(k, _)| k.starts_with(prefix))
-        .map(|(_, n)| n)
-        .sum()
-}
-
 fn status(bus: &Bus) -> serde_json::Value {
     let s = wardenctl(&bus.address, None, &["status", "--json"]);
     assert_eq!(s.code, 0, "{s:?}");

@@ -484,6 +484,21 @@ fn a_host_with_the_shipped_acl_reaches_its_prefix_and_nothing_else() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // What warden itself sends is allowed, on its own keys.
+    for cmd in [
+        vec!["HGET", "w:totp", "nobody"],
+        vec!["HDEL", "w:totp", "nobody"],
+        vec!["WAIT", "0", "0"],
+        vec!["ROLE"],
+        vec!["TIME"],
+        vec!["XTRIM", "w:audit", "MAXLEN", "10"],
+    ] {
+        let out = as_host(&cmd);
+        assert!(
+            !out.contains("NOPERM"),
+            "{cmd:?} is refused to warden-a: {out}"
+        );
+    }
     for cmd in [
         vec!["GET", "other:key"],
         vec!["FLUSHALL"],
@@ -589,4 +604,58 @@ fn totp_enrolled_on_one_host_works_on_another_and_a_code_is_used_once_fleet_wide
     assert_eq!(v["enrolled"], false, "A still sees an enrollment: {st:?}");
     let o = drive(&b, "");
     assert_eq!(o.prompts, ["Password:"], "B still asks for a code: {o:?}");
+}
+
+#[test]
+fn a_shell_cannot_crowd_a_fleet_host_with_attempts_in_flight() {
+    if skip("a_shell_cannot_crowd_a_fleet_host_with_attempts_in_flight") {
+        return;
+    }
+    if !warden_e2e::root_or_skip("a_shell_cannot_crowd_a_fleet_host_with_attempts_in_flight") {
+        return;
+    }
+    use warden_e2e::client::{count, raw_as};
+    let me = warden_e2e::users::TestUser::create(&warden_e2e::unique("wfcrowd"), "pw-unused-7");
+    let redis = Redis::start();
+    let rules = format!(
+        "max_attempts_in_flight = 100\n{}[allow]\nusers = [\"{}\", \"x\"]\n",
+        user_rule(5, "1h", "1h"),
+        me.name
+    );
+    let d = Daemon::start(&format!("{rules}{}", fleet_block(&redis, "a", "")));
+    assert!(d.wait_for_log("fleet-available", 10), "{}", d.log_text());
+    // An unprivileged peer begins and never ends: the fleet host holds it
+    // to the same bounds as a host alone, 16 per uid and 100 in all.
+    let (out, tally) = raw_as(
+        Some(me.uid),
+        &d.socket,
+        &["begin", &me.name, "--repeat", "25"],
+    );
+    assert_eq!(count(&tally, "allowed"), 16, "per uid: {out}");
+    assert_eq!(count(&tally, "refused:crowded"), 9, "{out}");
+    let (out, tally) = raw_as(None, &d.socket, &["begin", "x", "--repeat", "300"]);
+    assert_eq!(count(&tally, "allowed"), 100 - 16, "in all: {out}");
+    assert!(
+        d.log_text().contains("attempts-crowded "),
+        "{}",
+        d.log_text()
+    );
+    let st = call_fleet_status_healthy(&d);
+    assert!(st, "the host fell back to its own engine: {}", d.log_text());
+}
+
+fn call_fleet_status_healthy(d: &Daemon) -> bool {
+    let root = warden_daemon::config::root_socket_for(&d.socket);
+    match warden_e2e::client::request(
+        &root,
+        warden_proto::RequestBody::Admin(warden_proto::AdminRequest::Call {
+            method: "FleetStatus".into(),
+            args: "[]".into(),
+        }),
+    ) {
+        Ok(warden_proto::ResponseBody::Json(j)) => {
+            serde_json::from_str::<serde_json::Value>(&j).unwrap_or_default()["healthy"] == true
+        }
+        _ => false,
+    }
 }

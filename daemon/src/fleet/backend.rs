@@ -177,6 +177,20 @@ impl FleetBackend {
                 durable: d,
             });
         }
+        if let Some(uid) = self.crowded(origin) {
+            let in_flight = self.held.lock().map(|h| h.len()).unwrap_or(0);
+            self.alarms.raise(&Alert::Crowded { in_flight, uid }, now);
+            let reason = Reason::plain(ReasonKind::Crowded);
+            let e = refused_event(a, origin, now, &reason);
+            let d = self.record(vec![e], origin, Durability::Immediate);
+            return Ok(Decision {
+                value: Verdict {
+                    attempt: None,
+                    reason,
+                },
+                durable: d,
+            });
+        }
         let out: BeginOut = self.link.call("warden_begin", &arg).await?;
         let (reason, keys) = self.verdict_of(&out, &plan);
         if !reason.kind.allows() {
@@ -384,6 +398,7 @@ impl FleetBackend {
     /// also resets the user's counts and makes its source familiar.
     async fn finish(&self, h: Option<&Held>, a: &Attempt, origin: Origin, success: bool) {
         if !self.up() {
+            self.release_later(h);
             return;
         }
         let policy = self.policy();
@@ -431,7 +446,44 @@ impl FleetBackend {
         };
         if let Err(e) = self.link.call::<Now>("warden_finish", &arg).await {
             self.degrade(&e);
+            self.release_later(h);
         }
+    }
+
+    /// Places the fleet could not be told to free: journalled, so the
+    /// replay frees them, and they never turn into abandoned failures at
+    /// their deadline on another host.
+    fn release_later(&self, h: Option<&Held>) {
+        let Some(h) = h.filter(|h| !h.specs.is_empty()) else {
+            return;
+        };
+        let entry = Entry::Release {
+            id: h.member.clone(),
+            keys: h.specs.iter().map(|s| s.k.clone()).collect(),
+        };
+        if let Err(e) = self.journal.append(&entry) {
+            self.alarms.log().error(&format!(
+                "fleet-journal-error error={}",
+                crate::logline::quote(&e.to_string())
+            ));
+        }
+    }
+
+    /// Why an attempt may not be added, if too many are in flight: in all,
+    /// or from this unprivileged uid (the engine's own bounds).
+    fn crowded(&self, origin: Origin) -> Option<Option<u32>> {
+        let policy = self.policy();
+        let held = self.held.lock().ok()?;
+        if held.len() >= policy.max_attempts_in_flight {
+            return Some(None);
+        }
+        if let Origin::Peer(uid) = origin {
+            let mine = held.values().filter(|h| h.origin == origin).count();
+            if mine >= policy.max_attempts_per_uid {
+                return Some(Some(uid));
+            }
+        }
+        None
     }
 
     pub(super) async fn lock_states(&self, keys: Vec<String>) -> Result<Vec<StateOut>, FleetError> {
@@ -746,13 +798,20 @@ impl Backend for FleetBackend {
         now: Time,
     ) -> Decided<'a, Result<(), AttemptError>> {
         Box::pin(async move {
-            if self.is_local_id(id) || !self.up() {
+            if self.is_local_id(id) {
                 return self.local.succeed(id, a, origin, now).await;
             }
             let held = match self.take_held(id, a, origin) {
                 Ok(h) => h,
                 Err(e) => return decided(Err(e), None),
             };
+            if !self.up() {
+                // Its places are freed by the replay; the reset and the
+                // familiar source stay this host's (a success is not
+                // replayed: it could undo failures made after it).
+                self.release_later(held.as_ref());
+                return self.local.succeed(None, a, origin, now).await;
+            }
             self.finish(held.as_ref(), a, origin, true).await;
             let mut e = attempt_event(a, origin, now, EventKind::Success);
             e.failures = None;

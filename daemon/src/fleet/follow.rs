@@ -162,6 +162,16 @@ impl FleetBackend {
                 }
                 // Kept apart, in the unreplicated copy: see `reassert`.
                 Entry::Assert(_) => {}
+                Entry::Release { id, keys } => {
+                    let arg = super::wire::FinishArg {
+                        p: self.prefix(),
+                        id: id.clone(),
+                        keys: keys.clone(),
+                        reset: Vec::new(),
+                        fam: None,
+                    };
+                    self.link.call::<Now>("warden_finish", &arg).await?;
+                }
                 Entry::Unlock { by, .. } => {
                     let (uid, sel) = by.split_once('|').unwrap_or((by, ""));
                     let uid: u32 = uid.trim_start_matches("uid=").parse().unwrap_or(0);

@@ -35,6 +35,11 @@ pub enum Entry {
         keys: Vec<String>,
         by: String,
     },
+    /// Places of an attempt that ended while Redis was away, to be freed.
+    Release {
+        id: String,
+        keys: Vec<String>,
+    },
     /// A lock no replica acknowledged: asserted again after a failover.
     Assert(super::wire::LockOut),
 }
