@@ -291,6 +291,31 @@ fn a_lock_through_one_host_holds_on_all_and_an_unlock_through_another_lifts_it()
             "C's history lacks {k}: {kinds:?}"
         );
     }
+    // A lock that runs out ends once on every host: the fleet's sweep and a
+    // host's own clock do not both announce it.
+    let lock = hosts[0].ctl(&["lock", "eve", "--for", "2s"]);
+    assert_eq!(lock.code, 0, "{lock:?}");
+    let ended = |h: &BusHost| {
+        h.watched()
+            .lines()
+            .filter(|l| l.contains("\"unlocked\"") && l.contains("user=eve"))
+            .count()
+    };
+    let start = Instant::now();
+    while hosts.iter().any(|h| ended(h) == 0) && start.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Both clocks have had their chance to announce it.
+    std::thread::sleep(Duration::from_secs(2));
+    for (h, name) in hosts.iter().zip(["a", "b", "c"]) {
+        let ends = ended(h);
+        assert_eq!(
+            ends,
+            1,
+            "{name} announced eve's lock ending {ends} times: {}",
+            h.watched()
+        );
+    }
     // Every host timed the lock's way to its signal.
     let st = hosts[1].ctl(&["--json", "fleet", "status"]);
     let report: serde_json::Value = serde_json::from_str(&st.stdout).unwrap_or_default();

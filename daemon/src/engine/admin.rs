@@ -174,8 +174,15 @@ impl Engine {
 impl Engine {
     /// Copies a lock made or lifted elsewhere (the fleet) into this engine,
     /// so that it still stands if this host must decide alone. Nothing is
-    /// logged for it here: the fleet's event is.
-    pub fn mirror_lock(&mut self, k: &KeyId, lock: Option<Lock>, now: Time, fx: &mut Effects) {
+    /// logged for it here: the fleet's event is. False when it changed
+    /// nothing (an unlock of a lock this engine had already seen end).
+    pub fn mirror_lock(
+        &mut self,
+        k: &KeyId,
+        lock: Option<Lock>,
+        now: Time,
+        fx: &mut Effects,
+    ) -> bool {
         match lock {
             Some(lock) => {
                 let rule_lock = lock.by == LockedBy::Rule;
@@ -190,15 +197,18 @@ impl Engine {
             }
             None => {
                 let Some(st) = self.keys.remove(k) else {
-                    return;
+                    return false;
                 };
-                if let Some(l) = st.lock() {
-                    self.locks.remove(k, l.until);
-                    self.attribution.detach(k);
-                }
+                let Some(l) = st.lock() else {
+                    fx.keys.push((k.clone(), None));
+                    return false;
+                };
+                self.locks.remove(k, l.until);
+                self.attribution.detach(k);
             }
         }
         fx.keys.push((k.clone(), self.keys.get(k).cloned()));
+        true
     }
 
     /// This run's epoch, the high half of every attempt id it issues.

@@ -476,8 +476,14 @@ impl LocalBackend {
         let now = Time::now();
         let mut engine = self.engine()?;
         let mut fx = Effects::default();
-        engine.mirror_lock(k, lock, now, &mut fx);
-        fx.events.push(event);
+        // An unlock this host already announced (it saw the lock end by its
+        // own clock first) is not announced twice.
+        if engine.mirror_lock(k, lock, now, &mut fx) {
+            fx.events.push(event);
+        }
+        if fx.is_empty() {
+            return Ok(None);
+        }
         let then = self.announce.then(fx.events.clone(), Origin::Root, now);
         let d = self
             .writer
@@ -492,7 +498,7 @@ impl LocalBackend {
         let now = Time::now();
         let mut engine = self.engine()?;
         let mut fx = Effects::default();
-        engine.mirror_lock(k, lock, now, &mut fx);
+        let _ = engine.mirror_lock(k, lock, now, &mut fx);
         drop(self.writer.submit(fx, Durability::Immediate));
         Ok(())
     }
