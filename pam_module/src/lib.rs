@@ -48,3 +48,18 @@ impl PamHooks for PamWarden {
         PamResultCode::PAM_SUCCESS
     }
 }
+
+/// Proves that the module's own unwinder works in the process that loads it:
+/// the module links gcc's static unwinder instead of libgcc_s (see build.rs),
+/// and its entry points rely on unwinding to catch a panic before it reaches
+/// libpam. Unwinds through a frame and catches it, without the panic hook
+/// (which would write to stderr); 1 when caught. For tests; libpam never
+/// calls it.
+#[no_mangle]
+pub extern "C" fn pam_warden_unwind_selftest() -> std::os::raw::c_int {
+    let caught = std::panic::catch_unwind(|| std::panic::resume_unwind(Box::new(7u8)));
+    match caught {
+        Err(payload) if payload.downcast_ref::<u8>() == Some(&7) => 1,
+        _ => 0,
+    }
+}
