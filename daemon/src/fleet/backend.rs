@@ -375,9 +375,7 @@ impl FleetBackend {
 
     /// The keys a failure of this attempt counts on, when no lease says.
     fn fresh_specs(&self, a: &Attempt, origin: Origin, kind: FailureKind) -> Vec<Spec> {
-        let Ok(p) = self.planner.read() else {
-            return Vec::new();
-        };
+        let p = self.plans();
         let memory = p.policy().escalation_memory;
         let plan = p.plan(a, origin);
         if plan.allowlisted {
@@ -608,10 +606,10 @@ impl FleetBackend {
         origin: Origin,
         now: Time,
     ) -> Result<Option<Reason>, FleetError> {
-        let (keys, planner_rules): (Vec<String>, Vec<String>) = {
-            let Ok(p) = self.planner.read() else {
-                return Ok(None);
-            };
+        let keys: Vec<String> = {
+            // The planner holds no state a panic could have left half-made;
+            // refusing to look would let a locked user in.
+            let p = self.plans();
             let plan = p.plan(a, origin);
             let mut keys: Vec<String> = plan
                 .keys
@@ -622,9 +620,8 @@ impl FleetBackend {
                 .collect();
             keys.push(KeyId::new(ADMIN_RULE, [("user", a.user.as_str())]).to_string());
             keys.extend(plan.others.iter().map(ToString::to_string));
-            (keys, Vec::new())
+            keys
         };
-        let _ = planner_rules;
         let states = self.lock_states(keys).await?;
         let locks: Vec<LockOut> = states
             .into_iter()
@@ -775,13 +772,12 @@ impl Backend for FleetBackend {
             if kind.code_failure() {
                 // A code belongs to the user: a wrong one counts in every
                 // rule that tracks the user, whatever its services.
-                if let Ok(p) = self.planner.read() {
-                    let memory = p.policy().escalation_memory;
-                    for (r, k) in p.plan_code_keys(a, origin, familiar) {
-                        let name = k.to_string();
-                        if !specs.iter().any(|s| s.k == name) {
-                            specs.push(Spec::new(&r, &k, memory));
-                        }
+                let p = self.plans();
+                let memory = p.policy().escalation_memory;
+                for (r, k) in p.plan_code_keys(a, origin, familiar) {
+                    let name = k.to_string();
+                    if !specs.iter().any(|s| s.k == name) {
+                        specs.push(Spec::new(&r, &k, memory));
                     }
                 }
             }
@@ -1208,14 +1204,9 @@ impl Backend for FleetBackend {
                 }
             }
             if after.is_none() {
-                let keys = match sel {
-                    Selector::Key(k) => vec![k.to_string()],
-                    _ => Vec::new(),
-                };
-                let _ = keys;
                 self.journal_append(&Entry::Unlock {
-                    keys: Vec::new(),
-                    by: format!("uid={by_uid}|{}", selector_text(sel)),
+                    uid: by_uid,
+                    selector: selector_text(sel),
                 })?;
             }
             self.local.unlock_page(sel, by_uid, after, n, now).await

@@ -172,11 +172,9 @@ impl FleetBackend {
                     };
                     self.link.call::<Now>("warden_finish", &arg).await?;
                 }
-                Entry::Unlock { by, .. } => {
-                    let (uid, sel) = by.split_once('|').unwrap_or((by, ""));
-                    let uid: u32 = uid.trim_start_matches("uid=").parse().unwrap_or(0);
-                    if let Some(sel) = selector_of(sel) {
-                        self.fleet_unlock(&sel, uid).await?;
+                Entry::Unlock { uid, selector } => {
+                    if let Some(sel) = selector_of(selector) {
+                        self.fleet_unlock(&sel, *uid).await?;
                     }
                 }
             }

@@ -31,15 +31,10 @@ pub enum Entry {
         uid: u32,
         why: String,
     },
-    Unlock {
-        keys: Vec<String>,
-        by: String,
-    },
+    /// An admin's unlock: who, and what (`user=NAME`, `rhost=ADDR`, `key=KEY`, `all`).
+    Unlock { uid: u32, selector: String },
     /// Places of an attempt that ended while Redis was away, to be freed.
-    Release {
-        id: String,
-        keys: Vec<String>,
-    },
+    Release { id: String, keys: Vec<String> },
     /// A lock no replica acknowledged: asserted again after a failover.
     Assert(super::wire::LockOut),
 }

@@ -332,13 +332,17 @@ impl FleetBackend {
         keys.iter().map(|(r, k)| Spec::new(r, k, memory)).collect()
     }
 
-    fn policy(&self) -> Policy {
-        // The planner holds no state a panic could have left half-made.
+    /// The planning engine. It holds no state a panic could have left
+    /// half-made, so a poisoned lock is read through: refusing to plan would
+    /// count a failure on no key, which is failing open.
+    fn plans(&self) -> std::sync::RwLockReadGuard<'_, Engine> {
         self.planner
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .policy()
-            .clone()
+    }
+
+    fn policy(&self) -> Policy {
+        self.plans().policy().clone()
     }
 
     pub fn set_policy(&self, config: &Config) {
