@@ -10,6 +10,7 @@ pub mod describe;
 pub mod dirs;
 pub mod engine;
 pub mod fleet;
+pub mod hex;
 pub mod log;
 pub mod logline;
 pub mod notify;

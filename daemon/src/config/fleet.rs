@@ -296,7 +296,7 @@ fn derived_host_id() -> String {
     match std::fs::read_to_string("/etc/machine-id") {
         Ok(id) if !id.trim().is_empty() => {
             let d = Sha256::digest(id.trim().as_bytes());
-            d.iter().take(6).map(|b| format!("{b:02x}")).collect()
+            crate::hex::encode(&d[..6])
         }
         _ => std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())

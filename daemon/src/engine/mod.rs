@@ -138,7 +138,8 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    fn is_code(self) -> bool {
+    /// A wrong or replayed second-factor code.
+    pub fn is_code(self) -> bool {
         matches!(self, FailureKind::Totp | FailureKind::TotpReplayed)
     }
 }

@@ -67,7 +67,8 @@ pub(super) fn lock_event(fields: &HashMap<String, String>) -> Option<(KeyId, Opt
     }
 }
 
-fn fields_of(entry: &redis::streams::StreamId) -> HashMap<String, String> {
+/// A stream entry's fields as text.
+pub(super) fn fields_of(entry: &redis::streams::StreamId) -> HashMap<String, String> {
     entry
         .map
         .iter()

@@ -1,7 +1,7 @@
 //! The fleet behind the service seam: each decision is one call of a Redis
 //! function; while Redis is away, `on_unavailable` decides.
 
-use super::journal::{Entry, SpecRecord};
+use super::journal::Entry;
 use super::wire::{
     locked_reason, BeginArg, BeginOut, FailArg, FamArg, FinishArg, HoldArg, KeysArg, LockArg,
     LockOut, Locked, Now, StateOut, UnlockArg, UnlockOut,
@@ -85,7 +85,7 @@ impl FleetBackend {
         dry: bool,
     ) -> Result<(BeginArg<'a>, crate::engine::Plan), ServiceError> {
         let (plan, policy) = {
-            let p = self.planner.read().map_err(|_| ServiceError::Poisoned)?;
+            let p = self.plans();
             (p.plan(a, origin), p.policy().clone())
         };
         let memory = policy.escalation_memory;
@@ -118,11 +118,7 @@ impl FleetBackend {
     }
 
     fn limit_of(&self, rule: &str) -> u32 {
-        self.planner
-            .read()
-            .ok()
-            .and_then(|p| p.rule(rule).map(|r| r.limit))
-            .unwrap_or(0)
+        self.plans().rule(rule).map_or(0, |r| r.limit)
     }
 
     /// The verdict in a begin's answer, and the keys it reserved on.
@@ -319,7 +315,7 @@ impl FleetBackend {
         self.journal_append(&Entry::Fail {
             id: member,
             at: now.0,
-            keys: specs.iter().map(SpecRecord::from).collect(),
+            keys: specs.clone(),
             service: a.service.clone(),
             user: a.user.clone(),
             rhost: a.rhost.clone(),
@@ -360,7 +356,7 @@ impl FleetBackend {
         self.journal_append(&Entry::Fail {
             id: member,
             at: now.0,
-            keys: specs.iter().map(SpecRecord::from).collect(),
+            keys: specs.clone(),
             service: a.service.clone(),
             user: a.user.clone(),
             rhost: a.rhost.clone(),
@@ -373,23 +369,25 @@ impl FleetBackend {
             .map_err(|e| ServiceError::Unavailable(format!("cannot write the fleet journal: {e}")))
     }
 
-    /// The keys a failure of this attempt counts on, when no lease says.
-    fn fresh_specs(&self, a: &Attempt, origin: Origin, kind: FailureKind) -> Vec<Spec> {
+    /// The keys a failure of this attempt counts on, when no lease says;
+    /// `None` for an allowlisted attempt, which counts on none.
+    fn fresh_specs(&self, a: &Attempt, origin: Origin) -> Option<Vec<Spec>> {
+        let p = self.plans();
+        let plan = p.plan(a, origin);
+        (!plan.allowlisted).then(|| self.specs(&plan.keys, p.policy().escalation_memory))
+    }
+
+    /// Adds where a wrong code counts too: a code belongs to the user, so
+    /// every rule that tracks the user, whatever its services.
+    fn add_code_specs(&self, specs: &mut Vec<Spec>, a: &Attempt, origin: Origin, familiar: bool) {
         let p = self.plans();
         let memory = p.policy().escalation_memory;
-        let plan = p.plan(a, origin);
-        if plan.allowlisted {
-            return Vec::new();
-        }
-        let mut keys = plan.keys;
-        if kind.code_failure() {
-            for (r, k) in p.plan_code_keys(a, origin, false) {
-                if !keys.iter().any(|(_, x)| *x == k) {
-                    keys.push((r, k));
-                }
+        for (r, k) in p.plan_code_keys(a, origin, familiar) {
+            let name = k.to_string();
+            if !specs.iter().any(|s| s.k == name) {
+                specs.push(Spec::new(&r, &k, memory));
             }
         }
-        self.specs(&keys, memory)
     }
 
     /// Ends an attempt without a failure: frees its places; a root success
@@ -406,17 +404,15 @@ impl FleetBackend {
         };
         let root_success = success && origin == Origin::Root;
         if root_success && h.is_none() {
-            keys = self.fresh_specs(a, origin, FailureKind::Password);
+            keys = self.fresh_specs(a, origin).unwrap_or_default();
         }
         let mut reset = Vec::new();
         if root_success && policy.reset_on_success {
-            let planner = self.planner.read().ok();
+            let planner = self.plans();
             for s in &keys {
-                let rule = KeyId::parse(&s.k).ok().and_then(|k| {
-                    planner
-                        .as_ref()
-                        .and_then(|p| p.rule(k.rule()).map(|r| r.tracks(Field::User)))
-                });
+                let rule = KeyId::parse(&s.k)
+                    .ok()
+                    .and_then(|k| planner.rule(k.rule()).map(|r| r.tracks(Field::User)));
                 if rule == Some(true) {
                     reset.push(s.k.clone());
                 }
@@ -427,11 +423,7 @@ impl FleetBackend {
         }
         let fam = (root_success && policy.familiar_enabled).then(|| FamArg {
             user: a.user.clone(),
-            source: self
-                .planner
-                .read()
-                .map(|p| p.plan(a, origin).source)
-                .unwrap_or_default(),
+            source: self.plans().plan(a, origin).source,
             remember: millis(policy.familiar_remember),
             keys: Vec::new(),
         });
@@ -446,6 +438,24 @@ impl FleetBackend {
             self.degrade(&e);
             self.release_later(h);
         }
+    }
+
+    /// Ends a fleet attempt that counts as nothing (a release, a refusal
+    /// after the password): frees its places and records `event`.
+    async fn end_uncounted(
+        &self,
+        id: Option<AttemptId>,
+        a: &Attempt,
+        origin: Origin,
+        event: Event,
+        durability: Durability,
+    ) -> Result<Decision<Result<(), AttemptError>>, ServiceError> {
+        let held = match self.take_held(id, a, origin) {
+            Ok(h) => h,
+            Err(e) => return decided(Err(e), None),
+        };
+        self.finish(held.as_ref(), a, origin, false).await;
+        decided(Ok(()), self.record(vec![event], origin, durability))
     }
 
     /// Places the fleet could not be told to free: journalled, so the
@@ -517,11 +527,7 @@ impl FleetBackend {
                 v
             }
             Selector::Rhost(r) => {
-                let source = self
-                    .planner
-                    .read()
-                    .map(|p| p.admin_rhost_key(r))
-                    .unwrap_or_else(|_| r.clone());
+                let source = self.plans().admin_rhost_key(r);
                 let mut v = self.members(self.key(&format!("a:{source}"))).await?;
                 v.push(KeyId::new(ADMIN_RULE, [("rhost", source.as_str())]).to_string());
                 v
@@ -688,16 +694,6 @@ impl FleetBackend {
     }
 }
 
-trait CodeFailure {
-    fn code_failure(self) -> bool;
-}
-
-impl CodeFailure for FailureKind {
-    fn code_failure(self) -> bool {
-        matches!(self, FailureKind::Totp | FailureKind::TotpReplayed)
-    }
-}
-
 impl Backend for FleetBackend {
     fn begin<'a>(&'a self, a: &'a Attempt, origin: Origin, now: Time) -> Decided<'a, Verdict> {
         Box::pin(async move {
@@ -745,8 +741,11 @@ impl Backend for FleetBackend {
                 // Begun by this host alone during an outage: counted here,
                 // and told to the fleet now or when it returns.
                 if self.mode() == OnUnavailable::Local {
-                    let specs = self.fresh_specs(a, origin, kind);
-                    self.tell_fleet(self.member(local_id), specs, a, now)
+                    let mut specs = self.fresh_specs(a, origin);
+                    if let Some(s) = specs.as_mut().filter(|_| kind.is_code()) {
+                        self.add_code_specs(s, a, origin, false);
+                    }
+                    self.tell_fleet(self.member(local_id), specs.unwrap_or_default(), a, now)
                         .await?;
                 }
                 return self.local.fail(id, a, origin, kind, now).await;
@@ -765,21 +764,12 @@ impl Backend for FleetBackend {
                 Some(h) => (h.member, h.specs, h.familiar),
                 None => (
                     self.stray_member(),
-                    self.fresh_specs(a, origin, FailureKind::Password),
+                    self.fresh_specs(a, origin).unwrap_or_default(),
                     false,
                 ),
             };
-            if kind.code_failure() {
-                // A code belongs to the user: a wrong one counts in every
-                // rule that tracks the user, whatever its services.
-                let p = self.plans();
-                let memory = p.policy().escalation_memory;
-                for (r, k) in p.plan_code_keys(a, origin, familiar) {
-                    let name = k.to_string();
-                    if !specs.iter().any(|s| s.k == name) {
-                        specs.push(Spec::new(&r, &k, memory));
-                    }
-                }
+            if kind.is_code() {
+                self.add_code_specs(&mut specs, a, origin, familiar);
             }
             self.count_failure(member, specs, a, origin, kind, now)
                 .await
@@ -827,13 +817,9 @@ impl Backend for FleetBackend {
             if self.is_local_id(id) {
                 return self.local.release(id, a, origin, now).await;
             }
-            let held = match self.take_held(id, a, origin) {
-                Ok(h) => h,
-                Err(e) => return decided(Err(e), None),
-            };
-            self.finish(held.as_ref(), a, origin, false).await;
             let e = attempt_event(a, origin, now, EventKind::Aborted);
-            decided(Ok(()), self.record(vec![e], origin, Durability::Deferred))
+            self.end_uncounted(id, a, origin, e, Durability::Deferred)
+                .await
         })
     }
 
@@ -852,14 +838,10 @@ impl Backend for FleetBackend {
                     .refuse_after_password(id, a, origin, why, now)
                     .await;
             }
-            let held = match self.take_held(id, a, origin) {
-                Ok(h) => h,
-                Err(e) => return decided(Err(e), None),
-            };
-            self.finish(held.as_ref(), a, origin, false).await;
             let mut e = attempt_event(a, origin, now, EventKind::Refused);
             e.reason = Some(why.to_string());
-            decided(Ok(()), self.record(vec![e], origin, Durability::Immediate))
+            self.end_uncounted(id, a, origin, e, Durability::Immediate)
+                .await
         })
     }
 
@@ -1108,11 +1090,7 @@ impl Backend for FleetBackend {
     fn lock<'a>(&'a self, req: &'a AdminLock, now: Time) -> Decided<'a, KeyId> {
         Box::pin(async move {
             let value = match req.target {
-                Field::Rhost => self
-                    .planner
-                    .read()
-                    .map(|p| p.admin_rhost_key(&req.value))
-                    .map_err(|_| ServiceError::Poisoned)?,
+                Field::Rhost => self.plans().admin_rhost_key(&req.value),
                 _ => req.value.clone(),
             };
             if req.target == Field::Rhost && value.contains('/') {
@@ -1130,11 +1108,7 @@ impl Backend for FleetBackend {
                     tty: None,
                     ruser: None,
                 };
-                let source = self
-                    .planner
-                    .read()
-                    .map(|p| p.plan(&probe, Origin::Root).source)
-                    .map_err(|_| ServiceError::Poisoned)?;
+                let source = self.plans().plan(&probe, Origin::Root).source;
                 if source != value {
                     return Err(ServiceError::Invalid(format!(
                         "{value} is wider than one source; a fleet does not enforce range locks yet: lock its addresses one by one, or use [deny] rhosts in warden.toml"

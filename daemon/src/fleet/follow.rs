@@ -6,7 +6,7 @@
 use super::backend::{lock_from, selector_of};
 use super::journal::Entry;
 use super::wire::{FailArg, LockArg, Now};
-use super::{FleetBackend, FleetError, Spec};
+use super::{FleetBackend, FleetError};
 use crate::engine::KeyId;
 use crate::time::Time;
 use redis::streams::{StreamReadOptions, StreamReadReply};
@@ -134,7 +134,7 @@ impl FleetBackend {
                         id: id.clone(),
                         at: Some(*at),
                         extend: self.extend.load(Ordering::Relaxed),
-                        keys: keys.iter().map(Spec::from).collect(),
+                        keys: keys.clone(),
                         service,
                         user,
                         rhost: rhost.as_deref(),
@@ -374,16 +374,7 @@ async fn follow(fleet: Arc<FleetBackend>) {
             };
             for key in reply.keys {
                 for entry in key.ids {
-                    let fields: HashMap<String, String> = entry
-                        .map
-                        .iter()
-                        .filter_map(|(f, v)| {
-                            redis::from_redis_value::<String>(v.clone())
-                                .ok()
-                                .map(|v| (f.clone(), v))
-                        })
-                        .collect();
-                    fleet.apply_event(&fields, stream_ms(&entry.id));
+                    fleet.apply_event(&super::audit::fields_of(&entry), stream_ms(&entry.id));
                     let lag = Time::now().0.saturating_sub(stream_ms(&entry.id));
                     fleet.lag_ms.store(lag, Ordering::Relaxed);
                     last = Some(entry.id);

@@ -20,7 +20,7 @@ pub enum Entry {
     Fail {
         id: String,
         at: u64,
-        keys: Vec<SpecRecord>,
+        keys: Vec<Spec>,
         service: String,
         user: String,
         rhost: Option<String>,
@@ -37,46 +37,6 @@ pub enum Entry {
     Release { id: String, keys: Vec<String> },
     /// A lock no replica acknowledged: asserted again after a failover.
     Assert(super::wire::LockOut),
-}
-
-/// A [`Spec`] as the journal keeps it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SpecRecord {
-    pub k: String,
-    pub limit: u32,
-    pub window: u64,
-    pub memory: u64,
-    pub lens: Vec<i64>,
-    pub user: Option<String>,
-    pub rhost: Option<String>,
-}
-
-impl From<&Spec> for SpecRecord {
-    fn from(s: &Spec) -> SpecRecord {
-        SpecRecord {
-            k: s.k.clone(),
-            limit: s.limit,
-            window: s.window,
-            memory: s.memory,
-            lens: s.lens.clone(),
-            user: s.user.clone(),
-            rhost: s.rhost.clone(),
-        }
-    }
-}
-
-impl From<&SpecRecord> for Spec {
-    fn from(s: &SpecRecord) -> Spec {
-        Spec {
-            k: s.k.clone(),
-            limit: s.limit,
-            window: s.window,
-            memory: s.memory,
-            lens: s.lens.clone(),
-            user: s.user.clone(),
-            rhost: s.rhost.clone(),
-        }
-    }
 }
 
 pub struct Journal {

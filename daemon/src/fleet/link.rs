@@ -384,37 +384,10 @@ fn client_for(
 
 /// The password: `password_file`, else the systemd credential, else none.
 fn password(fleet: &Fleet) -> Result<Option<String>, FleetError> {
-    let path = match &fleet.password_file {
-        Some(p) => p.clone(),
-        None => match std::env::var_os("CREDENTIALS_DIRECTORY") {
-            Some(dir) => {
-                let p = std::path::Path::new(&dir).join(CREDENTIAL);
-                if !p.exists() {
-                    return Ok(None);
-                }
-                p
-            }
-            None => return Ok(None),
-        },
-    };
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(&path).map_err(|e| {
-        FleetError::Config(format!(
-            "cannot read the Redis password from {}: {e}",
-            path.display()
-        ))
-    })?;
-    if meta.mode() & 0o077 != 0 || meta.uid() != 0 {
-        return Err(FleetError::Config(format!(
-            "{} must be root's and readable by root alone (chown root; chmod 600)",
-            path.display()
-        )));
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        FleetError::Config(format!(
-            "cannot read the Redis password from {}: {e}",
-            path.display()
-        ))
-    })?;
-    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
+    let text = super::secret::read(
+        fleet.password_file.as_deref(),
+        CREDENTIAL,
+        "the Redis password",
+    )?;
+    Ok(text.map(|t| t.trim_end_matches(['\n', '\r']).to_string()))
 }

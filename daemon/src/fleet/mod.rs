@@ -14,6 +14,7 @@ mod follow;
 mod journal;
 mod link;
 mod replicas;
+mod secret;
 mod totp;
 mod wire;
 
@@ -391,7 +392,7 @@ pub fn policy_hash(policy: &Policy) -> String {
         policy.attempt_timeout
     );
     let d = Sha256::digest(text.as_bytes());
-    d.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&d[..6])
 }
 
 /// The service over the fleet: the local backend (log, audit, TOTP, the

@@ -29,52 +29,22 @@ impl Sealer {
     /// The fleet's key, or `None` when none is configured (records then
     /// stay on each host).
     pub fn load(fleet: &Fleet) -> Result<Option<Sealer>, FleetError> {
-        let path = match &fleet.totp_key_file {
-            Some(p) => p.clone(),
-            None => match std::env::var_os("CREDENTIALS_DIRECTORY") {
-                Some(dir) => {
-                    let p = std::path::Path::new(&dir).join(KEY_CREDENTIAL);
-                    if !p.exists() {
-                        return Ok(None);
-                    }
-                    p
-                }
-                None => return Ok(None),
-            },
+        let Some(text) = super::secret::read(
+            fleet.totp_key_file.as_deref(),
+            KEY_CREDENTIAL,
+            "the fleet's TOTP key",
+        )?
+        else {
+            return Ok(None);
         };
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(&path).map_err(|e| {
-            FleetError::Config(format!(
-                "cannot read the fleet's TOTP key {}: {e}",
-                path.display()
-            ))
-        })?;
-        if meta.mode() & 0o077 != 0 || meta.uid() != 0 {
+        let bytes = Zeroizing::new(crate::hex::decode(text.trim()).unwrap_or_default());
+        if bytes.len() != 32 {
             return Err(FleetError::Config(format!(
-                "{} must be root's and readable by root alone (chown root; chmod 600)",
-                path.display()
-            )));
-        }
-        let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
-            FleetError::Config(format!(
-                "cannot read the fleet's TOTP key {}: {e}",
-                path.display()
-            ))
-        })?);
-        let hex = text.trim();
-        let bytes: Zeroizing<Vec<u8>> = Zeroizing::new(
-            (0..hex.len())
-                .step_by(2)
-                .filter_map(|i| {
-                    hex.get(i..i + 2)
-                        .and_then(|b| u8::from_str_radix(b, 16).ok())
-                })
-                .collect(),
-        );
-        if hex.len() != 64 || bytes.len() != 32 {
-            return Err(FleetError::Config(format!(
-                "{} must hold 32 bytes in hex (64 characters); make one with: openssl rand -hex 32",
-                path.display()
+                "the fleet's TOTP key ({}) must hold 32 bytes in hex (64 characters); make one with: openssl rand -hex 32",
+                fleet
+                    .totp_key_file
+                    .as_ref()
+                    .map_or_else(|| format!("the credential {KEY_CREDENTIAL}"), |p| p.display().to_string())
             )));
         }
         Ok(Some(Sealer {
@@ -105,21 +75,11 @@ impl Sealer {
                 },
             )
             .map_err(|_| FleetError::Reply("cannot seal a TOTP record".into()))?;
-        Ok(nonce
-            .iter()
-            .chain(ct.iter())
-            .map(|b| format!("{b:02x}"))
-            .collect())
+        Ok(crate::hex::encode(&[&nonce[..], &ct].concat()))
     }
 
     pub fn open(&self, user: &str, hex: &str) -> Result<TotpRecord, FleetError> {
-        let bytes: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .filter_map(|i| {
-                hex.get(i..i + 2)
-                    .and_then(|b| u8::from_str_radix(b, 16).ok())
-            })
-            .collect();
+        let bytes = crate::hex::decode(hex).unwrap_or_default();
         if bytes.len() < 12 + 16 {
             return Err(FleetError::Reply(format!(
                 "{user}'s TOTP record is truncated"

@@ -13,8 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// that is not within a hair of 1.
 pub const ESCALATION_STEPS: usize = 32;
 
-/// One key a call counts on, with its rule's numbers.
-#[derive(Serialize, Clone, Debug)]
+/// One key a call counts on, with its rule's numbers; the journal keeps
+/// them as they were sent.
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Spec {
     pub k: String,
     pub limit: u32,
