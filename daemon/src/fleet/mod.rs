@@ -408,24 +408,12 @@ pub fn warden(
     log: Arc<crate::log::Log>,
     started: Time,
 ) -> Result<(crate::service::Warden, Arc<FleetBackend>), String> {
-    store.set_retention(&config.audit);
-    let announce = Arc::new(
-        crate::service::Announcer::start(log.clone())
-            .map_err(|e| format!("cannot start the announcer: {e}"))?,
-    );
-    let alarms = Arc::new(Alarms::new(log.clone()));
-    let local = Arc::new(LocalBackend::new(
-        engine,
-        totp,
-        store,
-        writer,
-        announce.clone(),
-        alarms.clone(),
-    ));
+    let f = crate::service::Footing::start(&config, engine, totp, store, writer, &log)
+        .map_err(|e| format!("cannot start the announcer: {e}"))?;
     let backend = Arc::new(
-        FleetBackend::new(&config, fleet, local, alarms.clone()).map_err(|e| e.to_string())?,
+        FleetBackend::new(&config, fleet, f.local, f.alarms.clone()).map_err(|e| e.to_string())?,
     );
     let warden =
-        crate::service::Warden::new(config, backend.clone(), announce, alarms, log, started);
+        crate::service::Warden::new(config, backend.clone(), f.announce, f.alarms, log, started);
     Ok((warden, backend))
 }

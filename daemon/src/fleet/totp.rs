@@ -10,7 +10,7 @@ use crate::config::Fleet;
 use crate::service::backend::Backend;
 use crate::service::{CodeOutcome, ServiceError};
 use crate::time::Time;
-use crate::totp::{self, CodeCheck, TotpRecord};
+use crate::totp::{self, Spent, TotpRecord};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use serde::{Deserialize, Serialize};
@@ -224,21 +224,18 @@ impl FleetBackend {
             if !rec.confirmed {
                 return Ok(CodeOutcome::NotEnrolled);
             }
-            let recovery_left = match totp::check(&rec, typed, now) {
-                CodeCheck::Good(step) => {
-                    // The marker decides, whichever host gets there first.
+            let recovery_left = match totp::spend(&mut rec, typed, now) {
+                Spent::Code(step) => {
+                    // The marker decides, whichever host gets there first;
+                    // a record whose code was replayed is never stored.
                     if !self.claim_step(user, step).await.map_err(svc)? {
                         return Ok(CodeOutcome::Replayed);
                     }
-                    rec.last_step = step;
                     None
                 }
-                CodeCheck::Recovery(i) => {
-                    rec.recovery.remove(i);
-                    Some(rec.recovery.len())
-                }
-                CodeCheck::Replayed => return Ok(CodeOutcome::Replayed),
-                CodeCheck::Wrong => return Ok(CodeOutcome::Wrong),
+                Spent::Recovery(left) => Some(left),
+                Spent::Replayed => return Ok(CodeOutcome::Replayed),
+                Spent::Wrong => return Ok(CodeOutcome::Wrong),
             };
             if let Some((source, until)) = remember {
                 rec.remember(source, *until, now);

@@ -13,7 +13,7 @@ use crate::engine::{
 };
 use crate::store::{AuditQuery, Durability, Store, StoreError, Writer};
 use crate::time::Time;
-use crate::totp::{self, CodeCheck, TotpRecord};
+use crate::totp::{self, CodeCheck, Spent, TotpRecord};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -183,18 +183,11 @@ impl Backend for LocalBackend {
                 engine.refuse_after_password(id, a, origin, "totp-not-enrolled", now, fx)?;
                 return Ok(CodeVerdict::NotEnrolled);
             };
-            let checked = totp::check(rec, c.typed, now);
-            let recovery_left = match checked {
-                CodeCheck::Good(step) => {
-                    rec.last_step = step;
-                    None
-                }
-                CodeCheck::Recovery(i) => {
-                    rec.recovery.remove(i);
-                    Some(rec.recovery.len())
-                }
-                CodeCheck::Replayed | CodeCheck::Wrong => {
-                    let kind = if checked == CodeCheck::Replayed {
+            let recovery_left = match totp::spend(rec, c.typed, now) {
+                Spent::Code(_) => None,
+                Spent::Recovery(left) => Some(left),
+                spent @ (Spent::Replayed | Spent::Wrong) => {
+                    let kind = if spent == Spent::Replayed {
                         FailureKind::TotpReplayed
                     } else {
                         FailureKind::Totp
@@ -444,17 +437,11 @@ impl LocalBackend {
         let Some(rec) = book.get_mut(user).filter(|r| r.confirmed) else {
             return Ok((CodeOutcome::NotEnrolled, None));
         };
-        let recovery_left = match totp::check(rec, typed, now) {
-            CodeCheck::Good(step) => {
-                rec.last_step = step;
-                None
-            }
-            CodeCheck::Recovery(i) => {
-                rec.recovery.remove(i);
-                Some(rec.recovery.len())
-            }
-            CodeCheck::Replayed => return Ok((CodeOutcome::Replayed, None)),
-            CodeCheck::Wrong => return Ok((CodeOutcome::Wrong, None)),
+        let recovery_left = match totp::spend(rec, typed, now) {
+            Spent::Code(_) => None,
+            Spent::Recovery(left) => Some(left),
+            Spent::Replayed => return Ok((CodeOutcome::Replayed, None)),
+            Spent::Wrong => return Ok((CodeOutcome::Wrong, None)),
         };
         if let Some((source, until)) = remember {
             rec.remember(source, *until, now);

@@ -68,6 +68,43 @@ pub struct Health {
     pub half_wired: Vec<String>,
 }
 
+/// What every backend stands on: the local backend over the store (for a
+/// fleet, its log, audit trail, mirror and fallback), the announcer that
+/// speaks for its commits, and the alarms.
+pub struct Footing {
+    pub local: Arc<LocalBackend>,
+    pub announce: Arc<Announcer>,
+    pub alarms: Arc<Alarms>,
+}
+
+impl Footing {
+    pub fn start(
+        config: &Config,
+        engine: Engine,
+        totp: Vec<(String, TotpRecord)>,
+        store: Arc<dyn Store>,
+        writer: Writer,
+        log: &Arc<Log>,
+    ) -> std::io::Result<Footing> {
+        store.set_retention(&config.audit);
+        let announce = Arc::new(Announcer::start(log.clone())?);
+        let alarms = Arc::new(Alarms::new(log.clone()));
+        let local = Arc::new(LocalBackend::new(
+            engine,
+            totp,
+            store,
+            writer,
+            announce.clone(),
+            alarms.clone(),
+        ));
+        Ok(Footing {
+            local,
+            announce,
+            alarms,
+        })
+    }
+}
+
 pub struct Warden {
     backend: Arc<dyn Backend>,
     /// Log lines and bus events, after their commits.
@@ -114,18 +151,10 @@ impl Warden {
         log: Arc<Log>,
         started: Time,
     ) -> std::io::Result<Warden> {
-        store.set_retention(&config.audit);
-        let announce = Arc::new(Announcer::start(log.clone())?);
-        let alarms = Arc::new(Alarms::new(log.clone()));
-        let backend = Arc::new(LocalBackend::new(
-            engine,
-            totp,
-            store,
-            writer,
-            announce.clone(),
-            alarms.clone(),
-        ));
-        Ok(Warden::new(config, backend, announce, alarms, log, started))
+        let f = Footing::start(&config, engine, totp, store, writer, &log)?;
+        Ok(Warden::new(
+            config, f.local, f.announce, f.alarms, log, started,
+        ))
     }
 
     /// The fleet's health, on a host that shares its decisions.

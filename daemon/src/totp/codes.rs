@@ -124,6 +124,34 @@ pub enum CodeCheck {
     Wrong,
 }
 
+/// What using a typed code did to a record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Spent {
+    /// A TOTP code: its step is now the record's `last_step`.
+    Code(u64),
+    /// A recovery code, now removed: how many are left.
+    Recovery(usize),
+    Replayed,
+    Wrong,
+}
+
+/// Checks what the user typed and, when it is good, uses it up on the
+/// record, so that it cannot be used again once the record is stored.
+pub fn spend(record: &mut TotpRecord, typed: &str, now: Time) -> Spent {
+    match check(record, typed, now) {
+        CodeCheck::Good(step) => {
+            record.last_step = step;
+            Spent::Code(step)
+        }
+        CodeCheck::Recovery(i) => {
+            record.recovery.remove(i);
+            Spent::Recovery(record.recovery.len())
+        }
+        CodeCheck::Replayed => Spent::Replayed,
+        CodeCheck::Wrong => Spent::Wrong,
+    }
+}
+
 /// Checks what the user typed: six digits against the secret, or a recovery code.
 pub fn check(record: &TotpRecord, typed: &str, now: Time) -> CodeCheck {
     let typed: Zeroizing<String> = Zeroizing::new(

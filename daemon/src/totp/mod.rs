@@ -5,6 +5,8 @@ mod codes;
 mod policy;
 mod record;
 
-pub use codes::{check, new_enrollment, otpauth_uri, recovery_codes, CodeCheck, Enrollment};
+pub use codes::{
+    check, new_enrollment, otpauth_uri, recovery_codes, spend, CodeCheck, Enrollment, Spent,
+};
 pub use policy::{decide, decide_why, Need, Situation};
 pub use record::TotpRecord;
