@@ -241,6 +241,49 @@ fn the_owner_index_is_built_for_an_older_store() {
     assert_eq!(user_events(&store, "bob"), 7);
 }
 
+#[test]
+fn per_owner_counts_left_stale_by_an_older_release_are_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |store: &RedbStore, from: u64, n: u64| {
+        let mut fx = Effects::default();
+        for i in from..from + n {
+            fx.events.push(event(i, "mallory"));
+        }
+        store.commit(&fx, Durability::Immediate).unwrap();
+    };
+    {
+        let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
+        store.set_retention(&retention(10_000, 50, 5));
+        write(&store, 0, 40);
+    }
+    // A release without the counts writes 40 more events and no count, as a
+    // downgrade and upgrade would leave the file.
+    {
+        let db = redb::Database::open(dir.path().join("warden.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let by: redb::TableDefinition<(&str, u64), ()> = redb::TableDefinition::new("audit_by");
+            let audit: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("audit");
+            let mut by = txn.open_table(by).unwrap();
+            let mut audit = txn.open_table(audit).unwrap();
+            for i in 40..80u64 {
+                let bytes = postcard::to_allocvec(&event(i, "mallory")).unwrap();
+                audit.insert(i, bytes.as_slice()).unwrap();
+                by.insert(("mallory", i), ()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    // Counted afresh at open: the next commit finds mallory over the cap of
+    // 50 and trims to it, where a stale count of 40 would have let it grow.
+    let store = RedbStore::open(dir.path(), Time(0)).unwrap().store;
+    store.set_retention(&retention(10_000, 50, 5));
+    write(&store, 80, 1);
+    assert_eq!(user_events(&store, "mallory"), 50);
+    write(&store, 81, 30);
+    assert_eq!(user_events(&store, "mallory"), 50);
+}
+
 const CHILD_ENV: &str = "WARDEN_STORE_CRASH_CHILD";
 
 /// Not a test on its own: the child half of `acknowledged_writes_survive_sigkill`.

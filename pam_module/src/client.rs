@@ -2,12 +2,17 @@
 //! and receive, so a stuck daemon can never hang sshd or sudo. It talks only to
 //! a daemon running as root: a socket in a user-writable place could otherwise
 //! be answered by anyone, and the code prompt would hand them what is typed.
+//!
+//! One connection serves a PAM handle's calls (preauth, then authfail or
+//! authsucc, then account): a login pays for one connect, not three. It is
+//! kept only after a clean exchange, so it never holds a late answer.
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     connect, getsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, UnixAddr,
 };
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -46,6 +51,8 @@ impl std::fmt::Display for ClientError {
 /// The daemon as the flow sees it.
 pub trait Daemon {
     fn call(&self, request: RequestBody) -> Result<ResponseBody, ClientError>;
+    /// Sends a request that is never answered (`Passed`).
+    fn send(&self, request: RequestBody) -> Result<(), ClientError>;
 }
 
 pub struct SocketClient<'a> {
@@ -55,9 +62,48 @@ pub struct SocketClient<'a> {
     /// delay them.
     pub root_path: &'a Path,
     pub timeout: Duration,
+    /// The connection of an earlier call on this handle, and the one to keep
+    /// for the next.
+    pub kept: RefCell<Option<UnixStream>>,
 }
 
 impl SocketClient<'_> {
+    /// Sends, and reads the answer when one is expected, over the kept
+    /// connection if it is still open and over a fresh one otherwise. wardend
+    /// closes a connection only while it is idle, never with a request unread
+    /// and answered: a kept connection that turns out closed mid-exchange is
+    /// one it closed just as we wrote, and the request is sent once more on a
+    /// fresh connection, within the same deadline.
+    fn exchange(
+        &self,
+        request: RequestBody,
+        answer: bool,
+    ) -> Result<Option<ResponseBody>, ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        let body = encode_request(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let kept = self.kept.take().filter(still_open);
+        if let Some(stream) = kept {
+            match once(stream, &body, answer, deadline) {
+                Ok((stream, reply)) => {
+                    self.kept.replace(Some(stream));
+                    return Ok(reply);
+                }
+                Err(Failed::Closed) => {}
+                Err(Failed::Other(e)) => return Err(e),
+            }
+        }
+        match once(self.open(deadline)?, &body, answer, deadline) {
+            Ok((stream, reply)) => {
+                self.kept.replace(Some(stream));
+                Ok(reply)
+            }
+            Err(Failed::Closed) => Err(ClientError::Protocol(
+                "wardend closed the connection without an answer".into(),
+            )),
+            Err(Failed::Other(e)) => Err(e),
+        }
+    }
+
     fn open(&self, deadline: Instant) -> Result<UnixStream, ClientError> {
         if nix::unistd::geteuid().is_root() {
             match connect_by(self.root_path, deadline) {
@@ -74,24 +120,65 @@ impl SocketClient<'_> {
 
 impl Daemon for SocketClient<'_> {
     fn call(&self, request: RequestBody) -> Result<ResponseBody, ClientError> {
-        let deadline = Instant::now() + self.timeout;
-        let body = encode_request(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let mut stream = Deadlined {
-            stream: self.open(deadline)?,
-            deadline,
-        };
-        write_frame(&mut stream, &body).map_err(|e| io_error(&e.to_string(), deadline))?;
-        let reply = read_frame(&mut stream).map_err(|e| io_error(&e.to_string(), deadline))?;
-        decode_response(&reply).map_err(|(_, e)| ClientError::Protocol(e))
+        self.exchange(request, true)?
+            .ok_or_else(|| ClientError::Protocol("no answer read".into()))
+    }
+
+    fn send(&self, request: RequestBody) -> Result<(), ClientError> {
+        self.exchange(request, false).map(|_| ())
     }
 }
 
-fn io_error(e: &str, deadline: Instant) -> ClientError {
-    if Instant::now() >= deadline {
-        ClientError::Timeout
-    } else {
-        ClientError::Protocol(e.to_string())
+enum Failed {
+    /// The peer had closed the connection before answering.
+    Closed,
+    Other(ClientError),
+}
+
+/// One request on one connection; the connection back when it is in step.
+fn once(
+    stream: UnixStream,
+    body: &[u8],
+    answer: bool,
+    deadline: Instant,
+) -> Result<(UnixStream, Option<ResponseBody>), Failed> {
+    let mut stream = Deadlined { stream, deadline };
+    write_frame(&mut stream, body).map_err(|e| failed(e, deadline))?;
+    if !answer {
+        return Ok((stream.stream, None));
     }
+    let reply = read_frame(&mut stream).map_err(|e| failed(e, deadline))?;
+    let reply =
+        decode_response(&reply).map_err(|(_, e)| Failed::Other(ClientError::Protocol(e)))?;
+    Ok((stream.stream, Some(reply)))
+}
+
+fn failed(e: warden_proto::FrameError, deadline: Instant) -> Failed {
+    if Instant::now() >= deadline {
+        return Failed::Other(ClientError::Timeout);
+    }
+    match &e {
+        warden_proto::FrameError::Closed => Failed::Closed,
+        warden_proto::FrameError::Io(io)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Failed::Closed
+        }
+        _ => Failed::Other(ClientError::Protocol(e.to_string())),
+    }
+}
+
+/// Whether a kept connection can carry a request: nothing may be waiting on
+/// it, neither an end of file (wardend closed it while idle) nor bytes (which
+/// would be an answer to no question).
+fn still_open(stream: &UnixStream) -> bool {
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(0))
 }
 
 fn remaining(deadline: Instant) -> Result<Duration, ClientError> {

@@ -26,8 +26,17 @@ pub fn authenticate(host: &mut impl Host, opts: &Options, daemon: &impl Daemon) 
         Mode::Preauth => preauth(host, opts, daemon, fields),
         Mode::Authfail => authfail(host, opts, daemon, fields),
         Mode::Authsucc => {
-            let attempt = host.begun().and_then(|b| b.attempt);
+            let begun = host.begun().unwrap_or_default();
+            let attempt = begun.attempt;
             host.set_begun(None);
+            // Preauth knew a right password leads to nothing else: report
+            // it and go on without a round trip.
+            if begun.quiet_success {
+                return match daemon.send(RequestBody::Passed { attempt, fields }) {
+                    Ok(()) => PamResultCode::PAM_SUCCESS,
+                    Err(e) => unavailable_after_password(host, opts, Err(e)),
+                };
+            }
             match daemon.call(RequestBody::Succeed {
                 attempt,
                 fields: fields.clone(),
@@ -47,15 +56,24 @@ pub fn authenticate(host: &mut impl Host, opts: &Options, daemon: &impl Daemon) 
                 Ok(ResponseBody::NeedCode { prompt }) => {
                     second_factor(host, opts, daemon, attempt, fields, &prompt)
                 }
-                other => match unavailable(host, opts, "authsucc", other) {
-                    // The password passed and the stack reached us by a jump,
-                    // which libpam does not count as success: PAM_IGNORE here
-                    // would fail the login, so "ignore" must let it stand.
-                    PamResultCode::PAM_IGNORE => PamResultCode::PAM_SUCCESS,
-                    code => code,
-                },
+                other => unavailable_after_password(host, opts, other),
             }
         }
+    }
+}
+
+/// authsucc could not reach wardend.
+fn unavailable_after_password(
+    host: &mut impl Host,
+    opts: &Options,
+    outcome: Result<ResponseBody, ClientError>,
+) -> PamResultCode {
+    match unavailable(host, opts, "authsucc", outcome) {
+        // The password passed and the stack reached us by a jump, which
+        // libpam does not count as success: PAM_IGNORE here would fail the
+        // login, so "ignore" must let it stand.
+        PamResultCode::PAM_IGNORE => PamResultCode::PAM_SUCCESS,
+        code => code,
     }
 }
 
@@ -130,6 +148,7 @@ fn preauth(
                 attempt: v.attempt,
                 code_prompt: v.code_prompt.clone(),
                 code_refusal: v.code_refusal.clone(),
+                quiet_success: v.quiet_success,
             }));
             if opts.debug {
                 host.log(

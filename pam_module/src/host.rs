@@ -7,6 +7,7 @@ use pam::conv::Conv;
 use pam::items::{AuthTok, RHost, RUser, Service, Tty, User};
 use pam::module::PamHandle;
 use std::os::raw::c_int;
+use std::os::unix::net::UnixStream;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -80,10 +81,46 @@ pub struct Begun {
     pub code_prompt: Option<String>,
     /// What is said after that prompt when the login cannot succeed anyway.
     pub code_refusal: Option<String>,
+    /// A right password leads to nothing but success: authsucc reports it
+    /// without waiting for an answer.
+    pub quiet_success: bool,
 }
 
 /// The PAM data key linking an attempt's phases on one handle.
 const ATTEMPT_KEY: &str = "pam_warden_attempt";
+/// The PAM data key of the connection the handle's calls share.
+const CONNECTION_KEY: &str = "pam_warden_connection";
+
+/// A connection kept on the handle, with the process that opened it: after a
+/// fork (sshd authenticates in a child) both processes hold the socket, and
+/// only its opener may use it, or their requests and answers would cross.
+/// libpam drops it, closing the socket, at pam_end.
+struct Kept {
+    pid: u32,
+    stream: std::cell::Cell<Option<UnixStream>>,
+}
+
+/// The connection an earlier phase on this handle left, if this process
+/// opened it.
+pub fn take_connection(pamh: &PamHandle) -> Option<UnixStream> {
+    // SAFETY: only this module writes CONNECTION_KEY, always as a Kept.
+    let kept = unsafe { pamh.get_data::<Kept>(CONNECTION_KEY) }.ok()?;
+    (kept.pid == std::process::id())
+        .then(|| kept.stream.take())
+        .flatten()
+}
+
+/// Leaves the connection on the handle for the next phase; without one, the
+/// handle keeps none (a connection that failed is never kept).
+pub fn keep_connection(pamh: &mut PamHandle, stream: Option<UnixStream>) {
+    let _ = pamh.set_data(
+        CONNECTION_KEY,
+        Box::new(Kept {
+            pid: std::process::id(),
+            stream: std::cell::Cell::new(stream),
+        }),
+    );
+}
 
 pub struct LibPam<'a>(pub &'a mut PamHandle);
 

@@ -15,12 +15,14 @@ use client::SocketClient;
 use host::LibPam;
 use pam::constants::{PamFlag, PamResultCode};
 use pam::module::{PamHandle, PamHooks};
+use std::cell::RefCell;
 use std::ffi::CStr;
 
 struct PamWarden;
 pam::pam_hooks!(PamWarden);
 
-/// Parses the arguments and runs one phase of the flow against the socket.
+/// Parses the arguments and runs one phase of the flow against the socket,
+/// over the connection an earlier phase on this handle left open.
 fn run(
     pamh: &mut PamHandle,
     args: &[&CStr],
@@ -31,8 +33,11 @@ fn run(
         path: &opts.socket,
         root_path: &opts.root_socket,
         timeout: opts.timeout,
+        kept: RefCell::new(host::take_connection(pamh)),
     };
-    phase(&mut LibPam(pamh), &opts, &daemon)
+    let code = phase(&mut LibPam(pamh), &opts, &daemon);
+    host::keep_connection(pamh, daemon.kept.into_inner());
+    code
 }
 
 impl PamHooks for PamWarden {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 pub const MAX_USER: usize = 256;
 pub const MAX_RHOST: usize = 255;
 pub const MAX_TTY: usize = 64;
@@ -106,6 +106,13 @@ pub enum RequestBody {
         attempt: Option<u64>,
         fields: AttemptFields,
     },
+    /// authsucc after a verdict with `quiet_success`: the password was right,
+    /// recorded like `Succeed` but never answered, so the login does not wait
+    /// for a round trip whose answer was known at preauth.
+    Passed {
+        attempt: Option<u64>,
+        fields: AttemptFields,
+    },
     /// The code typed at the "Verification code: " prompt, after `NeedCode`.
     Code {
         attempt: Option<u64>,
@@ -171,6 +178,9 @@ pub struct Verdict {
     /// Shown after that prompt whatever the answers, when the login cannot
     /// succeed anyway (a code is required and none is set up).
     pub code_refusal: Option<String>,
+    /// A right password can lead to nothing but success (no code, no notice):
+    /// authsucc may report it with `Passed` and not wait for an answer.
+    pub quiet_success: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -189,3 +189,34 @@ fn many_quick_connections_leave_the_daemon_serving() {
     }
     still_serves(&d);
 }
+
+#[test]
+fn a_connection_waits_between_requests_and_is_closed_quietly_when_idle() {
+    let d = Daemon::start("");
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Two requests a few seconds apart on one connection, as a login's
+    // preauth and authsucc are, with the password typed in between (longer
+    // than the 2 s a frame may take once begun).
+    for pause in [0, 3] {
+        std::thread::sleep(Duration::from_secs(pause));
+        s.write_all(&begin("typist")).unwrap();
+        match decode_response(&read_frame(&mut s).unwrap()).unwrap() {
+            ResponseBody::Verdict(v) => assert!(v.allowed),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Then nothing: closed without a word, so the module, which checks a
+    // kept connection before using it, finds it closed and opens another
+    // rather than reading an error as an answer.
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    let n = s.read_to_end(&mut rest);
+    assert!(matches!(n, Ok(0)), "{n:?} {rest:?}");
+    let idle = start.elapsed();
+    assert!(
+        idle > Duration::from_secs(5) && idle < Duration::from_secs(15),
+        "{idle:?}"
+    );
+    still_serves(&d);
+}

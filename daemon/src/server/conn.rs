@@ -1,6 +1,9 @@
 //! One connection: check the peer, then read frames under a deadline and answer
-//! each. A malformed frame gets an error reply and the connection is closed,
-//! and so is any connection that outlives its whole-life deadline.
+//! each. A malformed frame gets an error reply and the connection is closed.
+//! The module keeps one connection across a login's phases, so a connection
+//! may wait between frames; it is closed quietly when it has waited too long
+//! or outlived its whole-life deadline, and only then: never with a request
+//! read and unanswered, which the module could not tell from one never read.
 
 use super::handler;
 use super::limits::Limits;
@@ -18,13 +21,19 @@ use warden_proto::{
     ErrorCode, FrameError, ResponseBody, HEADER, MAX_ADMIN_FRAME, MAX_FRAME,
 };
 
-/// How long a peer has to send a whole frame, or to read our answer. The module
-/// sends its frame at once, so only a stalled or hostile client hits this.
+/// How long a peer has to send the rest of a frame it has begun, or to read our
+/// answer. The module sends its frame at once, so only a stalled or hostile
+/// client hits this.
 const FRAME_DEADLINE: Duration = Duration::from_secs(2);
 
-/// How long a connection may live, whatever it sends: the module makes one
-/// request per connection, so only a client dripping frames to hold a place
-/// ever meets this.
+/// How long a connection may wait for its next frame: about a password
+/// prompt's time. A module whose connection was closed meanwhile opens
+/// another; a place in the pool is never held for long by a prompt an
+/// attacker leaves open.
+pub const IDLE: Duration = Duration::from_secs(10);
+
+/// After this, a connection takes no new request, whatever it sends: only a
+/// client dripping frames to hold a place ever meets it.
 pub const PEER_LIFETIME: Duration = Duration::from_secs(10);
 pub const ROOT_LIFETIME: Duration = Duration::from_secs(60);
 
@@ -50,10 +59,17 @@ pub async fn handle(stream: UnixStream, door: Door, warden: Arc<Warden>, limits:
     } else {
         PEER_LIFETIME
     };
-    let _ = tokio::time::timeout(lifetime, serve(stream, uid, warden, limits)).await;
+    let end = tokio::time::Instant::now() + lifetime;
+    serve(stream, uid, end, warden, limits).await;
 }
 
-async fn serve(mut stream: UnixStream, uid: u32, warden: Arc<Warden>, limits: Arc<Limits>) {
+async fn serve(
+    mut stream: UnixStream,
+    uid: u32,
+    end: tokio::time::Instant,
+    warden: Arc<Warden>,
+    limits: Arc<Limits>,
+) {
     let Some(_slot) = limits.acquire(uid) else {
         let _ = reply_error(
             &mut stream,
@@ -71,7 +87,22 @@ async fn serve(mut stream: UnixStream, uid: u32, warden: Arc<Warden>, limits: Ar
             .unwrap_or(Peer::User { uid, name: None })
     };
     loop {
-        let body = match tokio::time::timeout(FRAME_DEADLINE, read_frame(&mut stream)).await {
+        // Waiting for the next frame: closed quietly when it does not come.
+        let now = tokio::time::Instant::now();
+        if now >= end {
+            return;
+        }
+        let idle_until = end.min(now + IDLE);
+        // The frame's first byte, read rather than awaited as readiness:
+        // readiness stays set after a read that emptied the socket.
+        let mut first = [0u8; 1];
+        match tokio::time::timeout_at(idle_until, stream.read(&mut first)).await {
+            Ok(Ok(1)) => {}
+            Ok(Ok(_)) | Ok(Err(_)) | Err(_) => return,
+        }
+        let body = match tokio::time::timeout(FRAME_DEADLINE, read_frame(&mut stream, first[0]))
+            .await
+        {
             Err(_) => {
                 let _ = reply_error(
                     &mut stream,
@@ -118,7 +149,9 @@ async fn serve(mut stream: UnixStream, uid: u32, warden: Arc<Warden>, limits: Ar
                 return;
             }
         };
-        let response = handler::handle(&warden, &peer, request).await;
+        let Some(response) = handler::handle(&warden, &peer, request).await else {
+            continue;
+        };
         let fatal = matches!(response, ResponseBody::Error { .. });
         if write(&mut stream, response).await.is_err() || fatal {
             return;
@@ -127,9 +160,14 @@ async fn serve(mut stream: UnixStream, uid: u32, warden: Arc<Warden>, limits: Ar
 }
 
 /// The async side of `warden_proto`'s codec: the same checks, over tokio.
-async fn read_frame(stream: &mut UnixStream) -> Result<Vec<u8>, FrameError> {
+/// The rest of a frame whose first byte is `first`.
+async fn read_frame(stream: &mut UnixStream, first: u8) -> Result<Vec<u8>, FrameError> {
     let mut header = [0u8; HEADER];
-    stream.read_exact(&mut header).await.map_err(header_error)?;
+    header[0] = first;
+    stream
+        .read_exact(&mut header[1..])
+        .await
+        .map_err(header_error)?;
     let mut body = vec![0u8; body_len(header)?];
     stream.read_exact(&mut body).await?;
     Ok(body)

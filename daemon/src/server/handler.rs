@@ -12,10 +12,50 @@ use warden_proto::{
     MAX_FRAME,
 };
 
-pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseBody {
+/// The answer to a request; `None` for `Passed`, which is never answered (its
+/// sender does not read, so an answer would be read as the next one's).
+pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Option<ResponseBody> {
+    match request {
+        RequestBody::Passed { attempt, fields } => {
+            passed(warden, peer, attempt, &fields).await;
+            None
+        }
+        other => Some(answer(warden, peer, other).await),
+    }
+}
+
+/// authsucc when preauth promised that a right password leads to nothing but
+/// success. What goes wrong is logged; nothing is said to the module.
+async fn passed(warden: &Warden, peer: &Peer, id: Option<u64>, fields: &AttemptFields) {
+    let Ok(a) = attempt(warden, peer, fields) else {
+        return;
+    };
+    let groups = warden.groups(&a.user).await;
+    match warden
+        .succeed_or_ask(id.map(AttemptId), &a, peer.origin(), &groups, Time::now())
+        .await
+    {
+        Ok(SuccessOutcome::Recorded) => {}
+        // The module has let the login through already: preauth found no
+        // code due, and a code policy or enrolment changed while the
+        // password was typed. Said loudly, since the login went ahead
+        // without what now applies to it.
+        Ok(other) => warden.log().warn(&format!(
+            "passed-unchecked user={} outcome={} reason=\"a code became due during the attempt; this login went ahead without one\"",
+            quote(&a.user),
+            quote(&format!("{other:?}"))
+        )),
+        Err(e) => {
+            service_error(warden, "passed", &e);
+        }
+    }
+}
+
+async fn answer(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseBody {
     let now = Time::now();
     let origin = peer.origin();
     match request {
+        RequestBody::Passed { .. } => error(ErrorCode::Internal, "Passed is never answered"),
         RequestBody::Begin(fields) => match attempt(warden, peer, &fields) {
             Ok(a) => match warden.begin(&a, origin, now).await {
                 Ok(v) => {
@@ -23,9 +63,10 @@ pub async fn handle(warden: &Warden, peer: &Peer, request: RequestBody) -> Respo
                     if v.allowed() {
                         let groups = warden.groups(&a.user).await;
                         match warden.code_expected(&a, origin, &groups, now).await {
-                            Ok((prompt, refusal)) => {
-                                wire.code_prompt = prompt;
-                                wire.code_refusal = refusal;
+                            Ok(expected) => {
+                                wire.code_prompt = expected.prompt;
+                                wire.code_refusal = expected.refusal;
+                                wire.quiet_success = expected.quiet_success;
                             }
                             Err(e) => return service_error(warden, "begin", &e),
                         }
@@ -179,6 +220,7 @@ fn to_wire(v: &Verdict, now: Time) -> warden_proto::Verdict {
         message: refused.then(|| refusal_message(r, now)),
         code_prompt: None,
         code_refusal: None,
+        quiet_success: false,
     }
 }
 

@@ -24,7 +24,7 @@ pub use explain::ExplainView;
 pub use limits::{AlertGate, Budgets, LogLimiter, LINES_PER_WINDOW};
 pub use local::{CodeOutcome, LocalBackend};
 pub use refusal::{refusal_message, seconds_left};
-pub use totp::{SuccessOutcome, CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
+pub use totp::{Expected, SuccessOutcome, CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
 
 use crate::config::Config;
 use crate::engine::{

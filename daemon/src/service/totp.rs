@@ -23,6 +23,17 @@ pub enum SuccessOutcome {
     Refused(String),
 }
 
+/// What preauth learns of the attempt's end.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// The code prompt a right password would lead to.
+    pub prompt: Option<String>,
+    /// What follows that prompt when the login cannot succeed anyway.
+    pub refusal: Option<String>,
+    /// A right password leads to nothing but `Recorded`.
+    pub quiet_success: bool,
+}
+
 use warden_proto::message::{grace_notice, START_AGAIN};
 pub use warden_proto::message::{CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
 
@@ -46,21 +57,26 @@ pub(super) fn source_of_attempt(config: &crate::config::Config, attempt: &Attemp
 }
 
 impl Warden {
-    /// preauth: whether a right password would lead to a code prompt, so that
-    /// the module can show the same prompt after a wrong one. The second
-    /// value is what is shown after it when the login cannot succeed anyway.
+    /// preauth: what a right password would lead to, so that the module can
+    /// show the same code prompt after a wrong one, and need not wait for an
+    /// answer to a success that can lead to nothing else.
     pub async fn code_expected(
         &self,
         attempt: &Attempt,
         origin: Origin,
         groups: &[String],
         now: Time,
-    ) -> Result<(Option<String>, Option<String>), ServiceError> {
+    ) -> Result<Expected, ServiceError> {
         let need = self.totp_need(attempt, origin, groups, now).await?;
-        Ok(match need {
+        let (prompt, refusal) = match need {
             Need::Code => (Some(CODE_PROMPT.into()), None),
             Need::Refuse => (Some(CODE_PROMPT.into()), Some(NOT_ENROLLED.into())),
             Need::Nothing | Need::Grace(_) => (None, None),
+        };
+        Ok(Expected {
+            prompt,
+            refusal,
+            quiet_success: need == Need::Nothing,
         })
     }
 

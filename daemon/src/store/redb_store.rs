@@ -21,6 +21,10 @@ const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// names no user), so that one name's events are found, counted and trimmed
 /// without reading anyone else's.
 const AUDIT_BY: TableDefinition<(&str, u64), ()> = TableDefinition::new("audit_by");
+/// How many events each owner has, so that a commit learns whether an owner is
+/// over its share without reading the owner's events. Rebuilt from
+/// `audit_by` at every start: a wardend of an older release leaves it behind.
+const AUDIT_COUNT: TableDefinition<&str, u64> = TableDefinition::new("audit_count");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// TOTP secrets: root-only like the rest of the file, never anywhere else.
 const TOTP: TableDefinition<&str, &[u8]> = TableDefinition::new("totp");
@@ -193,6 +197,7 @@ impl RedbStore {
                     }
                 }
             }
+            recount(&txn, &by).map_err(|e| e.to_string())?;
             let last = audit.last().map_err(|e| e.to_string())?;
             last.map_or(0, |(k, _)| k.value() + 1)
         };
@@ -267,120 +272,184 @@ fn owner(e: &Event) -> String {
 
 type AuditTable<'t> = redb::Table<'t, u64, &'static [u8]>;
 type ByTable<'t> = redb::Table<'t, (&'static str, u64), ()>;
+type CountTable<'t> = redb::Table<'t, &'static str, u64>;
 
-/// The sequence numbers of one owner's events, oldest first, at most `n`.
-fn owned(by: &ByTable<'_>, who: &str, n: usize) -> Result<Vec<u64>, StoreError> {
-    let mut out = Vec::new();
-    for item in by.range((who, 0)..=(who, u64::MAX)).map_err(w)?.take(n) {
+/// Counts each owner's events afresh from the index, which is in owner order.
+fn recount(txn: &redb::WriteTransaction, by: &ByTable<'_>) -> Result<(), StoreError> {
+    txn.delete_table(AUDIT_COUNT).map_err(w)?;
+    let mut counts = txn.open_table(AUDIT_COUNT).map_err(w)?;
+    let mut run: Option<(String, u64)> = None;
+    for item in by.iter().map_err(w)? {
         let (k, _) = item.map_err(w)?;
-        out.push(k.value().1);
+        let who = k.value().0;
+        match &mut run {
+            Some((current, n)) if current == who => *n += 1,
+            _ => {
+                if let Some((current, n)) = run.replace((who.to_string(), 1)) {
+                    counts.insert(current.as_str(), n).map_err(w)?;
+                }
+            }
+        }
     }
-    Ok(out)
-}
-
-/// The oldest event and its number; `None` for an event that no longer decodes.
-fn oldest(audit: &AuditTable<'_>) -> Result<Option<(u64, Option<Event>)>, StoreError> {
-    Ok(audit
-        .first()
-        .map_err(w)?
-        .map(|(k, v)| (k.value(), postcard::from_bytes::<Event>(v.value()).ok())))
-}
-
-fn remove_event(
-    audit: &mut AuditTable<'_>,
-    by: &mut ByTable<'_>,
-    who: &str,
-    seq: u64,
-) -> Result<(), StoreError> {
-    audit.remove(seq).map_err(w)?;
-    by.remove((who, seq)).map_err(w)?;
+    if let Some((current, n)) = run {
+        counts.insert(current.as_str(), n).map_err(w)?;
+    }
     Ok(())
 }
 
-/// Keeps one owner to `max` events: a flood against one name pushes out
-/// that name's own oldest events and no one else's.
-fn cap_owner(
-    audit: &mut AuditTable<'_>,
-    by: &mut ByTable<'_>,
-    who: &str,
-    max: u64,
-) -> Result<u64, StoreError> {
-    let max = usize::try_from(max).unwrap_or(usize::MAX);
-    let seqs = owned(by, who, usize::MAX)?;
-    let over = seqs.len().saturating_sub(max);
-    for seq in &seqs[..over] {
-        remove_event(audit, by, who, *seq)?;
-    }
-    Ok(over as u64)
+/// The audit log's three tables, which change only together: the events, the
+/// index by owner and each owner's count.
+struct AuditLog<'t> {
+    audit: AuditTable<'t>,
+    by: ByTable<'t>,
+    counts: CountTable<'t>,
 }
 
-/// Brings the whole log down to `r.max_events`: first the oldest events of
-/// owners holding more than `r.min_events_per_user`, then, only if that is
-/// not enough, the oldest of all. Also drops events older than `before`.
-fn trim_global(
-    audit: &mut AuditTable<'_>,
-    by: &mut ByTable<'_>,
-    r: &Audit,
-    before: Option<Time>,
-) -> Result<u64, StoreError> {
-    let mut removed = 0;
-    if let Some(before) = before {
-        while let Some((seq, e)) = oldest(audit)? {
-            if e.as_ref().is_some_and(|e| e.time >= before) {
+impl<'t> AuditLog<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> Result<AuditLog<'t>, StoreError> {
+        Ok(AuditLog {
+            audit: txn.open_table(AUDIT).map_err(w)?,
+            by: txn.open_table(AUDIT_BY).map_err(w)?,
+            counts: txn.open_table(AUDIT_COUNT).map_err(w)?,
+        })
+    }
+
+    fn count(&self, who: &str) -> Result<u64, StoreError> {
+        Ok(self.counts.get(who).map_err(w)?.map_or(0, |v| v.value()))
+    }
+
+    fn set_count(&mut self, who: &str, n: u64) -> Result<(), StoreError> {
+        if n == 0 {
+            self.counts.remove(who).map_err(w)?;
+        } else {
+            self.counts.insert(who, n).map_err(w)?;
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, seq: u64, e: &Event) -> Result<String, StoreError> {
+        let bytes = postcard::to_allocvec(e).map_err(w)?;
+        self.audit.insert(seq, bytes.as_slice()).map_err(w)?;
+        let who = owner(e);
+        self.by.insert((who.as_str(), seq), ()).map_err(w)?;
+        let n = self.count(&who)?;
+        self.set_count(&who, n + 1)?;
+        Ok(who)
+    }
+
+    fn remove(&mut self, who: &str, seq: u64) -> Result<(), StoreError> {
+        self.audit.remove(seq).map_err(w)?;
+        if self.by.remove((who, seq)).map_err(w)?.is_some() {
+            let n = self.count(who)?;
+            self.set_count(who, n.saturating_sub(1))?;
+        }
+        Ok(())
+    }
+
+    /// The sequence numbers of one owner's oldest events, at most `n`.
+    fn oldest_of(&self, who: &str, n: usize) -> Result<Vec<u64>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .by
+            .range((who, 0)..=(who, u64::MAX))
+            .map_err(w)?
+            .take(n)
+        {
+            let (k, _) = item.map_err(w)?;
+            out.push(k.value().1);
+        }
+        Ok(out)
+    }
+
+    /// The oldest event and its number; `None` for an event that no longer
+    /// decodes.
+    fn oldest(&self) -> Result<Option<(u64, Option<Event>)>, StoreError> {
+        Ok(self
+            .audit
+            .first()
+            .map_err(w)?
+            .map(|(k, v)| (k.value(), postcard::from_bytes::<Event>(v.value()).ok())))
+    }
+
+    fn len(&self) -> Result<u64, StoreError> {
+        self.audit.len().map_err(w)
+    }
+}
+
+impl AuditLog<'_> {
+    /// Keeps one owner to `max` events: a flood against one name pushes out
+    /// that name's own oldest events and no one else's.
+    fn cap_owner(&mut self, who: &str, max: u64) -> Result<u64, StoreError> {
+        let over = self.count(who)?.saturating_sub(max);
+        if over == 0 {
+            return Ok(0);
+        }
+        let seqs = self.oldest_of(who, usize::try_from(over).unwrap_or(usize::MAX))?;
+        for seq in &seqs {
+            self.remove(who, *seq)?;
+        }
+        Ok(seqs.len() as u64)
+    }
+
+    /// Brings the whole log down to `r.max_events`: first the oldest events of
+    /// owners holding more than `r.min_events_per_user`, then, only if that is
+    /// not enough, the oldest of all. Also drops events older than `before`.
+    fn trim_global(&mut self, r: &Audit, before: Option<Time>) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        if let Some(before) = before {
+            while let Some((seq, e)) = self.oldest()? {
+                if e.as_ref().is_some_and(|e| e.time >= before) {
+                    break;
+                }
+                let who = e.as_ref().map(owner).unwrap_or_default();
+                self.remove(&who, seq)?;
+                removed += 1;
+            }
+        }
+        let mut over = self.len()?.saturating_sub(r.max_events);
+        if over == 0 {
+            return Ok(removed);
+        }
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        let mut doomed: Vec<(u64, String)> = Vec::new();
+        for item in self.audit.iter().map_err(w)? {
+            if over == 0 {
                 break;
             }
-            let who = e.as_ref().map(owner).unwrap_or_default();
-            remove_event(audit, by, &who, seq)?;
-            removed += 1;
-        }
-    }
-    let len = audit.len().map_err(w)?;
-    let mut over = len.saturating_sub(r.max_events);
-    if over == 0 {
-        return Ok(removed);
-    }
-    let mut counts: HashMap<String, u64> = HashMap::new();
-    let mut doomed: Vec<(u64, String)> = Vec::new();
-    for item in audit.iter().map_err(w)? {
-        if over == 0 {
-            break;
-        }
-        let (seq, bytes) = item.map_err(w)?;
-        let who = postcard::from_bytes::<Event>(bytes.value())
-            .map(|e| owner(&e))
-            .unwrap_or_default();
-        let n = match counts.get_mut(&who) {
-            Some(n) => n,
-            None => {
-                let total = by
-                    .range((who.as_str(), 0)..=(who.as_str(), u64::MAX))
-                    .map_err(w)?
-                    .count() as u64;
-                counts.entry(who.clone()).or_insert(total)
+            let (seq, bytes) = item.map_err(w)?;
+            let who = postcard::from_bytes::<Event>(bytes.value())
+                .map(|e| owner(&e))
+                .unwrap_or_default();
+            let n = match counts.get_mut(&who) {
+                Some(n) => n,
+                None => {
+                    let total = self.count(&who)?;
+                    counts.entry(who.clone()).or_insert(total)
+                }
+            };
+            if *n > r.min_events_per_user {
+                *n -= 1;
+                over -= 1;
+                doomed.push((seq.value(), who));
             }
-        };
-        if *n > r.min_events_per_user {
-            *n -= 1;
-            over -= 1;
-            doomed.push((seq.value(), who));
         }
+        for (seq, who) in &doomed {
+            self.remove(who, *seq)?;
+        }
+        removed += doomed.len() as u64;
+        // Every owner is at its floor and the log is still too long: many
+        // names each with a few events. The oldest go, whoever they belong to.
+        while over > 0 {
+            let Some((seq, e)) = self.oldest()? else {
+                break;
+            };
+            let who = e.as_ref().map(owner).unwrap_or_default();
+            self.remove(&who, seq)?;
+            removed += 1;
+            over -= 1;
+        }
+        Ok(removed)
     }
-    for (seq, who) in &doomed {
-        remove_event(audit, by, who, *seq)?;
-    }
-    removed += doomed.len() as u64;
-    // Every owner is at its floor and the log is still too long: many names
-    // each with a few events. The oldest go, whoever they belong to.
-    while over > 0 {
-        let Some((seq, e)) = oldest(audit)? else {
-            break;
-        };
-        let who = e.as_ref().map(owner).unwrap_or_default();
-        remove_event(audit, by, &who, seq)?;
-        removed += 1;
-        over -= 1;
-    }
-    Ok(removed)
 }
 
 /// Every key, familiar source and TOTP record, from any read transaction.
@@ -571,11 +640,7 @@ impl Store for RedbStore {
     fn trim_audit(&self, before: Time) -> Result<u64, StoreError> {
         let retention = self.retention()?;
         let txn = self.write_txn()?;
-        let removed = {
-            let mut audit = txn.open_table(AUDIT).map_err(w)?;
-            let mut by = txn.open_table(AUDIT_BY).map_err(w)?;
-            trim_global(&mut audit, &mut by, &retention, Some(before))?
-        };
+        let removed = AuditLog::open(&txn)?.trim_global(&retention, Some(before))?;
         txn.commit().map_err(w)?;
         Ok(removed)
     }
@@ -635,14 +700,10 @@ impl RedbStore {
                     }
                 }
             }
-            let mut audit = txn.open_table(AUDIT).map_err(w)?;
-            let mut by = txn.open_table(AUDIT_BY).map_err(w)?;
+            let mut log = AuditLog::open(&txn)?;
             let mut owners: Vec<String> = Vec::new();
             for e in &batch.events {
-                let bytes = postcard::to_allocvec(e).map_err(w)?;
-                audit.insert(seq, bytes.as_slice()).map_err(w)?;
-                let who = owner(e);
-                by.insert((who.as_str(), seq), ()).map_err(w)?;
+                let who = log.insert(seq, e)?;
                 if !owners.contains(&who) {
                     owners.push(who);
                 }
@@ -651,14 +712,14 @@ impl RedbStore {
             if !batch.events.is_empty() {
                 let retention = self.retention()?;
                 for who in &owners {
-                    cap_owner(&mut audit, &mut by, who, retention.max_events_per_user)?;
+                    log.cap_owner(who, retention.max_events_per_user)?;
                 }
                 // Trimmed here, not only once a minute, so a flood cannot grow
                 // the log past its bound in between; a percent of slack keeps
                 // it from happening on every commit.
                 let slack = retention.max_events / 100 + 1;
-                if audit.len().map_err(w)? > retention.max_events + slack {
-                    trim_global(&mut audit, &mut by, &retention, None)?;
+                if log.len()? > retention.max_events + slack {
+                    log.trim_global(&retention, None)?;
                 }
             }
         }

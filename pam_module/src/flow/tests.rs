@@ -107,6 +107,10 @@ impl Daemon for Scripted {
             .pop()
             .unwrap_or(Err(ClientError::Timeout))
     }
+
+    fn send(&self, request: RequestBody) -> Result<(), ClientError> {
+        self.call(request).map(|_| ())
+    }
 }
 
 fn verdict(allowed: bool) -> ResponseBody {
@@ -120,6 +124,7 @@ fn verdict(allowed: bool) -> ResponseBody {
         message: (!allowed).then(|| "Too many failed attempts. Try again in 14 minutes.".into()),
         code_prompt: None,
         code_refusal: None,
+        quiet_success: false,
     })
 }
 
@@ -344,6 +349,7 @@ fn a_wrong_password_meets_the_same_prompt_as_a_wrong_code() {
         attempt: Some(5),
         code_prompt: Some("Verification code: ".into()),
         code_refusal: None,
+        quiet_success: false,
     };
     // Right password, wrong code.
     let mut right = FakeHost {
@@ -429,4 +435,65 @@ fn a_name_rhost_gives_way_to_the_ssh_address() {
         Some("evil.example"),
         "no SSH_CONNECTION: the daemon's policy for names applies"
     );
+}
+
+#[test]
+fn a_quiet_success_is_sent_and_not_waited_for() {
+    // preauth keeps the promise on the handle...
+    let mut h = FakeHost::default();
+    let mut v = match verdict(true) {
+        ResponseBody::Verdict(v) => v,
+        _ => unreachable!(),
+    };
+    v.quiet_success = true;
+    let d = daemon(Ok(ResponseBody::Verdict(v)));
+    assert_eq!(
+        authenticate(&mut h, &opts(&["preauth"]), &d),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert!(h.begun.as_ref().is_some_and(|b| b.quiet_success));
+    // ...and authsucc reports with Passed, whatever comes back.
+    let d = daemon(Ok(ResponseBody::Refused {
+        message: "never read".into(),
+    }));
+    assert_eq!(
+        authenticate(&mut h, &opts(&["authsucc"]), &d),
+        PamResultCode::PAM_SUCCESS
+    );
+    assert!(matches!(
+        d.seen.borrow().as_slice(),
+        [RequestBody::Passed {
+            attempt: Some(77),
+            ..
+        }]
+    ));
+    assert!(h.begun.is_none(), "the attempt is over");
+}
+
+#[test]
+fn a_quiet_success_that_cannot_be_sent_follows_on_unavailable() {
+    let quiet = || Begun {
+        attempt: Some(9),
+        quiet_success: true,
+        ..Default::default()
+    };
+    for (args, want) in [
+        (&["authsucc"][..], PamResultCode::PAM_SUCCESS),
+        (
+            &["authsucc", "on_unavailable=deny"][..],
+            PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        ),
+    ] {
+        let mut h = FakeHost {
+            begun: Some(quiet()),
+            ..Default::default()
+        };
+        let d = daemon(Err(ClientError::Unreachable("no socket".into())));
+        assert_eq!(authenticate(&mut h, &opts(args), &d), want, "{args:?}");
+        assert!(h
+            .logged
+            .borrow()
+            .iter()
+            .any(|(l, t)| *l == Level::Alert && t.contains("authsucc")));
+    }
 }

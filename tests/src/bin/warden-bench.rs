@@ -3,6 +3,7 @@
 //! and tty set). Writes a Markdown report to target/bench/report.md.
 //!
 //! Usage: warden-bench [--secs S] [--keys N] [--only-stacks | --only-keys | --only-load | --only-attacks | --only-fleet]
+//!        warden-bench [--secs S] --profile STACK-OUTCOME PROCS   (one run, e.g. warden-fail 8, to profile beside)
 //! (internal) warden-bench --worker CONFDIR SERVICE USER SECS
 
 use std::collections::HashMap;
@@ -55,6 +56,12 @@ fn main() {
     }
     if args.iter().any(|a| a == "--only-attacks") {
         println!("{}", attacks_report());
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        let service = args.get(i + 1).map_or("warden-fail", String::as_str);
+        let procs = args.get(i + 2).and_then(|p| p.parse().ok()).unwrap_or(8);
+        profile(service, procs, secs);
         return;
     }
     let only_stacks = args.iter().any(|a| a == "--only-stacks");
@@ -219,6 +226,29 @@ fn main() {
     std::fs::write(out.join("report.md"), &report).unwrap();
     println!("{report}");
     drop(daemon);
+}
+
+/// One stack and outcome alone, for `perf record -a` beside it: the same
+/// set-up as the main table, one run, its figures on stderr.
+fn profile(service: &str, procs: usize, secs: f64) {
+    let daemon = Daemon::start(&bench_config());
+    let dir = tempfile::tempdir().unwrap();
+    let tally = dir.path().join("faillock");
+    std::fs::create_dir(&tally).unwrap();
+    write_stacks(dir.path(), &daemon.socket, &tally);
+    let users: Vec<TestUser> = (0..USERS)
+        .map(|i| TestUser::create(&format!("wbench{i}"), "bench-Passw0rd"))
+        .collect();
+    let confdir = dir.path().to_str().unwrap();
+    let pid = service
+        .starts_with("warden")
+        .then(|| daemon.pid())
+        .flatten();
+    let r = run(confdir, service, &users, procs, secs, pid);
+    eprintln!(
+        "{service} x{procs}: p50 {} us, p99 {} us, {:.0}/s, CPU {:.0} us per attempt ({:.0} in wardend), machine {:.0}% busy",
+        r.p50, r.p99, r.rate, r.cpu_us, r.daemon_us, r.busy * 100.0
+    );
 }
 
 /// The socket alone: preauth then authsucc as the module sends them, on two

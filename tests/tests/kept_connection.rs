@@ -1,0 +1,203 @@
+//! One connection per PAM handle, through real libpam and a real wardend: a
+//! recording relay between them sees how many connections a login opens, what
+//! it asks and what it waits for, and can close a connection between phases as
+//! wardend does to one left idle.
+
+use std::io::Write as _;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use warden_e2e::daemon::Daemon;
+use warden_e2e::pam::{PamDir, PAM_SUCCESS, WRONG_PASSWORD};
+use warden_proto::{decode_request, read_frame, write_frame, RequestBody};
+
+const RULES: &str = r#"
+[familiar]
+enabled = false
+
+[[rule]]
+name = "user"
+track = ["user"]
+limit = 3
+window = "15m"
+lockout = "15m"
+"#;
+
+#[derive(Default, Debug)]
+struct Seen {
+    connections: usize,
+    /// Connections the relay has seen to their end.
+    ended: usize,
+    /// Each request's kind, and whether the relay carried an answer back.
+    requests: Vec<(String, bool)>,
+}
+
+/// Listens where the module looks for the root socket and relays each frame
+/// to wardend's root socket, as the module's peer; it is root, like wardend.
+struct Relay {
+    dir: tempfile::TempDir,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Relay {
+    /// `close_after_answer`: drop the module's connection after the first
+    /// answer on it, as wardend drops one that waits too long.
+    fn start(upstream: PathBuf, close_after_answer: bool) -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("warden-root.sock")).unwrap();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                s.lock().unwrap().connections += 1;
+                let (s, upstream) = (s.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    relay(client, &upstream, &s, close_after_answer);
+                    s.lock().unwrap().ended += 1;
+                });
+            }
+        });
+        Relay { dir, seen }
+    }
+
+    /// The `socket=` the module is given: the root socket beside it is ours.
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("warden.sock")
+    }
+
+    /// What was seen, once every connection has ended (the driver has
+    /// exited, but the relay may still be reading its last frame).
+    fn take(&self) -> Seen {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let mut seen = self.seen.lock().unwrap();
+            if seen.ended == seen.connections || std::time::Instant::now() > deadline {
+                return std::mem::take(&mut *seen);
+            }
+            drop(seen);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
+fn relay(mut client: UnixStream, upstream: &Path, seen: &Mutex<Seen>, close_after_answer: bool) {
+    let mut up = UnixStream::connect(upstream).unwrap();
+    while let Ok(frame) = read_frame(&mut client) {
+        let kind = match decode_request(&frame) {
+            Ok(RequestBody::Begin(_)) => "Begin",
+            Ok(RequestBody::Fail { .. }) => "Fail",
+            Ok(RequestBody::Succeed { .. }) => "Succeed",
+            Ok(RequestBody::Passed { .. }) => "Passed",
+            Ok(RequestBody::Account(_)) => "Account",
+            Ok(RequestBody::Release { .. }) => "Release",
+            Ok(_) => "other",
+            Err(_) => "malformed",
+        };
+        write_frame(&mut up, &frame).unwrap();
+        // Passed is never answered: waiting here would hang, as a module
+        // waiting for it would.
+        let answered = kind != "Passed";
+        seen.lock()
+            .unwrap()
+            .requests
+            .push((kind.to_string(), answered));
+        if answered {
+            let answer = read_frame(&mut up).unwrap();
+            write_frame(&mut client, &answer).unwrap();
+            client.flush().unwrap();
+            if close_after_answer {
+                return;
+            }
+        }
+    }
+}
+
+fn kinds(seen: &Seen) -> Vec<(&str, bool)> {
+    seen.requests
+        .iter()
+        .map(|(k, a)| (k.as_str(), *a))
+        .collect()
+}
+
+#[test]
+fn a_login_is_one_connection_and_its_success_waits_for_no_answer() {
+    let d = Daemon::start(RULES);
+    let relay = Relay::start(d.socket.with_file_name("warden-root.sock"), false);
+    let pam = PamDir::new(&relay.socket(), "0", "");
+
+    let o = pam.attempt("alice", "right", Some("203.0.113.7"));
+    assert_eq!(o.auth, PAM_SUCCESS, "{o:?}");
+    let seen = relay.take();
+    assert_eq!(seen.connections, 1, "{seen:?}");
+    assert_eq!(
+        kinds(&seen),
+        [("Begin", true), ("Passed", false)],
+        "preauth is answered; the success is sent and not waited for"
+    );
+
+    let o = pam.attempt("alice", "wrong", Some("203.0.113.7"));
+    assert_eq!(o.auth, WRONG_PASSWORD, "{o:?}");
+    let seen = relay.take();
+    assert_eq!(seen.connections, 1, "{seen:?}");
+    assert_eq!(kinds(&seen), [("Begin", true), ("Fail", true)]);
+
+    // The unanswered success was recorded all the same: it reset the count,
+    // so two failures before it and two after lock no one at a limit of 3.
+    pam.attempt("alice", "wrong", None);
+    assert_eq!(pam.attempt("alice", "right", None).auth, PAM_SUCCESS);
+    for _ in 0..2 {
+        assert_eq!(pam.attempt("alice", "wrong", None).auth, WRONG_PASSWORD);
+    }
+    assert_eq!(pam.attempt("alice", "right", None).auth, PAM_SUCCESS);
+    assert_eq!(pam.checks(), 7, "every attempt reached the password check");
+}
+
+#[test]
+fn a_connection_closed_between_phases_is_opened_again() {
+    let d = Daemon::start(RULES);
+    let relay = Relay::start(d.socket.with_file_name("warden-root.sock"), true);
+    let pam = PamDir::new(&relay.socket(), "0", "");
+
+    // Two wrong passwords, each phase on a connection of its own.
+    for _ in 0..2 {
+        let o = pam.attempt("bob", "wrong", None);
+        assert_eq!(o.auth, WRONG_PASSWORD, "{o:?}");
+    }
+    let seen = relay.take();
+    assert_eq!(seen.connections, 4, "{seen:?}");
+    assert_eq!(
+        kinds(&seen),
+        [
+            ("Begin", true),
+            ("Fail", true),
+            ("Begin", true),
+            ("Fail", true)
+        ]
+    );
+    // The third wrong password locks; had a failure been lost between
+    // connections, it would not.
+    pam.attempt("bob", "wrong", None);
+    let o = pam.attempt("bob", "right", None);
+    assert_ne!(o.auth, PAM_SUCCESS, "locked after three: {o:?}");
+    assert_eq!(
+        o.messages,
+        ["Too many failed attempts. Try again in 15 minutes."]
+    );
+
+    // A success whose preauth connection was closed reaches wardend too.
+    let o = pam.attempt("carol", "wrong", None);
+    assert_eq!(o.auth, WRONG_PASSWORD);
+    relay.take();
+    assert_eq!(pam.attempt("carol", "right", None).auth, PAM_SUCCESS);
+    let seen = relay.take();
+    assert_eq!(kinds(&seen), [("Begin", true), ("Passed", false)]);
+    assert_eq!(seen.connections, 2, "{seen:?}");
+    for _ in 0..2 {
+        assert_eq!(pam.attempt("carol", "wrong", None).auth, WRONG_PASSWORD);
+    }
+    assert_eq!(
+        pam.attempt("carol", "right", None).auth,
+        PAM_SUCCESS,
+        "the success reset carol's count"
+    );
+}
