@@ -175,18 +175,24 @@ fn main() {
         get("warden", "fail-8").rate,
         get("faillock", "fail-8").rate
     ));
-    report.push_str("\n## CPU per failed attempt, 8 processes (whole machine, from /proc/stat)\n\n| stack | machine busy | CPU µs per failure | of it in wardend |\n|---|---|---|---|\n");
+    report.push_str("\n## CPU per failed attempt, 8 processes (µs; the machine from /proc/stat, the processes from their user and system times)\n\n| stack | machine busy | whole machine | PAM processes, user | PAM processes, kernel | wardend, user | wardend, kernel |\n|---|---|---|---|---|---|---|\n");
     for stack in ["bare", "faillock", "warden"] {
         let r = get(stack, "fail-8");
-        let daemon = if stack == "warden" {
-            format!("{:.0}", r.daemon_us)
-        } else {
-            "-".into()
+        let daemon = |v: f64| {
+            if stack == "warden" {
+                format!("{v:.0}")
+            } else {
+                "-".into()
+            }
         };
         report.push_str(&format!(
-            "| {stack} | {:.0}% | {:.0} | {daemon} |\n",
+            "| {stack} | {:.0}% | {:.0} | {:.0} | {:.0} | {} | {} |\n",
             r.busy * 100.0,
-            r.cpu_us
+            r.cpu_us,
+            r.pam_user_us,
+            r.pam_kernel_us,
+            daemon(r.daemon_user_us),
+            daemon(r.daemon_kernel_us),
         ));
     }
     report.push_str(&round_trips(&daemon.socket));
@@ -246,46 +252,74 @@ fn profile(service: &str, procs: usize, secs: f64) {
         .flatten();
     let r = run(confdir, service, &users, procs, secs, pid);
     eprintln!(
-        "{service} x{procs}: p50 {} us, p99 {} us, {:.0}/s, CPU {:.0} us per attempt ({:.0} in wardend), machine {:.0}% busy",
-        r.p50, r.p99, r.rate, r.cpu_us, r.daemon_us, r.busy * 100.0
+        "{service} x{procs}: p50 {} us, p99 {} us, {:.0}/s, CPU {:.0} us per attempt (PAM {:.0} user + {:.0} kernel, wardend {:.0} user + {:.0} kernel), machine {:.0}% busy",
+        r.p50, r.p99, r.rate, r.cpu_us, r.pam_user_us, r.pam_kernel_us, r.daemon_user_us, r.daemon_kernel_us, r.busy * 100.0
     );
+    if service.starts_with("warden") {
+        round_trips(&daemon.socket);
+    }
 }
 
-/// The socket alone: preauth then authsucc as the module sends them, on two
-/// fresh connections (what the module does) and on one kept open.
+/// The socket alone, as the module uses it for a success: one connection to
+/// the root socket, preauth answered, the success sent unanswered, closed.
+/// Beside it, a connection opened and closed with nothing said, and the old
+/// way (two connections, both answered), to show where the time goes.
 fn round_trips(socket: &Path) -> String {
-    use warden_proto::{RequestBody, ResponseBody};
+    use warden_proto::{encode_request, write_frame, RequestBody, ResponseBody};
+    let root = socket.with_file_name("warden-root.sock");
     let fields = |i: u32| client::fields(&format!("rt{}", i % 64), None);
-    let p50 = |reuse: bool| {
+    let p50 = |f: &dyn Fn(u32)| {
         let mut lat: Vec<u128> = (0..5000u32)
             .map(|i| {
                 let start = Instant::now();
-                let mut s = client::connect(socket).unwrap();
-                let attempt = match client::request_on(&mut s, RequestBody::Begin(fields(i))) {
-                    Ok(ResponseBody::Verdict(v)) => v.attempt,
-                    other => panic!("preauth: {other:?}"),
-                };
-                if !reuse {
-                    s = client::connect(socket).unwrap();
-                }
-                let body = RequestBody::Succeed {
-                    attempt,
-                    fields: fields(i),
-                };
-                assert!(matches!(
-                    client::request_on(&mut s, body),
-                    Ok(ResponseBody::Recorded)
-                ));
+                f(i);
                 start.elapsed().as_micros()
             })
             .collect();
         lat.sort_unstable();
         lat[lat.len() / 2]
     };
-    let (fresh, kept) = (p50(false), p50(true));
-    eprintln!("round trips: fresh {fresh} us, one connection {kept} us");
+    let begin = |s: &mut std::os::unix::net::UnixStream, i: u32| match client::request_on(
+        s,
+        RequestBody::Begin(fields(i)),
+    ) {
+        Ok(ResponseBody::Verdict(v)) => v.attempt,
+        other => panic!("preauth: {other:?}"),
+    };
+    let now = p50(&|i| {
+        let mut s = client::connect(&root).unwrap();
+        let attempt = begin(&mut s, i);
+        let body = encode_request(RequestBody::Passed {
+            attempt,
+            fields: fields(i),
+        })
+        .unwrap();
+        write_frame(&mut s, &body).unwrap();
+    });
+    let bare = p50(&|_| drop(client::connect(&root).unwrap()));
+    let kept = std::cell::RefCell::new(client::connect(&root).unwrap());
+    let begin_kept = p50(&|i| {
+        begin(&mut kept.borrow_mut(), i);
+    });
+    let account_kept = p50(&|i| {
+        let _ = client::request_on(&mut kept.borrow_mut(), RequestBody::Account(fields(i)));
+    });
+    let before = p50(&|i| {
+        let mut s = client::connect(&root).unwrap();
+        let attempt = begin(&mut s, i);
+        let mut s = client::connect(&root).unwrap();
+        let body = RequestBody::Succeed {
+            attempt,
+            fields: fields(i),
+        };
+        assert!(matches!(
+            client::request_on(&mut s, body),
+            Ok(ResponseBody::Recorded)
+        ));
+    });
+    eprintln!("socket: success {now} us, connect+close {bare} us, two connections {before} us, preauth on a kept connection {begin_kept} us, account on it {account_kept} us");
     format!(
-        "\nSocket round trips for a success (preauth then authsucc, p50): {fresh} µs on two fresh connections, as the module does; {kept} µs on one kept open.\n"
+        "\nThe socket's part of a success (p50, root socket): {now} µs as the module does it now (one connection, preauth answered, the success sent unanswered); {bare} µs of it is opening and closing a connection; {before} µs the old way (two connections, both answered).\n"
     )
 }
 
@@ -359,8 +393,11 @@ struct Run {
     /// Whole-machine CPU time per attempt, µs, and how busy the machine was.
     cpu_us: f64,
     busy: f64,
-    /// The daemon's share of `cpu_us`.
-    daemon_us: f64,
+    /// µs per attempt in the PAM processes, user and kernel, and wardend's.
+    pam_user_us: f64,
+    pam_kernel_us: f64,
+    daemon_user_us: f64,
+    daemon_kernel_us: f64,
 }
 
 /// `procs` worker processes, one bench user each, for `secs` seconds.
@@ -372,7 +409,9 @@ fn run(
     secs: f64,
     daemon: Option<u32>,
 ) -> Run {
-    let (cpu0, daemon0) = (machine_cpu(), process_cpu(daemon));
+    let cpu0 = machine_cpu();
+    let me = Some(std::process::id());
+    let (children0, split0) = (process_split(me, 16), process_split(daemon, 14));
     let worker = c_worker();
     let children: Vec<_> = (0..procs)
         .map(|i| {
@@ -407,11 +446,9 @@ fn run(
             }
         }
     }
-    let (cpu, daemon_cpu) = (
-        machine_cpu().sub(cpu0),
-        process_cpu(daemon).saturating_sub(daemon0),
-    );
+    let cpu = machine_cpu().sub(cpu0);
     let per = |ticks: u64| ticks as f64 / ticks_per_sec() * 1e6 / (total.max(1) as f64);
+    let (children, split) = (process_split(me, 16), process_split(daemon, 14));
     lat.sort_unstable();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
@@ -424,7 +461,10 @@ fn run(
         rate: total as f64 / secs,
         cpu_us: per(cpu.busy),
         busy: cpu.busy as f64 / (cpu.busy + cpu.idle).max(1) as f64,
-        daemon_us: per(daemon_cpu),
+        pam_user_us: per(children.0.saturating_sub(children0.0)),
+        pam_kernel_us: per(children.1.saturating_sub(children0.1)),
+        daemon_user_us: per(split.0.saturating_sub(split0.0)),
+        daemon_kernel_us: per(split.1.saturating_sub(split0.1)),
     }
 }
 
@@ -461,9 +501,10 @@ fn machine_cpu() -> Cpu {
     }
 }
 
-/// A process's user and system ticks, all threads.
-fn process_cpu(pid: Option<u32>) -> u64 {
-    let Some(pid) = pid else { return 0 };
+/// User and system ticks from /proc/PID/stat, starting at field `first`: 14
+/// for the process's own, 16 for its children's that it has waited for.
+fn process_split(pid: Option<u32>, first: usize) -> (u64, u64) {
+    let Some(pid) = pid else { return (0, 0) };
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
@@ -474,7 +515,7 @@ fn process_cpu(pid: Option<u32>) -> u64 {
             .and_then(|x| x.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    field(14) + field(15)
+    (field(first), field(first + 1))
 }
 
 fn ticks_per_sec() -> f64 {
