@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod client;
 pub mod daemon;
+pub mod disk;
 pub mod guest;
 pub mod libpam;
 pub mod pam;

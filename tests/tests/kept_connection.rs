@@ -201,3 +201,39 @@ fn a_connection_closed_between_phases_is_opened_again() {
         "the success reset carol's count"
     );
 }
+
+/// The attack the kept connection opens: sessions left at the password prompt
+/// each hold a connection to the root socket. Held past three quarters of
+/// the pool, the idle ones are told to close, so a login still finds a place.
+#[test]
+fn prompts_left_open_cannot_hold_the_root_pool() {
+    use std::io::Read as _;
+    use warden_e2e::client::{connect, fields, request_on};
+    let d = Daemon::start(RULES);
+    let root = d.socket.with_file_name("warden-root.sock");
+    // More than the pool (512): each preauth answered, then left idle.
+    let held: Vec<UnixStream> = (0..600)
+        .filter_map(|i| {
+            let mut s = connect(&root).ok()?;
+            request_on(&mut s, RequestBody::Begin(fields(&format!("h{i}"), None))).ok()?;
+            Some(s)
+        })
+        .collect();
+    assert!(held.len() >= 512, "only {} preauths answered", held.len());
+    let pam = PamDir::new(&d.socket, "0", "on_unavailable=deny");
+    for _ in 0..3 {
+        let o = pam.attempt("alice", "right", None);
+        assert_eq!(o.auth, PAM_SUCCESS, "a login found no place: {o:?}");
+    }
+    // Most of the held connections were closed by wardend, without a word.
+    let closed = held
+        .into_iter()
+        .filter(|s| {
+            let mut s = s;
+            s.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+                .unwrap();
+            matches!(s.read(&mut [0u8; 1]), Ok(0))
+        })
+        .count();
+    assert!(closed >= 128, "only {closed} idle connections were closed");
+}

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use warden_e2e::client::{fail, locked_keys};
 use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
+use warden_e2e::disk::{loop_ext4, tmpfs, Frozen};
 use warden_e2e::pam::{PamDir, PAM_AUTHINFO_UNAVAIL, PAM_SUCCESS, WRONG_PASSWORD};
 use warden_e2e::root_or_skip;
 use warden_proto::{ErrorCode, ResponseBody};
@@ -188,15 +189,6 @@ fn idle_and_rapid_connections_do_not_starve_logins() {
     assert_eq!(pam.attempt("bob", "right", None).auth, PAM_SUCCESS);
 }
 
-/// Unmounts the small tmpfs even when an assertion fails.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_full_disk_gets_errors_and_recovers_when_space_returns() {
     if !root_or_skip("a_full_disk_gets_errors_and_recovers_when_space_returns") {
@@ -204,13 +196,7 @@ fn a_full_disk_gets_errors_and_recovers_when_space_returns() {
     }
     let mut d = Daemon::start(&one_strike());
     d.stop();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs"])
-        .arg(&d.state)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "mount tmpfs");
-    let _mounted = Mounted(d.state.clone());
+    let _mounted = tmpfs(&d.state, "8m").expect("mount tmpfs");
     d.restart();
     assert!(matches!(
         fail(&d.socket, "early", None),
@@ -270,24 +256,6 @@ fn a_full_disk_gets_errors_and_recovers_when_space_returns() {
     );
 }
 
-/// Thaws the frozen filesystem even when an assertion fails: a process blocked
-/// on a frozen filesystem cannot be killed, so without this a failed test
-/// would leave its daemon, and the test run, stuck for good.
-struct Frozen(std::path::PathBuf);
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        let _ = Command::new("fsfreeze").arg("-u").arg(&self.0).status();
-    }
-}
-
-fn run_ok(cmd: &str, args: &[&str]) -> bool {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn a_store_stalled_in_the_kernel_cannot_hang_a_login() {
     let test = "a_store_stalled_in_the_kernel_cannot_hang_a_login";
@@ -300,24 +268,17 @@ fn a_store_stalled_in_the_kernel_cannot_hang_a_login() {
     let mut d = Daemon::start(&one_strike());
     d.stop();
     let image = d.state.with_file_name("state.img");
-    let image_s = image.to_str().unwrap();
-    let state_s = d.state.to_str().unwrap().to_string();
-    assert!(run_ok("truncate", &["-s", "32M", image_s]));
-    assert!(run_ok("mkfs.ext4", &["-q", "-F", image_s]), "mkfs.ext4");
-    if !run_ok("mount", &["-o", "loop", image_s, &state_s]) {
+    let Some(_mounted) = loop_ext4(&image, &d.state, "32M") else {
         println!("SKIP {test}: this machine cannot mount a loop device");
         return;
-    }
-    let _mounted = Mounted(d.state.clone());
-    assert!(run_ok("chmod", &["0700", &state_s]));
+    };
     d.restart();
     assert!(matches!(
         fail(&d.socket, "before", None),
         Ok(ResponseBody::Recorded)
     ));
 
-    assert!(run_ok("fsfreeze", &["-f", &state_s]), "fsfreeze -f");
-    let frozen = Frozen(d.state.clone());
+    let frozen = Frozen::freeze(&d.state).expect("fsfreeze -f");
     let pam = PamDir::new(&d.socket, "0", "timeout_ms=300 on_unavailable=deny");
     // A failure waits for its fsync, which cannot come: the module gives up at
     // its deadline and refuses, as on_unavailable=deny says.

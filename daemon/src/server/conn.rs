@@ -6,7 +6,7 @@
 //! read and unanswered, which the module could not tell from one never read.
 
 use super::handler;
-use super::limits::Limits;
+use super::limits::{Limits, Slot};
 use super::peer::Peer;
 use super::Door;
 use crate::logline::quote;
@@ -70,7 +70,7 @@ async fn serve(
     warden: Arc<Warden>,
     limits: Arc<Limits>,
 ) {
-    let Some(_slot) = limits.acquire(uid) else {
+    let Some(slot) = limits.acquire(uid) else {
         let _ = reply_error(
             &mut stream,
             ErrorCode::Busy,
@@ -86,48 +86,7 @@ async fn serve(
             .await
             .unwrap_or(Peer::User { uid, name: None })
     };
-    loop {
-        // Waiting for the next frame: closed quietly when it does not come.
-        let now = tokio::time::Instant::now();
-        if now >= end {
-            return;
-        }
-        let idle_until = end.min(now + IDLE);
-        // The frame's first byte, read rather than awaited as readiness:
-        // readiness stays set after a read that emptied the socket.
-        let mut first = [0u8; 1];
-        match tokio::time::timeout_at(idle_until, stream.read(&mut first)).await {
-            Ok(Ok(1)) => {}
-            Ok(Ok(_)) | Ok(Err(_)) | Err(_) => return,
-        }
-        let body = match tokio::time::timeout(FRAME_DEADLINE, read_frame(&mut stream, first[0]))
-            .await
-        {
-            Err(_) => {
-                let _ = reply_error(
-                    &mut stream,
-                    ErrorCode::Malformed,
-                    "frame not received in time",
-                )
-                .await;
-                return;
-            }
-            Ok(Err(FrameError::Closed)) => return,
-            Ok(Err(FrameError::TooLarge(n))) => {
-                let _ = reply_error(
-                    &mut stream,
-                    ErrorCode::TooLarge,
-                    &format!("frame of {n} bytes is over the limit"),
-                )
-                .await;
-                return;
-            }
-            Ok(Err(e)) => {
-                let _ = reply_error(&mut stream, ErrorCode::Malformed, &e.to_string()).await;
-                return;
-            }
-            Ok(Ok(body)) => body,
-        };
+    while let Some(body) = next_frame(&mut stream, &slot, end).await {
         if !peer.is_root() && !warden.peer_may_ask(uid, Time::now()) {
             let _ = reply_error(
                 &mut stream,
@@ -159,8 +118,50 @@ async fn serve(
     }
 }
 
-/// The async side of `warden_proto`'s codec: the same checks, over tokio.
-/// The rest of a frame whose first byte is `first`.
+/// The next frame's body; `None` once the connection is to close. Waiting for
+/// a frame to begin ends quietly (at the idle or whole-life bound, or when the
+/// pool is crowded); a frame begun and not finished, or too large, gets an
+/// error reply first.
+async fn next_frame(
+    stream: &mut UnixStream,
+    slot: &Slot,
+    end: tokio::time::Instant,
+) -> Option<Vec<u8>> {
+    let now = tokio::time::Instant::now();
+    if now >= end {
+        return None;
+    }
+    // The first byte is read rather than awaited as readiness, which stays
+    // set after a read that emptied the socket. The read is cancel-safe, so
+    // a crowded pool closing the connection loses nothing sent.
+    let mut first = [0u8; 1];
+    tokio::select! {
+        read = tokio::time::timeout_at(end.min(now + IDLE), stream.read(&mut first)) => match read {
+            Ok(Ok(1)) => {}
+            Ok(Ok(_)) | Ok(Err(_)) | Err(_) => return None,
+        },
+        () = slot.crowded() => return None,
+    }
+    let (code, message) =
+        match tokio::time::timeout(FRAME_DEADLINE, read_frame(stream, first[0])).await {
+            Ok(Ok(body)) => return Some(body),
+            Ok(Err(FrameError::Closed)) => return None,
+            Err(_) => (
+                ErrorCode::Malformed,
+                "frame not received in time".to_string(),
+            ),
+            Ok(Err(FrameError::TooLarge(n))) => (
+                ErrorCode::TooLarge,
+                format!("frame of {n} bytes is over the limit"),
+            ),
+            Ok(Err(e)) => (ErrorCode::Malformed, e.to_string()),
+        };
+    let _ = reply_error(stream, code, &message).await;
+    None
+}
+
+/// The rest of a frame whose first byte is `first`: the async side of
+/// `warden_proto`'s codec, with the same checks.
 async fn read_frame(stream: &mut UnixStream, first: u8) -> Result<Vec<u8>, FrameError> {
     let mut header = [0u8; HEADER];
     header[0] = first;

@@ -1,6 +1,9 @@
 //! Connection caps. Root peers (sshd, sudo, su, login) have their own large
 //! pool; every other uid gets a few, so a local user holding idle connections
-//! slows only themself.
+//! slows only themself. A login keeps its connection open while the password is
+//! typed, so a pool three quarters full tells its idle connections to close:
+//! their modules open new ones when they need them, and prompts left open by
+//! an attacker never hold the places a login needs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +15,8 @@ pub const USERS_MAX: usize = 128;
 #[derive(Default)]
 pub struct Limits {
     counts: Mutex<Counts>,
+    crowded_root: tokio::sync::Notify,
+    crowded_users: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -35,6 +40,9 @@ impl Limits {
                 return None;
             }
             c.root += 1;
+            if c.root >= ROOT_MAX * 3 / 4 {
+                self.crowded_root.notify_waiters();
+            }
         } else {
             let mine = c.per_uid.get(&uid).copied().unwrap_or(0);
             if mine >= PER_USER_MAX || c.users >= USERS_MAX {
@@ -42,11 +50,26 @@ impl Limits {
             }
             c.users += 1;
             c.per_uid.insert(uid, mine + 1);
+            if c.users >= USERS_MAX * 3 / 4 || mine + 1 >= PER_USER_MAX * 3 / 4 {
+                self.crowded_users.notify_waiters();
+            }
         }
         Some(Slot {
             limits: self.clone(),
             uid,
         })
+    }
+}
+
+impl Slot {
+    /// Resolves when this connection's pool is crowded: an idle connection
+    /// waiting on it then closes.
+    pub fn crowded(&self) -> tokio::sync::futures::Notified<'_> {
+        if self.uid == 0 {
+            self.limits.crowded_root.notified()
+        } else {
+            self.limits.crowded_users.notified()
+        }
     }
 }
 

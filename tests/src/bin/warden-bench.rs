@@ -2,9 +2,10 @@
 //! libpam as sshd drives it (pam_start_confdir, a new handle per attempt, rhost
 //! and tty set). Writes a Markdown report to target/bench/report.md.
 //!
-//! Usage: warden-bench [--secs S] [--keys N] [--only-stacks | --only-keys | --only-load | --only-attacks | --only-fleet]
+//! Usage: warden-bench [--secs S] [--keys N] [--scale-max N] [--only-stacks | --only-keys | --only-scale | --only-load | --only-attacks | --only-fleet]
 //!        warden-bench [--secs S] --profile STACK-OUTCOME PROCS   (one run, e.g. warden-fail 8, to profile beside)
 //! (internal) warden-bench --worker CONFDIR SERVICE USER SECS
+//! (internal) warden-bench --dbus-flood ADDRESS SECS USER
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -29,6 +30,10 @@ fn bench_config() -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--dbus-flood") {
+        dbus_flood(&args[1], args[2].parse().unwrap_or(10.0), &args[3]);
+        return;
+    }
     if args.first().map(String::as_str) == Some("--worker") {
         worker(&args[1], &args[2], &args[3], args[4].parse().unwrap_or(2.0));
         return;
@@ -52,6 +57,11 @@ fn main() {
     }
     if args.iter().any(|a| a == "--only-keys") {
         println!("{}", keys_report(keys));
+        return;
+    }
+    let scale_max = opt("--scale-max", 10_000_000.0) as u64;
+    if args.iter().any(|a| a == "--only-scale") {
+        println!("{}", scale_report(scale_max));
         return;
     }
     if args.iter().any(|a| a == "--only-attacks") {
@@ -226,6 +236,7 @@ fn main() {
 
     // Memory and restart with many keys.
     report.push_str(&keys_report(keys));
+    report.push_str(&scale_report(scale_max));
 
     let out = paths::target_dir().join("..").join("bench");
     std::fs::create_dir_all(&out).unwrap();
@@ -638,7 +649,21 @@ fn exactness(dir: &Path, socket: &Path, tally: &Path, user: &str) -> (usize, usi
 
 /// Floods `n` distinct rhosts, reads the daemon's RSS and times a restart; then
 /// floods `n / 5` more past `max_tracked_keys = n` to show the bound holding.
-fn keys_report(n: u64) -> String {
+/// What a daemon tracking `n` keys costs.
+struct Scale {
+    keys: u64,
+    /// Durable failures per second while they were reported.
+    rate: f64,
+    rss: u64,
+    file: u64,
+    restart_ms: u128,
+    rss_restarted: u64,
+}
+
+/// A fresh daemon flooded with one failure from each of `n` addresses (an
+/// rhost rule, so each is a key), measured, then restarted and timed until
+/// its socket answers. The daemon is returned for more.
+fn measure_keys(n: u64) -> (Daemon, Scale) {
     let mut d = Daemon::start(&format!("max_tracked_keys = {n}\n[[rule]]\nname = \"rhost\"\ntrack = [\"rhost\"]\nlimit = 20\nwindow = \"1h\"\nlockout = \"1h\"\n"));
     let took = flood(&d.socket, 0..n);
     let rss = rss_mib(d.pid());
@@ -649,23 +674,36 @@ fn keys_report(n: u64) -> String {
     let start = Instant::now();
     d.restart();
     let ready = start.elapsed();
-    let rss_restarted = rss_mib(d.pid());
-    let tracked = |d: &Daemon| {
-        d.log_text()
-            .lines()
-            .rfind(|l| l.contains("started"))
-            .unwrap_or_default()
-            .to_string()
+    let s = Scale {
+        keys: n,
+        rate: n as f64 / took.as_secs_f64(),
+        rss,
+        file,
+        restart_ms: ready.as_millis(),
+        rss_restarted: rss_mib(d.pid()),
     };
     eprintln!(
-        "{n} keys: flood {took:?}, RSS {rss} MiB, restart {ready:?} ({}), RSS after restart {rss_restarted} MiB",
-        tracked(&d)
+        "{n} keys: flood {took:?}, RSS {rss} MiB, store {file} MiB, restart {ready:?}, RSS after restart {} MiB",
+        s.rss_restarted
     );
+    (d, s)
+}
+
+fn tracked_after_start(d: &Daemon) -> String {
+    d.log_text()
+        .lines()
+        .rfind(|l| l.contains("started"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn keys_report(n: u64) -> String {
+    let (mut d, s) = measure_keys(n);
     let beyond = n / 5;
     flood(&d.socket, n..n + beyond);
     let rss_beyond = rss_mib(d.pid());
     d.restart();
-    let after = tracked(&d);
+    let after = tracked_after_start(&d);
     let keys_after = after
         .split_whitespace()
         .find_map(|w| w.strip_prefix("keys="))
@@ -673,10 +711,133 @@ fn keys_report(n: u64) -> String {
         .to_string();
     eprintln!("{beyond} more: RSS {rss_beyond} MiB, then {after}");
     format!(
-        "\n## Many keys\n\n| distinct rhosts | durable failures/s (32 clients) | daemon RSS | store file | restart until the socket answers | RSS after the restart |\n|---|---|---|---|---|---|\n| {n} | {:.0} | {rss} MiB | {file} MiB | {} ms | {rss_restarted} MiB |\n\n\
+        "\n## Many keys\n\n| distinct rhosts | durable failures/s (32 clients) | daemon RSS | store file | restart until the socket answers | RSS after the restart |\n|---|---|---|---|---|---|\n{}\n\
          Then {beyond} more distinct rhosts against `max_tracked_keys = {n}`: daemon RSS {rss_beyond} MiB, keys tracked after a restart {keys_after}.\n",
-        n as f64 / took.as_secs_f64(),
-        ready.as_millis()
+        scale_row(&s)
+    )
+}
+
+fn scale_row(s: &Scale) -> String {
+    format!(
+        "| {} | {:.0} | {} MiB | {} MiB | {} ms | {} MiB |",
+        s.keys, s.rate, s.rss, s.file, s.restart_ms, s.rss_restarted
+    )
+}
+
+/// How memory, the store and a restart grow with the keys tracked, from
+/// 10,000 to `max` in tenfold steps; the table, and a plot written to
+/// target/bench/scale.svg.
+fn scale_report(max: u64) -> String {
+    let mut rows = Vec::new();
+    let mut n = 10_000;
+    while n <= max {
+        rows.push(measure_keys(n).1);
+        n *= 10;
+    }
+    let out = paths::target_dir().join("..").join("bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("scale.svg"), scale_svg(&rows)).unwrap();
+    let mut text = String::from(
+        "\n## How the cost grows with the keys tracked (plot: target/bench/scale.svg)\n\n| distinct rhosts | durable failures/s (32 clients) | daemon RSS | store file | restart until the socket answers | RSS after the restart |\n|---|---|---|---|---|---|\n",
+    );
+    for s in &rows {
+        text.push_str(&scale_row(s));
+        text.push('\n');
+    }
+    // What each further key costs, between one size and the next: the
+    // daemon's fixed part (runtime, caches) cancels out.
+    for pair in rows.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let bytes = (b.rss_restarted as f64 - a.rss_restarted as f64) * 1024.0 * 1024.0
+            / (b.keys - a.keys) as f64;
+        let ms = (b.restart_ms as f64 - a.restart_ms as f64) / ((b.keys - a.keys) as f64 / 1e6);
+        text.push_str(&format!(
+            "\nFrom {} to {} keys: {bytes:.0} bytes of RSS per key more, and {ms:.0} ms of restart per million keys more.",
+            a.keys, b.keys
+        ));
+    }
+    text.push('\n');
+    text
+}
+
+/// Two log-log panels: RSS after a restart (MiB) and restart time (ms),
+/// against keys tracked.
+fn scale_svg(rows: &[Scale]) -> String {
+    let (w, h, pad) = (360.0, 260.0, 50.0);
+    let panel = |x0: f64, title: &str, ys: Vec<(u64, f64)>, unit: &str| -> String {
+        let lx = |k: u64| (k as f64).log10();
+        let (xmin, xmax) = (4.0, 7.0);
+        let ly: Vec<f64> = ys.iter().map(|(_, v)| v.max(1.0).log10()).collect();
+        let ymin = ly.iter().cloned().fold(f64::MAX, f64::min).floor();
+        let ymax = ly
+            .iter()
+            .cloned()
+            .fold(f64::MIN, f64::max)
+            .ceil()
+            .max(ymin + 1.0);
+        let px = |x: f64| x0 + pad + (x - xmin) / (xmax - xmin) * (w - 2.0 * pad);
+        let py = |y: f64| h - pad - (y - ymin) / (ymax - ymin) * (h - 2.0 * pad);
+        let mut s = format!(
+            "<text x=\"{}\" y=\"20\" font-size=\"14\" text-anchor=\"middle\">{title}</text>\n",
+            x0 + w / 2.0
+        );
+        for d in 4..=7 {
+            let x = px(d as f64);
+            s.push_str(&format!(
+                "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{x}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">10^{d}</text>\n",
+                pad,
+                h - pad,
+                h - pad + 16.0
+            ));
+        }
+        let mut d = ymin;
+        while d <= ymax {
+            let y = py(d);
+            s.push_str(&format!(
+                "<line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{} {unit}</text>\n",
+                px(xmin),
+                px(xmax),
+                px(xmin) - 4.0,
+                y + 4.0,
+                10f64.powf(d)
+            ));
+            d += 1.0;
+        }
+        let points: Vec<String> = ys
+            .iter()
+            .zip(&ly)
+            .map(|((k, _), y)| format!("{:.1},{:.1}", px(lx(*k)), py(*y)))
+            .collect();
+        s.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"2\" points=\"{}\"/>\n",
+            points.join(" ")
+        ));
+        for ((k, v), y) in ys.iter().zip(&ly) {
+            s.push_str(&format!(
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"#1f5fa8\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{v:.0}</text>\n",
+                px(lx(*k)),
+                py(*y),
+                px(lx(*k)) + 5.0,
+                py(*y) - 5.0
+            ));
+        }
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">keys tracked</text>\n",
+            x0 + w / 2.0,
+            h - 10.0
+        ));
+        s
+    };
+    let rss = rows
+        .iter()
+        .map(|r| (r.keys, r.rss_restarted as f64))
+        .collect();
+    let restart = rows.iter().map(|r| (r.keys, r.restart_ms as f64)).collect();
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{h}\" font-family=\"sans-serif\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{}{}</svg>\n",
+        2.0 * w,
+        panel(0.0, "wardend RSS after a restart", rss, "MiB"),
+        panel(w, "restart until the socket answers", restart, "ms")
     )
 }
 
@@ -772,13 +933,100 @@ fn nth_address(n: u64) -> String {
     )
 }
 
-/// Root's logins while an unprivileged local user attacks the daemon: the
-/// socket round trip of one preauth on the root socket, and a whole login
-/// through libpam (preauth, pam_permit, authsucc), p50 and p99, quiet and
-/// during each attack, with 100,000 keys tracked.
+/// Latencies of legitimate logins, gathered while an attack runs: root's
+/// preauth round trips on the root socket, and whole logins through libpam
+/// (preauth, pam_permit, authsucc), as sshd makes them.
+#[derive(Default)]
+struct Legit {
+    round_trips: Vec<u128>,
+    logins: Vec<u128>,
+}
+
+impl Legit {
+    fn gather(&mut self, confdir: &str, socket: &Path, n: usize) {
+        use warden_proto::{encode_request, write_frame, RequestBody, ResponseBody};
+        let root_socket = socket.with_file_name("warden-root.sock");
+        for i in 0..n {
+            let fields = client::fields(&format!("legit{}", i % 16), None);
+            let start = Instant::now();
+            let mut s = client::connect(&root_socket).unwrap();
+            let attempt = match client::request_on(&mut s, RequestBody::Begin(fields.clone())) {
+                Ok(ResponseBody::Verdict(v)) => v.attempt,
+                other => panic!("{other:?}"),
+            };
+            self.round_trips.push(start.elapsed().as_micros());
+            // Ended as a right password ends it, so that the legitimate
+            // users never hold more attempts in flight than their logins do.
+            let passed = encode_request(RequestBody::Passed { attempt, fields }).unwrap();
+            write_frame(&mut s, &passed).unwrap();
+        }
+        let answers = vec!["x".to_string()];
+        for i in 0..n / 4 {
+            let start = Instant::now();
+            let r = login(&Login {
+                confdir,
+                service: "warden-ok",
+                user: &format!("legit{}", i % 16),
+                rhost: Some("192.0.2.1"),
+                tty: Some("ssh"),
+                ruser: None,
+                answers: &answers,
+                account: false,
+            });
+            assert_eq!(r.auth, 0, "{} {:?}", r.auth_name, r.messages);
+            self.logins.push(start.elapsed().as_micros());
+        }
+    }
+
+    /// (p50, p99) of the round trips and of the logins.
+    fn percentiles(&self) -> ((u128, u128), (u128, u128)) {
+        let pct = |v: &[u128]| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            (v[v.len() / 2], v[v.len() * 99 / 100])
+        };
+        (pct(&self.round_trips), pct(&self.logins))
+    }
+}
+
+/// `--dbus-flood ADDRESS SECS USER`, run as an unprivileged user: eight
+/// connections to the bus, each calling Status and GetUserStatus (its own
+/// name) back to back, as a desktop applet gone wild would.
+fn dbus_flood(address: &str, secs: f64, user: &str) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let end = tokio::time::Instant::now() + Duration::from_secs_f64(secs);
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                let (address, user) = (address.to_string(), user.to_string());
+                tokio::spawn(async move {
+                    let conn = zbus::connection::Builder::address(address.as_str())
+                        .build()
+                        .await
+                        .unwrap();
+                    let proxy = warden_api::Warden1Proxy::new(&conn).await.unwrap();
+                    while tokio::time::Instant::now() < end {
+                        let _ = proxy.status().await;
+                        let _ = proxy.get_user_status(&user).await;
+                    }
+                })
+            })
+            .collect();
+        for c in callers {
+            let _ = c.await;
+        }
+    });
+}
+
+/// Legitimate logins, p50 and p99, quiet and during each attack, with
+/// 100,000 keys tracked: local floods of the public socket, an unprivileged
+/// D-Bus flood, a remote flood from a million addresses, a frozen store.
 fn attacks_report() -> String {
-    use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus};
-    use warden_proto::RequestBody;
+    use warden_e2e::bus::{wait_for_daemon, Bus};
     let bus = Bus::start();
     let daemon = Daemon::start_with_env(&bench_config(), &bus.env());
     assert!(wait_for_daemon(&bus.address));
@@ -788,123 +1036,95 @@ fn attacks_report() -> String {
     std::fs::create_dir(&tally).unwrap();
     write_stacks(dir.path(), &daemon.socket, &tally);
     let confdir = dir.path().to_str().unwrap().to_string();
-    let next = Arc::new(AtomicU64::new(0));
-    let fillers: Vec<_> = (0..16)
-        .map(|_| {
-            let (socket, next) = (daemon.socket.clone(), next.clone());
-            std::thread::spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= 100_000 {
-                    break;
-                }
-                let _ = client::fail(&socket, &format!("k{i}"), None);
-            })
-        })
-        .collect();
-    fillers.into_iter().for_each(|t| {
-        let _ = t.join();
-    });
-    let root_socket = daemon.socket.with_file_name("warden-root.sock");
-    let sample = |n: usize| -> ((u128, u128), (u128, u128)) {
-        let pct = |mut v: Vec<u128>| {
-            v.sort_unstable();
-            (v[v.len() / 2], v[v.len() * 99 / 100])
-        };
-        let rt: Vec<u128> = (0..n)
-            .map(|i| {
-                let start = Instant::now();
-                let r = client::request(
-                    &root_socket,
-                    RequestBody::Begin(client::fields(&format!("legit{}", i % 16), None)),
-                );
-                assert!(r.is_ok(), "{r:?}");
-                start.elapsed().as_micros()
-            })
-            .collect();
-        let answers = vec!["x".to_string()];
-        let logins: Vec<u128> = (0..n / 4)
-            .map(|i| {
-                let start = Instant::now();
-                let r = login(&Login {
-                    confdir: &confdir,
-                    service: "warden-ok",
-                    user: &format!("legit{}", i % 16),
-                    rhost: Some("192.0.2.1"),
-                    tty: Some("ssh"),
-                    ruser: None,
-                    answers: &answers,
-                    account: false,
-                });
-                assert_eq!(r.auth, 0, "{}", r.auth_name);
-                start.elapsed().as_micros()
-            })
-            .collect();
-        (pct(rt), pct(logins))
+    flood(&daemon.socket, 0..100_000);
+    let sample = |n: usize| {
+        let mut l = Legit::default();
+        l.gather(&confdir, &daemon.socket, n);
+        l
     };
-    let mut rows = Vec::new();
-    let quiet = sample(800);
-    rows.push(("none".to_string(), quiet));
-    let as_attacker = |args: &[&str]| {
-        let mut c = warden_e2e::as_uid(attacker.uid, &paths::raw_client());
-        c.arg(&daemon.socket)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+    let mut rows: Vec<(String, Legit)> = Vec::new();
+    rows.push(("none".to_string(), sample(800)));
+    let as_attacker = |program: &Path, args: &[&str]| {
+        let mut c = warden_e2e::as_uid(attacker.uid, program);
+        c.args(args).stdout(Stdio::null()).stderr(Stdio::null());
         c
     };
-    // A connect() flood on the public socket from 32 threads.
-    let mut f = as_attacker(&["connect-flood", "x", "--repeat", "8"])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    rows.push(("local connect() flood, 32 threads".into(), sample(800)));
-    let _ = f.wait();
-    // Requests from the attacker's shell as fast as it can (budgeted).
-    let mut floods: Vec<_> = (0..8)
+    let raw = paths::raw_client();
+    let socket = daemon.socket.to_str().unwrap().to_string();
+    let stop_all = |mut v: Vec<std::process::Child>| {
+        v.iter_mut().for_each(|c| {
+            let _ = c.kill();
+            let _ = c.wait();
+        })
+    };
+    // A connect() flood on the public socket: two processes of 32 threads.
+    let floods: Vec<_> = (0..2)
         .map(|_| {
-            as_attacker(&["fail", &attacker.name, "--repeat", "200000"])
+            as_attacker(&raw, &[&socket, "connect-flood", "x", "--repeat", "30"])
                 .spawn()
                 .unwrap()
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    rows.push(("local request flood, 8 processes".into(), sample(800)));
-    floods.iter_mut().for_each(|c| {
-        let _ = c.kill();
-        let _ = c.wait();
-    });
-    // Unprivileged D-Bus status calls, 32 in flight.
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let callers: Vec<_> = (0..32)
+    rows.push(("local connect() flood, 64 threads".into(), sample(800)));
+    stop_all(floods);
+    // Requests from the attacker's shell as fast as it can (budgeted).
+    let floods: Vec<_> = (0..64)
         .map(|_| {
-            let (addr, stop, uid, name) = (
-                bus.address.clone(),
-                stop.clone(),
-                attacker.uid,
-                attacker.name.clone(),
-            );
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = wardenctl(&addr, Some(uid), &["user-status", &name]);
-                    let _ = wardenctl(&addr, Some(uid), &["status"]);
-                }
-            })
+            as_attacker(
+                &raw,
+                &[&socket, "fail", &attacker.name, "--repeat", "200000"],
+            )
+            .spawn()
+            .unwrap()
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(500));
+    rows.push(("local request flood, 64 processes".into(), sample(800)));
+    stop_all(floods);
+    // Unprivileged D-Bus calls: four processes of eight connections each.
+    let me = std::env::current_exe().unwrap();
+    let floods: Vec<_> = (0..4)
+        .map(|_| {
+            as_attacker(&me, &["--dbus-flood", &bus.address, "60", &attacker.name])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
     rows.push((
-        "unprivileged D-Bus status calls, 32 in flight".into(),
+        "unprivileged D-Bus Status and GetUserStatus, 32 connections".into(),
         sample(800),
     ));
-    stop.store(true, Ordering::Relaxed);
-    callers.into_iter().for_each(|t| {
-        let _ = t.join();
-    });
+    stop_all(floods);
+    // sshd reporting failures from 1,000,000 addresses, one each, while the
+    // logins go on: the table grows from 100,000 keys to 1,100,000.
+    let (socket_path, done) = (daemon.socket.clone(), Arc::new(AtomicU64::new(0)));
+    let flood = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            flood(&socket_path, 100_000..1_100_000);
+            done.store(1, Ordering::SeqCst);
+        })
+    };
+    let mut during = Legit::default();
+    while done.load(Ordering::SeqCst) == 0 {
+        during.gather(&confdir, &daemon.socket, 200);
+    }
+    let _ = flood.join();
+    rows.push(("remote failures from 1,000,000 addresses".into(), during));
+    drop(daemon);
+    if let Some(frozen) = frozen_row() {
+        rows.push(frozen);
+    }
+
+    let quiet_p99 = rows[0].1.percentiles().1 .1;
     let mut out = String::from(
-        "\n## Root's logins under local attack (100,000 keys tracked)\n\n| attack | root socket round trip p50 / p99 µs | whole libpam login p50 / p99 µs | login p99 added |\n|---|---|---|---|\n",
+        "\n## Legitimate logins while an attack runs\n\n| attack | root socket round trip p50 / p99 µs | whole libpam login p50 / p99 µs | login p99 added (µs) |\n|---|---|---|---|\n",
     );
-    for (name, ((rp50, rp99), (lp50, lp99))) in &rows {
-        let added = lp99.saturating_sub(quiet.1 .1);
+    for (name, legit) in &rows {
+        let ((rp50, rp99), (lp50, lp99)) = legit.percentiles();
+        let added = lp99.saturating_sub(quiet_p99);
         out.push_str(&format!(
             "| {name} | {rp50} / {rp99} | {lp50} / {lp99} | {added} |\n"
         ));
@@ -913,20 +1133,46 @@ fn attacks_report() -> String {
     out
 }
 
+/// Logins while the store's filesystem is frozen (every write and fsync
+/// waits, as on a dying disk): a daemon of its own, its state on ext4 in a
+/// loop file. `None` where this machine cannot mount one.
+fn frozen_row() -> Option<(String, Legit)> {
+    use warden_e2e::disk::{loop_ext4, Frozen};
+    let mut daemon = Daemon::start(&bench_config());
+    daemon.stop();
+    let image = daemon.state.with_file_name("state.img");
+    let _mounted = loop_ext4(&image, &daemon.state, "64M")?;
+    daemon.restart();
+    let dir = tempfile::tempdir().unwrap();
+    let tally = dir.path().join("faillock");
+    std::fs::create_dir(&tally).unwrap();
+    write_stacks(dir.path(), &daemon.socket, &tally);
+    let confdir = dir.path().to_str().unwrap().to_string();
+    let frozen = Frozen::freeze(&daemon.state)?;
+    let mut legit = Legit::default();
+    legit.gather(&confdir, &daemon.socket, 800);
+    drop(frozen);
+    daemon.stop();
+    Some(("the store's filesystem frozen (fsfreeze)".into(), legit))
+}
+
 /// One attempt as the module makes it when the password is wrong: preauth,
-/// then authfail, each on a fresh connection. Returns its latency in µs.
+/// then authfail, on one connection. Returns its latency in µs.
 fn failed_attempt(socket: &Path, user: &str) -> u128 {
     use warden_proto::{RequestBody, ResponseBody};
     let t = Instant::now();
-    let id = match client::request(
-        socket,
+    let Ok(mut s) = client::connect(socket) else {
+        return t.elapsed().as_micros();
+    };
+    let id = match client::request_on(
+        &mut s,
         RequestBody::Begin(client::fields(user, Some("192.0.2.200"))),
     ) {
         Ok(ResponseBody::Verdict(v)) => v.attempt,
         _ => None,
     };
-    let _ = client::request(
-        socket,
+    let _ = client::request_on(
+        &mut s,
         RequestBody::Fail {
             attempt: id,
             fields: client::fields(user, Some("192.0.2.200")),
