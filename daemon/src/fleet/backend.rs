@@ -817,8 +817,10 @@ impl Backend for FleetBackend {
             if self.is_local_id(id) {
                 return self.local.release(id, a, origin, now).await;
             }
+            // Committed before its answer, as on a single host (a release
+            // is rare, and its line precedes the reply).
             let e = attempt_event(a, origin, now, EventKind::Aborted);
-            self.end_uncounted(id, a, origin, e, Durability::Deferred)
+            self.end_uncounted(id, a, origin, e, Durability::Immediate)
                 .await
         })
     }

@@ -20,7 +20,9 @@ pub const FLUSH_AFTER: Duration = Duration::from_secs(1);
 /// How long a batch of deferred operations (successes) waits for company
 /// before its commit. A commit costs redb tens of microseconds of CPU whatever
 /// it holds; a busy login server then pays for one every few milliseconds,
-/// not one per login. An operation that waits for durability ends the wait.
+/// not one per login. An operation that waits for durability ends the wait;
+/// whoever awaits a deferred one's receiver waits this much longer, so
+/// nothing answered to a client should.
 const GATHER: Duration = Duration::from_millis(5);
 
 /// Tells an operation its commit's result.

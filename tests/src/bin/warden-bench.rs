@@ -366,7 +366,8 @@ fn write_stacks(dir: &Path, socket: &Path, tally: &Path) {
     let m = paths::module();
     let (m, s, t) = (m.display(), socket.display(), tally.display());
     let fl = format!("dir={t} nodelay deny=100000 fail_interval=1 unlock_time=1");
-    for (outcome, check) in [("fail", "pam_deny.so"), ("ok", "pam_permit.so")] {
+    let wrong = wrong_password_module();
+    for (outcome, check) in [("fail", wrong.as_str()), ("ok", "pam_permit.so")] {
         // Three stacks of one shape: the same four auth lines, the module's
         // three replaced by pam_permit.so in the bare one, so that loading a
         // module is in every figure and the cost over bare is the module's own.
@@ -566,6 +567,32 @@ fn worker(confdir: &str, service: &str, user: &str, secs: f64) {
 
 /// The C worker (tests/fixtures/pam-worker.c), compiled once; `None` (the
 /// Rust worker then, which already maps libgcc_s) when no compiler is there.
+/// The always-failing password check that asks for the password first
+/// (`tests/fixtures/pam-wrong-password.c`), built once; pam_deny where no C
+/// compiler is found.
+fn wrong_password_module() -> String {
+    static BUILT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let so = paths::target_dir().join("pam-wrong-password.so");
+            let ok = Command::new("cc")
+                .args(["-O2", "-shared", "-fPIC", "-o"])
+                .arg(&so)
+                .arg(paths::repo_file("tests/fixtures/pam-wrong-password.c"))
+                .arg("-lpam")
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                so.display().to_string()
+            } else {
+                eprintln!("could not build the wrong-password check: pam_deny stands in, and warden counts no failure (no password was given)");
+                "pam_deny.so".into()
+            }
+        })
+        .clone()
+}
+
 fn c_worker() -> Option<std::path::PathBuf> {
     static BUILT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     BUILT
@@ -1242,9 +1269,10 @@ fn fleet_report(secs: f64) -> String {
         std::fs::write(
             pam_dir.path().join(name),
             format!(
-                "auth requisite {m} preauth socket={s} nodelay\nauth [success=1 default=bad] pam_deny.so\nauth [default=die] {m} authfail socket={s}\nauth required {m} authsucc socket={s}\n",
+                "auth requisite {m} preauth socket={s} nodelay\nauth [success=1 default=bad] {w}\nauth [default=die] {m} authfail socket={s}\nauth required {m} authsucc socket={s}\n",
                 m = m.display(),
-                s = socket.display()
+                s = socket.display(),
+                w = wrong_password_module()
             ),
         )
         .unwrap();
