@@ -404,3 +404,50 @@ fn base32_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+/// The one thing an unanswered success gives up: a code that becomes due while
+/// the password is typed (here, enrolment confirmed between preauth and
+/// authsucc). That login has already gone ahead; wardend says so loudly, and
+/// the next login asks for the code.
+#[test]
+fn a_code_due_in_the_middle_of_an_attempt_is_logged_loudly() {
+    use warden_e2e::client::{connect, fields, request_on};
+    use warden_proto::{encode_request, write_frame, RequestBody, ResponseBody};
+    let (bus, d, pam) = setup("");
+    let root = d.socket.with_file_name("warden-root.sock");
+    let mut s = connect(&root).unwrap();
+    let v = match request_on(
+        &mut s,
+        RequestBody::Begin(fields("hana", Some("203.0.113.9"))),
+    ) {
+        Ok(ResponseBody::Verdict(v)) => v,
+        other => panic!("{other:?}"),
+    };
+    assert!(v.allowed && v.quiet_success, "not enrolled: {v:?}");
+    // Enrolled and confirmed while "hana" types her password.
+    enroll(&bus.address, "hana", true);
+    let passed = encode_request(RequestBody::Passed {
+        attempt: v.attempt,
+        fields: fields("hana", Some("203.0.113.9")),
+    })
+    .unwrap();
+    write_frame(&mut s, &passed).unwrap();
+    assert!(
+        d.wait_for_log("passed-unchecked user=hana due=code", 5),
+        "{}",
+        d.log_text()
+    );
+    // Recorded as the success it was, not left waiting for a code that will
+    // never come (which would count as a failure at its deadline).
+    assert!(d.wait_for_log("success ", 5), "{}", d.log_text());
+    let log = d.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("success ") && l.contains("user=hana")),
+        "{log}"
+    );
+    // The next login is asked for the code.
+    let o = login(&pam, "hana", "203.0.113.9", &["right", "000000"]);
+    assert_eq!(o.prompts.len(), 2, "{o:?}");
+    assert_eq!(o.auth, PAM_AUTH_ERR, "{o:?}");
+}

@@ -32,18 +32,17 @@ async fn passed(warden: &Warden, peer: &Peer, id: Option<u64>, fields: &AttemptF
     };
     let groups = warden.groups(&a.user).await;
     match warden
-        .succeed_or_ask(id.map(AttemptId), &a, peer.origin(), &groups, Time::now())
+        .passed(id.map(AttemptId), &a, peer.origin(), &groups, Time::now())
         .await
     {
-        Ok(SuccessOutcome::Recorded) => {}
-        // The module has let the login through already: preauth found no
-        // code due, and a code policy or enrolment changed while the
-        // password was typed. Said loudly, since the login went ahead
-        // without what now applies to it.
-        Ok(other) => warden.log().warn(&format!(
-            "passed-unchecked user={} outcome={} reason=\"a code became due during the attempt; this login went ahead without one\"",
+        Ok(None) => {}
+        // preauth found nothing due, and a code policy or enrolment changed
+        // while the password was typed: the login has gone ahead without
+        // what now applies to it. Said loudly; the next login gets it.
+        Ok(Some(due)) => warden.log().warn(&format!(
+            "passed-unchecked user={} due={} reason=\"it became due during the attempt; this login went ahead without it\"",
             quote(&a.user),
-            quote(&format!("{other:?}"))
+            quote(due)
         )),
         Err(e) => {
             service_error(warden, "passed", &e);

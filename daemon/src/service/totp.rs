@@ -170,6 +170,29 @@ impl Warden {
         }
     }
 
+    /// authsucc sent as `Passed`: the module has let the login through, since
+    /// preauth found that a right password leads to nothing but success. The
+    /// success is recorded whatever the policy says now; returns what is due
+    /// now if that is no longer nothing (a code enrolled or required while
+    /// the password was typed), for the caller to say loudly.
+    pub async fn passed(
+        &self,
+        id: Option<AttemptId>,
+        attempt: &Attempt,
+        origin: Origin,
+        groups: &[String],
+        now: Time,
+    ) -> Result<Option<&'static str>, ServiceError> {
+        let need = self.totp_need(attempt, origin, groups, now).await?;
+        self.succeed(id, attempt, origin, now).await?;
+        Ok(match need {
+            Need::Nothing => None,
+            Need::Grace(_) => Some("grace notice"),
+            Need::Code => Some("code"),
+            Need::Refuse => Some("refusal: a code is required and none is set up"),
+        })
+    }
+
     /// Checks the code typed at the prompt. Wrong codes are failures in the
     /// lockout rules; a good one records the success. Returns what the user
     /// reads when refused (empty after a wrong code: nothing that a wrong
