@@ -11,6 +11,7 @@ pub mod dirs;
 pub mod engine;
 pub mod fleet;
 pub mod hex;
+pub mod hooks;
 pub mod log;
 pub mod logline;
 pub mod notify;

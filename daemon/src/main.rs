@@ -319,6 +319,7 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         tokio::spawn(server::serve(public, Door::Public, warden.clone()));
         warden_daemon::notify::ready();
         tokio::spawn(warden_daemon::bus::run(warden.clone()));
+        tokio::spawn(warden_daemon::hooks::run(warden.clone()));
         if let Some(fleet) = fleet {
             tokio::spawn(warden_daemon::fleet::run_tasks(fleet));
         }

@@ -223,6 +223,37 @@ fn the_package_on_a_booted_debian_12() {
     g.ok("rm -r /etc/systemd/system/wardend.service.d && cp /root/warden.toml.bak /etc/warden/warden.toml && systemctl daemon-reload && systemctl restart wardend");
     g.ok("systemctl is-active wardend.service");
 
+    // 7c. A lock hook: under the shipped unit (no capability, no set*id
+    //     calls) it cannot drop to nobody, and says so; with the shipped
+    //     drop-in it runs as nobody with the event on stdin (the hook fails
+    //     on purpose, so its stderr lands in the journal, out of the
+    //     unit's private /tmp).
+    g.ok(r#"printf '#!/bin/sh\necho "uid=$(id -u) $(head -c 60)" >&2\nexit 3\n' > /usr/local/sbin/warden-test-hook && chmod 755 /usr/local/sbin/warden-test-hook"#);
+    g.ok(r#"printf '\n[[hook]]\non = ["locked"]\nexec = ["/usr/local/sbin/warden-test-hook"]\ntimeout = "5s"\n' >> /etc/warden/warden.toml"#);
+    let hook_log = |g: &Guest| {
+        let (ok, out) = g.sh("systemctl restart wardend && sleep 1 && wardenctl lock hooked --for 1m && sleep 1 && wardenctl unlock hooked");
+        let journal = g.ok("journalctl -u wardend --no-pager -n 30 -o cat");
+        assert!(ok, "{out}\n{journal}");
+        journal
+    };
+    let shut = hook_log(&g);
+    let shut = shut.rsplit("started version").next().unwrap_or("");
+    assert!(
+        shut.contains("hook-failed on=locked") && shut.contains("Operation not permitted"),
+        "the shipped unit let a hook change user: {shut}"
+    );
+    g.ok("mkdir -p /etc/systemd/system/wardend.service.d && cp /usr/share/doc/warden/systemd/wardend.service.d/hooks.conf /etc/systemd/system/wardend.service.d/ && systemctl daemon-reload");
+    let open = hook_log(&g);
+    let open = open.rsplit("started version").next().unwrap_or("");
+    assert!(
+        open.contains("hook-failed on=locked") && open.contains("status=3")
+            // The log quotes '=' inside a value as \x3d.
+            && open.contains("uid\\x3d65534") && open.contains("locked"),
+        "with the drop-in, the hook did not run as nobody: {open}"
+    );
+    g.ok("rm -r /etc/systemd/system/wardend.service.d /usr/local/sbin/warden-test-hook && cp /root/warden.toml.bak /etc/warden/warden.toml && systemctl daemon-reload && systemctl restart wardend");
+    g.ok("systemctl is-active wardend.service");
+
     // 8. An upgrade over the edited conffile keeps the edit and the state.
     g.ok("rm -rf /root/w && dpkg-deb -R /root/warden.deb /root/w \
          && sed -i 's/^Version: .*/Version: 99.0.0/' /root/w/DEBIAN/control \

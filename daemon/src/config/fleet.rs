@@ -1,7 +1,7 @@
 //! `[fleet]`: where the shared lockout lives, and what to do when it cannot
 //! be reached. Absent, wardend decides alone on its embedded store.
 
-use super::types::Dur;
+use super::types::{Dur, Problem};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -110,9 +110,6 @@ fn default_call_timeout() -> Spanned<Dur> {
 fn default_stream_length() -> u64 {
     10_000
 }
-
-/// Where a check of `[fleet]` failed: the span of the value, and why.
-pub(super) type Problem = (std::ops::Range<usize>, String);
 
 impl RawFleet {
     pub(super) fn check(&self) -> Result<(), Problem> {

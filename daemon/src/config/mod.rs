@@ -5,11 +5,13 @@
 
 mod error;
 mod fleet;
+mod hooks;
 mod lint;
 mod types;
 
 pub use error::ConfigError;
 pub use fleet::{Fleet, OnUnavailable};
+pub use hooks::{Hook, HookEvent};
 pub use lint::{lint, SystemFacts};
 pub use types::{Field, Lockout};
 
@@ -189,6 +191,8 @@ pub struct Config {
     pub users: UserNames,
     /// `None`: this host decides alone (the default).
     pub fleet: Option<Fleet>,
+    /// Commands run on lock events, in order.
+    pub hooks: Vec<Hook>,
 }
 
 impl Config {
@@ -264,6 +268,8 @@ struct RawConfig {
     rule: Vec<RawRule>,
     #[serde(default)]
     fleet: Option<fleet::RawFleet>,
+    #[serde(default)]
+    hook: Vec<hooks::RawHook>,
 }
 
 #[derive(Deserialize)]
@@ -477,6 +483,13 @@ impl RawConfig {
                 ConfigError::at(path, text, span, field, why)
             })?;
         }
+        for hook in &self.hook {
+            hook.check().map_err(|(span, why)| {
+                let span = (!span.is_empty()).then_some(span);
+                let field = span.is_none().then_some("hook");
+                ConfigError::at(path, text, span, field, why)
+            })?;
+        }
         for (i, rule) in self.rule.iter().enumerate() {
             let name = rule.name.get_ref();
             if self.rule[..i].iter().any(|r| r.name.get_ref() == name) {
@@ -576,6 +589,11 @@ impl RawConfig {
             },
             users,
             fleet: self.fleet.map(fleet::RawFleet::into_fleet),
+            hooks: self
+                .hook
+                .into_iter()
+                .map(hooks::RawHook::into_hook)
+                .collect(),
         }
     }
 }

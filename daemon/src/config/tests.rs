@@ -317,3 +317,48 @@ fn fleet_is_off_by_default_and_checked_when_on() {
         err("[fleet]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1/0\"\ncall_timeout = \"5s\"\n");
     assert!(e.contains("fleet.call_timeout") && e.contains("2s"), "{e}");
 }
+
+#[test]
+fn hooks_are_read_and_checked_before_any_lock() {
+    assert!(parse("").unwrap().hooks.is_empty());
+    let c = parse("[[hook]]\non = [\"locked\"]\nexec = [\"/bin/true\", \"--quiet\"]\n").unwrap();
+    assert_eq!(
+        c.hooks,
+        [Hook {
+            on: vec![HookEvent::Locked],
+            exec: vec!["/bin/true".into(), "--quiet".into()],
+            user: "nobody".into(),
+            timeout: std::time::Duration::from_secs(10),
+        }]
+    );
+    let e = err("[[hook]]\non = [\"locked\"]\nexec = [\"notify-owner\"]\n");
+    assert!(
+        e.contains(":3: hook[1].exec:") && e.contains("not an absolute path"),
+        "{e}"
+    );
+    let e = err("[[hook]]\non = [\"locked\"]\nexec = [\"/nonexistent/notify\"]\n");
+    assert!(
+        e.contains(":3: hook[1].exec:") && e.contains("does not exist"),
+        "{e}"
+    );
+    let e = err("[[hook]]\non = [\"lockd\"]\nexec = [\"/bin/true\"]\n");
+    assert!(
+        e.contains(":2: hook[1].on:") && e.contains("\"lockd\""),
+        "{e}"
+    );
+    let e = err("[[hook]]\non = []\nexec = [\"/bin/true\"]\n");
+    assert!(e.contains(":2: hook[1].on:"), "{e}");
+    let e =
+        err("[[hook]]\non = [\"unlocked\"]\nexec = [\"/bin/true\"]\nuser = \"no-such-user-x\"\n");
+    assert!(
+        e.contains(":4: hook[1].user:") && e.contains("no-such-user-x"),
+        "{e}"
+    );
+    let e = err("[[hook]]\non = [\"unlocked\"]\nexec = [\"/bin/true\"]\ntimeout = \"1h\"\n");
+    assert!(
+        e.contains(":4: hook[1].timeout:") && e.contains("5m"),
+        "{e}"
+    );
+    let e = err("[[hook]]\non = [\"locked\"]\nexec = [\"/bin/true\"]\nshell = true\n");
+    assert!(e.contains("hook[1]") && e.contains("shell"), "{e}");
+}

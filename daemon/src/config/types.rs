@@ -43,6 +43,9 @@ pub enum Lockout {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Dur(pub Duration);
 
+/// Where a check of a table failed: the span of the value, and why.
+pub(super) type Problem = (std::ops::Range<usize>, String);
+
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
