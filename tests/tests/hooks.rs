@@ -77,8 +77,23 @@ fn a_lock_and_its_unlock_run_the_hook_as_nobody_with_the_event() {
         d.log_text()
     );
 
+    // A name an attacker chose, made to break a line-oriented reader.
+    let hostile = "ev\"il\nname;$(id)";
+    for _ in 0..2 {
+        pam.attempt(hostile, "wrong", None);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while runs(dir.path()).len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let runs = runs(dir.path());
-    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    // Still one JSON line, holding the name exactly.
+    let third: serde_json::Value =
+        serde_json::from_str(runs[2].lines().nth(4).unwrap_or_default()).unwrap();
+    assert_eq!(third["user"], hostile, "{}", runs[2]);
+    assert_eq!(runs[2].lines().count(), 5, "{}", runs[2]);
+    let runs = runs[..2].to_vec();
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     for run in &runs {
         let mut lines = run.lines();
