@@ -70,10 +70,10 @@ pub struct SocketClient<'a> {
 impl SocketClient<'_> {
     /// Sends, and reads the answer when one is expected, over the kept
     /// connection if it is still open and over a fresh one otherwise. wardend
-    /// closes a connection only while it is idle, never with a request unread
-    /// and answered: a kept connection that turns out closed mid-exchange is
-    /// one it closed just as we wrote, and the request is sent once more on a
-    /// fresh connection, within the same deadline.
+    /// closes a connection only between requests, never with one read and
+    /// unanswered: a kept connection found closed mid-exchange is one it
+    /// closed just as we wrote, before reading, and the request goes once
+    /// more on a fresh connection, within the same deadline.
     fn exchange(
         &self,
         request: RequestBody,
