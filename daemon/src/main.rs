@@ -238,7 +238,8 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
     }
     let store: Arc<dyn Store> = Arc::new(opened.store);
     let snapshot = store.load().map_err(|e| e.to_string())?;
-    let mut engine = Engine::new(config.policy.clone(), epoch(now));
+    let seed = getrandom::u64().map_err(|e| format!("no randomness for the locks' jitter: {e}"))?;
+    let mut engine = Engine::new(config.policy.clone(), epoch(now)).with_jitter_seed(seed);
     engine.restore(snapshot.keys, snapshot.familiar);
     let (keys, locks) = (engine.tracked_keys(), engine.lock_count());
     let totp_records = snapshot.totp;

@@ -61,6 +61,43 @@ pub fn locked_keys(socket: &Path) -> Vec<String> {
     }
 }
 
+/// Every active lock's key and how many seconds it has left (`None`:
+/// permanent), as the root socket lists them.
+pub fn lock_ends(socket: &Path) -> Vec<(String, Option<u64>)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match request(
+        socket,
+        RequestBody::Admin(warden_proto::AdminRequest::ListLocks),
+    ) {
+        Ok(ResponseBody::Locks(locks)) => locks
+            .into_iter()
+            .map(|l| (l.key, l.until.map(|u| u.saturating_sub(now))))
+            .collect(),
+        other => panic!("list locks: {other:?}"),
+    }
+}
+
+/// Checks the spread of six lock ends under a 10-minute lockout with 5
+/// minutes of jitter: each in its window, and not all alike.
+pub fn assert_jittered(ends: &[(String, Option<u64>)]) {
+    assert_eq!(ends.len(), 6, "{ends:?}");
+    for (key, left) in ends {
+        let left = left.unwrap_or(0);
+        assert!(
+            (595..=902).contains(&left),
+            "{key}: {left} s left: {ends:?}"
+        );
+    }
+    let distinct: std::collections::BTreeSet<_> = ends.iter().map(|(_, l)| l).collect();
+    assert!(distinct.len() >= 4, "the ends are not spread: {ends:?}");
+}
+
+/// The rule those checks expect: one failure locks a user for 10 minutes,
+/// plus up to 5 of jitter.
+pub const JITTER_RULE: &str = "[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 1\nwindow = \"1h\"\nlockout = \"10m\"\nescalate = 1.0\njitter = \"5m\"\n";
+
 /// Runs the raw client (as `uid`, or root) and tallies its answers by label.
 pub fn raw_as(
     uid: Option<u32>,

@@ -684,3 +684,29 @@ fn call_fleet_status_healthy(d: &Daemon) -> bool {
         _ => false,
     }
 }
+
+#[test]
+fn a_fleet_lock_gets_its_jitter_in_redis_and_the_message_rounds_up() {
+    if skip("a_fleet_lock_gets_its_jitter_in_redis_and_the_message_rounds_up") {
+        return;
+    }
+    use warden_e2e::client::{assert_jittered, lock_ends, JITTER_RULE};
+    let redis = Redis::start();
+    let a = host(&redis, "ja", JITTER_RULE, "");
+    let b = host(&redis, "jb", JITTER_RULE, "");
+    let (pa, pb) = (
+        PamDir::new(&a.socket, "0", ""),
+        PamDir::new(&b.socket, "0", ""),
+    );
+    for i in 0..6 {
+        assert!(!pa.attempt(&format!("j{i}"), "wrong", None).ok());
+    }
+    // Host B lists the fleet's locks, as Redis holds them.
+    assert_jittered(&lock_ends(&b.socket.with_file_name("warden-root.sock")));
+    let o = pb.attempt("j0", "right", None);
+    let m = o.messages.join(" ");
+    assert!(
+        m.ends_with("Try again in 15 minutes.") || m.ends_with("Try again in 10 minutes."),
+        "{m}"
+    );
+}

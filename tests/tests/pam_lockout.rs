@@ -136,3 +136,29 @@ fn exactly_limit_checks_under_32_concurrent_attackers() {
         "with limit 5, exactly 5 password checks may run"
     );
 }
+
+#[test]
+fn jitter_spreads_lock_ends_and_the_message_rounds_up() {
+    use warden_e2e::client::{assert_jittered, lock_ends, JITTER_RULE};
+    let d = Daemon::start(&format!("[familiar]\nenabled = false\n{JITTER_RULE}"));
+    let pam = PamDir::new(&d.socket, "0", "");
+    for i in 0..6 {
+        assert_eq!(
+            pam.attempt(&format!("j{i}"), "wrong", None).auth,
+            WRONG_PASSWORD
+        );
+    }
+    assert_jittered(&lock_ends(&d.socket.with_file_name("warden-root.sock")));
+    // Whatever the end, the user reads it rounded up to the jitter: the next
+    // whole 5 minutes (10 only if the draw was exactly 0).
+    for i in 0..6 {
+        let o = pam.attempt(&format!("j{i}"), "right", None);
+        assert_eq!(o.auth, PAM_AUTH_ERR);
+        let m = o.messages.join(" ");
+        assert!(
+            m == "Too many failed attempts. Try again in 15 minutes."
+                || m == "Too many failed attempts. Try again in 10 minutes.",
+            "{m}"
+        );
+    }
+}

@@ -59,6 +59,9 @@ pub struct Rule {
     pub max_lockout: Duration,
     /// `None`: every service.
     pub services: Option<Vec<String>>,
+    /// A random extra of up to this much on each lock's end (and its
+    /// restarts), so that a guesser cannot time the unlock; zero: none.
+    pub jitter: Duration,
 }
 
 impl Rule {
@@ -498,6 +501,19 @@ impl RawConfig {
                     format!("rule name \"{name}\" is used twice; give each [[rule]] its own name"),
                 ));
             }
+            if let (Some(j), Lockout::Permanent) = (&rule.jitter, rule.lockout.0) {
+                return Err(at(
+                    j.span(),
+                    "a permanent lockout has no end to blur; remove jitter or give lockout a length".into(),
+                ));
+            }
+            if let Some(j) = rule
+                .jitter
+                .as_ref()
+                .filter(|j| j.get_ref().0 > Duration::from_secs(86_400))
+            {
+                return Err(at(j.span(), "must be at most 1d".into()));
+            }
             if let (Some(max), Lockout::For(lockout)) = (&rule.max_lockout, rule.lockout.0) {
                 if max.get_ref().0 < lockout {
                     return Err(at(
@@ -532,6 +548,7 @@ impl RawConfig {
                 escalate: a.escalate,
                 max_lockout: a.max_lockout.max(a.lockout),
                 services: None,
+                jitter: Duration::ZERO,
             },
         });
         let t = self.totp;
@@ -610,6 +627,7 @@ fn code_rule() -> Rule {
         escalate: 2.0,
         max_lockout: m(24 * 60),
         services: None,
+        jitter: Duration::ZERO,
     }
 }
 

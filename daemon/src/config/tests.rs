@@ -362,3 +362,25 @@ fn hooks_are_read_and_checked_before_any_lock() {
     let e = err("[[hook]]\non = [\"locked\"]\nexec = [\"/bin/true\"]\nshell = true\n");
     assert!(e.contains("hook[1]") && e.contains("shell"), "{e}");
 }
+
+#[test]
+fn jitter_needs_a_lock_with_an_end() {
+    let c = parse("[[rule]]\nname = \"u\"\ntrack = [\"user\"]\nlimit = 5\nwindow = \"15m\"\nlockout = \"15m\"\njitter = \"5m\"\n").unwrap();
+    assert_eq!(
+        c.policy.rules[0].jitter,
+        std::time::Duration::from_secs(300)
+    );
+    assert!(parse("")
+        .unwrap()
+        .policy
+        .rules
+        .iter()
+        .all(|r| r.jitter.is_zero()));
+    let e = err("[[rule]]\nname = \"u\"\ntrack = [\"user\"]\nlimit = 5\nwindow = \"15m\"\nlockout = \"permanent\"\njitter = \"5m\"\n");
+    assert!(
+        e.contains(":7: rule[1].jitter:") && e.contains("permanent"),
+        "{e}"
+    );
+    let e = err("[[rule]]\nname = \"u\"\ntrack = [\"user\"]\nlimit = 5\nwindow = \"15m\"\nlockout = \"15m\"\njitter = \"2d\"\n");
+    assert!(e.contains(":7: rule[1].jitter:") && e.contains("1d"), "{e}");
+}

@@ -211,6 +211,8 @@ pub struct RawRule {
     pub max_lockout: Option<Spanned<Dur>>,
     #[serde(default, deserialize_with = "services")]
     pub services: Option<Vec<String>>,
+    #[serde(default)]
+    pub jitter: Option<Spanned<Dur>>,
 }
 
 impl RawRule {
@@ -233,6 +235,7 @@ impl RawRule {
             escalate: self.escalate,
             max_lockout,
             services: self.services,
+            jitter: self.jitter.map_or(Duration::ZERO, |j| j.into_inner().0),
         }
     }
 }
@@ -250,6 +253,7 @@ pub fn default_rules() -> Vec<RawRule> {
             escalate: 2.0,
             max_lockout: Some(Spanned::new(0..0, Dur(m(24 * 60)))),
             services: None,
+            jitter: None,
         },
         RawRule {
             name: Spanned::new(0..0, "rhost".into()),
@@ -260,6 +264,7 @@ pub fn default_rules() -> Vec<RawRule> {
             escalate: 2.0,
             max_lockout: Some(Spanned::new(0..0, Dur(m(7 * 24 * 60)))),
             services: None,
+            jitter: None,
         },
     ]
 }

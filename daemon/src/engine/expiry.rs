@@ -147,7 +147,8 @@ impl Engine {
         now: Time,
     ) -> Option<Time> {
         let length = lockout_length(rule, n);
-        let until = length.map(|d| now.plus(d));
+        let extra = std::time::Duration::from_millis(self.jitter(rule, k, now));
+        let until = length.map(|d| now.plus(d + extra));
         let lock = Lock {
             since: now,
             until,
@@ -185,6 +186,11 @@ impl Engine {
     }
 
     pub(super) fn restart_cool_off(&mut self, k: &KeyId, now: Time, fx: &mut Effects) {
+        // A restart gets a jitter of its own, or a guesser who keeps failing
+        // while locked could time the end from his last failure.
+        let extra = self
+            .rule_named(k.rule())
+            .map_or(0, |r| self.jitter(r, k, now));
         let Some(st) = self.keys.get_mut(k) else {
             return;
         };
@@ -194,7 +200,7 @@ impl Engine {
         let (Some(old), Some(len)) = (lock.until, lock.length_ms) else {
             return; // permanent
         };
-        let new = Time(now.0.saturating_add(len)).max(old);
+        let new = Time(now.0.saturating_add(len).saturating_add(extra)).max(old);
         lock.until = Some(new);
         st.last_active = now;
         let st = st.clone();

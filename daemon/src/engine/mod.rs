@@ -22,7 +22,7 @@ pub use explain::{AddressReport, Explanation, KeyReport};
 pub use key::{KeyId, ANY, UNFAMILIAR};
 pub use plan::Plan;
 pub use source::{cut, is_local, normalize_name, parse_ip, source_of, Prefixes, LOCAL_SOURCE};
-pub use state::{lockout_length, KeyState, Lock, LockedBy};
+pub use state::{jitter_ms, lockout_length, KeyState, Lock, LockedBy};
 
 use crate::config::{Field, Policy, Rule};
 use crate::time::{millis, Time};
@@ -235,6 +235,8 @@ pub struct Engine {
     pressure: Pressure,
     epoch: u32,
     counter: u32,
+    /// The secret behind each lock's jitter (see [`Engine::with_jitter_seed`]).
+    jitter_seed: u64,
 }
 
 impl Engine {
@@ -254,7 +256,27 @@ impl Engine {
             pressure: Pressure::default(),
             epoch,
             counter: 0,
+            jitter_seed: 0,
         }
+    }
+
+    /// The secret each lock's jitter is derived from: drawn at random by the
+    /// daemon, so that no one can tell a lock's end from its start, while the
+    /// engine itself stays a function of what it is given.
+    pub fn with_jitter_seed(mut self, seed: u64) -> Engine {
+        self.jitter_seed = seed;
+        self
+    }
+
+    /// The extra, in ms, on a lock of `k` under `rule` set or restarted at `now`.
+    pub(super) fn jitter(&self, rule: &Rule, k: &KeyId, now: Time) -> u64 {
+        use std::hash::{Hash, Hasher};
+        if rule.jitter.is_zero() {
+            return 0;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.jitter_seed, k, now.0).hash(&mut h);
+        jitter_ms(rule, h.finish())
     }
 
     pub fn policy(&self) -> &Policy {

@@ -183,6 +183,15 @@ pub fn lockout_length(rule: &Rule, n: usize) -> Option<Duration> {
     Some(Duration::from_millis(ms as u64))
 }
 
+/// A lock's random extra under the rule's `jitter`, in ms: `draw` (a u64
+/// drawn at random, or derived from a secret) spread over 0..=jitter.
+pub fn jitter_ms(rule: &Rule, draw: u64) -> u64 {
+    match millis(rule.jitter) {
+        0 => 0,
+        j => draw % (j + 1),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -199,6 +208,7 @@ mod tests {
             escalate,
             max_lockout: Duration::from_secs(max),
             services: None,
+            jitter: Duration::ZERO,
         }
     }
 

@@ -1223,3 +1223,92 @@ fn expiry_stays_off_the_login_path() {
     s.tick();
     assert_eq!(s.e.lock_count(), 0);
 }
+
+/// The end of the lock the last `locked` event announced, in ms after `now`.
+fn last_lock_ends_in(s: &Sim) -> u64 {
+    let e = s
+        .events
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Locked)
+        .unwrap();
+    match e.until {
+        Some(Until::At(t)) => t.0 - s.now.0,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn jitter_blurs_each_lock_end_within_its_bound() {
+    let config = rule(
+        "user",
+        "\"user\"",
+        1,
+        "1h",
+        "10m",
+        "escalate = 1.0\njitter = \"5m\"",
+    );
+    let (base, jitter) = (600_000, 300_000);
+    let ends = |seed: u64| -> Vec<u64> {
+        let mut s = Sim::new(&config);
+        s.e = Engine::new(policy(&config), 7).with_jitter_seed(seed);
+        (0..40)
+            .map(|i| {
+                s.wrong(&att(&format!("u{i}"), None));
+                last_lock_ends_in(&s)
+            })
+            .collect()
+    };
+    let a = ends(1);
+    assert!(
+        a.iter().all(|&t| (base..=base + jitter).contains(&t)),
+        "{a:?}"
+    );
+    let distinct: std::collections::BTreeSet<_> = a.iter().collect();
+    assert!(distinct.len() > 30, "spread over the window: {a:?}");
+    // Another seed (another daemon start), other ends: nothing to learn
+    // from one run's locks about the next's.
+    assert_ne!(a, ends(2));
+    // A failure while locked restarts the cool-off with a jitter of its own.
+    let mut s = Sim::new(&config);
+    s.e = Engine::new(policy(&config), 7).with_jitter_seed(3);
+    let bob = att("bob", None);
+    s.wrong(&bob);
+    s.advance(60);
+    s.wrong(&bob);
+    let left = match s.begin(&bob).reason.until {
+        Some(Until::At(t)) => t.0 - s.now.0,
+        other => panic!("{other:?}"),
+    };
+    assert!((base..=base + jitter).contains(&left), "{left}");
+    // Without jitter, every end is exact.
+    let plain = rule("user", "\"user\"", 1, "1h", "10m", "escalate = 1.0");
+    let mut s = Sim::new(&plain);
+    s.wrong(&att("carol", None));
+    assert_eq!(last_lock_ends_in(&s), base);
+}
+
+#[test]
+fn a_refused_user_reads_the_end_rounded_up_to_the_jitter() {
+    let config = rule(
+        "user",
+        "\"user\"",
+        1,
+        "1h",
+        "10m",
+        "escalate = 1.0\njitter = \"5m\"",
+    );
+    let rules = policy(&config).rules;
+    let now = Time(T0);
+    let mut r = Reason::plain(ReasonKind::Locked);
+    r.rule = Some("user".into());
+    r.until = Some(Until::At(Time(T0 + 610_000)));
+    let told = crate::service::blurred(r.clone(), &rules, now);
+    assert_eq!(told.until, Some(Until::At(Time(T0 + 900_000))));
+    // An admin's lock, and a rule without jitter, are told as they are.
+    let mut admin = r.clone();
+    admin.admin = Some("left".into());
+    assert_eq!(crate::service::blurred(admin.clone(), &rules, now), admin);
+    let plain = policy(&rule("user", "\"user\"", 1, "1h", "10m", "")).rules;
+    assert_eq!(crate::service::blurred(r.clone(), &plain, now), r);
+}

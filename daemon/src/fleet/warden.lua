@@ -39,7 +39,16 @@ local function lock_of(P, k)
   l['until'] = tonumber(l['until'])
   l.since = tonumber(l.since)
   l.len = tonumber(l.len)
+  l.jit = tonumber(l.jit) or 0
   return l
+end
+
+-- A lock's random extra under its rule's jitter (ms): drawn from the server's
+-- clock to the microsecond, which no guesser sees.
+local function extra(jit)
+  if not jit or jit <= 0 then return 0 end
+  local t = redis.call('TIME')
+  return (tonumber(t[1]) * 1000003 + tonumber(t[2]) * 7919) % (jit + 1)
 end
 
 local function event(P, a, fields)
@@ -70,7 +79,7 @@ local function set_lock(P, k, l)
   local s = P .. 's:' .. k
   redis.call('DEL', s)
   redis.call('HSET', s, 'since', l.since, 'until', l['until'], 'len', l.len,
-    'by', l.by, 'uid', l.uid or '', 'why', l.why or '')
+    'by', l.by, 'uid', l.uid or '', 'why', l.why or '', 'jit', l.jit or 0)
   if l['until'] >= 0 then
     redis.call('ZADD', P .. 'locks', l['until'], k)
     redis.call('PEXPIREAT', s, l['until'] + DAY)
@@ -120,8 +129,8 @@ local function rule_lock(P, a, spec, now, at)
   local n = lockouts(P, spec, now) + 1
   local lens = spec.lens
   local len = lens[math.min(n, #lens)]
-  local l = {since = at, len = len, by = 'rule'}
-  if len >= 0 then l['until'] = at + len else l['until'] = -1 end
+  local l = {since = at, len = len, by = 'rule', jit = spec.jitter or 0}
+  if len >= 0 then l['until'] = at + len + extra(l.jit) else l['until'] = -1 end
   set_lock(P, spec.k, l)
   local h = P .. 'h:' .. spec.k
   redis.call('ZADD', h, at, a.id .. ':' .. at)
@@ -151,7 +160,7 @@ local function fail_key(P, a, spec, id, now, at)
   if l then
     -- A failure from an attempt that began before the lock landed.
     if a.extend and l.by == 'rule' and l['until'] >= 0 and l.len >= 0 then
-      local new = math.max(now + l.len, l['until'])
+      local new = math.max(now + l.len + extra(l.jit), l['until'])
       if new ~= l['until'] then
         l['until'] = new
         set_lock(P, spec.k, l)
@@ -229,7 +238,7 @@ local function begin(keys, args)
     for _, x in ipairs(locked) do
       local k, l = x[1], x[2]
       if not a.dry and a.extend and l.by == 'rule' and l['until'] >= 0 and l.len >= 0 then
-        local new = math.max(now + l.len, l['until'])
+        local new = math.max(now + l.len + extra(l.jit), l['until'])
         if new ~= l['until'] then
           l['until'] = new
           set_lock(P, k, l)

@@ -23,6 +23,9 @@ pub struct Spec {
     pub memory: u64,
     /// Length of the n-th lockout in ms, -1 permanent.
     pub lens: Vec<i64>,
+    /// The rule's jitter in ms: each lock and restart gets up to this more.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub jitter: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,10 +47,15 @@ impl Spec {
             window: millis(rule.window),
             memory: millis(memory),
             lens,
+            jitter: millis(rule.jitter),
             user: k.part("user").map(str::to_string),
             rhost: k.part("rhost").map(str::to_string),
         }
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Familiarity, decided inside `begin` against the fleet's record.

@@ -4,7 +4,8 @@ use super::peer::Peer;
 use crate::engine::{self, AttemptId, Selector, Verdict};
 use crate::logline::quote;
 use crate::service::{
-    refusal_message, seconds_left, LockView, ServiceError, SuccessOutcome, Warden, CODE_PROMPT,
+    blurred, refusal_message, seconds_left, LockView, ServiceError, SuccessOutcome, Warden,
+    CODE_PROMPT,
 };
 use crate::time::Time;
 use warden_proto::{
@@ -57,7 +58,8 @@ async fn answer(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseB
         RequestBody::Passed { .. } => error(ErrorCode::Internal, "Passed is never answered"),
         RequestBody::Begin(fields) => match attempt(warden, peer, &fields) {
             Ok(a) => match warden.begin(&a, origin, now).await {
-                Ok(v) => {
+                Ok(mut v) => {
+                    v.reason = blurred(v.reason, &warden.config().policy.rules, now);
                     let mut wire = to_wire(&v, now);
                     if v.allowed() {
                         let groups = warden.groups(&a.user).await;
@@ -154,7 +156,9 @@ async fn answer(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseB
             Ok(a) => match warden.account(&a, origin, now).await {
                 Ok(reason) => ResponseBody::Account {
                     locked: reason.is_some(),
-                    message: reason.map(|r| refusal_message(&r, now)),
+                    message: reason.map(|r| {
+                        refusal_message(&blurred(r, &warden.config().policy.rules, now), now)
+                    }),
                 },
                 Err(e) => service_error(warden, "account", &e),
             },

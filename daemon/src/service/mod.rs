@@ -23,7 +23,7 @@ pub use error::{ServiceError, TotpError};
 pub use explain::ExplainView;
 pub use limits::{AlertGate, Budgets, LogLimiter, LINES_PER_WINDOW};
 pub use local::{CodeOutcome, LocalBackend};
-pub use refusal::{refusal_message, seconds_left};
+pub use refusal::{blurred, refusal_message, seconds_left};
 pub use totp::{Expected, SuccessOutcome, CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
 
 use crate::config::Config;

@@ -14,6 +14,23 @@ pub fn seconds_left(until: Option<Until>, now: Time) -> Option<u64> {
     }
 }
 
+/// The reason as the refused user is told it: under a rule with `jitter`,
+/// the end rounded up to a whole multiple of the jitter from now, so that the
+/// words do not give away the end the jitter blurs. Admins see the true end.
+pub fn blurred(mut reason: Reason, rules: &[crate::config::Rule], now: Time) -> Reason {
+    let jitter = reason
+        .rule
+        .as_deref()
+        .filter(|_| reason.admin.is_none())
+        .and_then(|name| rules.iter().find(|r| r.name == name))
+        .map_or(0, |r| crate::time::millis(r.jitter));
+    if let (Some(Until::At(t)), true) = (reason.until, jitter > 0) {
+        let left = t.0.saturating_sub(now.0);
+        reason.until = Some(Until::At(Time(now.0 + left.div_ceil(jitter) * jitter)));
+    }
+    reason
+}
+
 /// What the user reads: a lock after failures, an administrator's lock on the
 /// account (with their words), or a lock on where the attempt comes from.
 /// The words follow the lock that refused, never whether the account exists:
