@@ -40,6 +40,13 @@ impl Sim {
         }
     }
 
+    /// With the jitter drawn from `seed`, as the daemon's start draws one.
+    fn seeded(config: &str, seed: u64) -> Sim {
+        let mut s = Sim::new(config);
+        s.e = Engine::new(policy(config), 7).with_jitter_seed(seed);
+        s
+    }
+
     fn advance(&mut self, secs: u64) {
         self.now = Time(self.now.0 + secs * 1000);
     }
@@ -1238,20 +1245,24 @@ fn last_lock_ends_in(s: &Sim) -> u64 {
     }
 }
 
-#[test]
-fn jitter_blurs_each_lock_end_within_its_bound() {
-    let config = rule(
+/// One failure locks a user for 10 minutes, plus up to 5 of jitter.
+fn jittered() -> String {
+    rule(
         "user",
         "\"user\"",
         1,
         "1h",
         "10m",
         "escalate = 1.0\njitter = \"5m\"",
-    );
+    )
+}
+
+#[test]
+fn jitter_blurs_each_lock_end_within_its_bound() {
+    let config = jittered();
     let (base, jitter) = (600_000, 300_000);
     let ends = |seed: u64| -> Vec<u64> {
-        let mut s = Sim::new(&config);
-        s.e = Engine::new(policy(&config), 7).with_jitter_seed(seed);
+        let mut s = Sim::seeded(&config, seed);
         (0..40)
             .map(|i| {
                 s.wrong(&att(&format!("u{i}"), None));
@@ -1270,8 +1281,7 @@ fn jitter_blurs_each_lock_end_within_its_bound() {
     // from one run's locks about the next's.
     assert_ne!(a, ends(2));
     // A failure while locked restarts the cool-off with a jitter of its own.
-    let mut s = Sim::new(&config);
-    s.e = Engine::new(policy(&config), 7).with_jitter_seed(3);
+    let mut s = Sim::seeded(&config, 3);
     let bob = att("bob", None);
     s.wrong(&bob);
     s.advance(60);
@@ -1290,14 +1300,7 @@ fn jitter_blurs_each_lock_end_within_its_bound() {
 
 #[test]
 fn a_refused_user_reads_the_end_rounded_up_to_the_jitter() {
-    let config = rule(
-        "user",
-        "\"user\"",
-        1,
-        "1h",
-        "10m",
-        "escalate = 1.0\njitter = \"5m\"",
-    );
+    let config = jittered();
     let rules = policy(&config).rules;
     let now = Time(T0);
     let mut r = Reason::plain(ReasonKind::Locked);

@@ -163,42 +163,18 @@ impl FleetBackend {
             .begin_arg(a, origin, member.clone(), false)
             .map_err(|e| FleetError::Config(e.to_string()))?;
         if let Some(reason) = plan.refused.clone() {
-            let e = refused_event(a, origin, now, &reason);
-            let d = self.record(vec![e], origin, Durability::Immediate);
-            return Ok(Decision {
-                value: Verdict {
-                    attempt: None,
-                    reason,
-                },
-                durable: d,
-            });
+            return Ok(self.refuse(a, origin, now, reason));
         }
         if let Some(uid) = self.crowded(origin) {
             let in_flight = self.held.lock().map(|h| h.len()).unwrap_or(0);
             self.alarms.raise(&Alert::Crowded { in_flight, uid }, now);
             let reason = Reason::plain(ReasonKind::Crowded);
-            let e = refused_event(a, origin, now, &reason);
-            let d = self.record(vec![e], origin, Durability::Immediate);
-            return Ok(Decision {
-                value: Verdict {
-                    attempt: None,
-                    reason,
-                },
-                durable: d,
-            });
+            return Ok(self.refuse(a, origin, now, reason));
         }
         let out: BeginOut = self.link.call("warden_begin", &arg).await?;
         let (reason, keys) = self.verdict_of(&out, &plan);
         if !reason.kind.allows() {
-            let e = refused_event(a, origin, now, &reason);
-            let d = self.record(vec![e], origin, Durability::Immediate);
-            return Ok(Decision {
-                value: Verdict {
-                    attempt: None,
-                    reason,
-                },
-                durable: d,
-            });
+            return Ok(self.refuse(a, origin, now, reason));
         }
         let policy = self.policy();
         let allowlisted = reason.kind == ReasonKind::Allowlisted;
@@ -260,6 +236,18 @@ impl FleetBackend {
         Ok(held.remove(&id))
     }
 
+    /// A refusal: its event recorded, its answer no attempt.
+    fn refuse(&self, a: &Attempt, origin: Origin, now: Time, reason: Reason) -> Decision<Verdict> {
+        let e = refused_event(a, origin, now, &reason);
+        Decision {
+            durable: self.record(vec![e], origin, Durability::Immediate),
+            value: Verdict {
+                attempt: None,
+                reason,
+            },
+        }
+    }
+
     /// Counts a failure in the fleet; when Redis is away, in the journal and
     /// the local engine instead.
     async fn count_failure(
@@ -271,33 +259,7 @@ impl FleetBackend {
         kind: FailureKind,
         now: Time,
     ) -> Result<Decision<Result<(), AttemptError>>, ServiceError> {
-        let arg = FailArg {
-            p: self.prefix(),
-            host: self.host(),
-            stream_length: self.fleet.stream_length,
-            id: member.clone(),
-            at: None,
-            extend: self.extend.load(Ordering::Relaxed),
-            keys: specs.clone(),
-            service: &a.service,
-            user: &a.user,
-            rhost: a.rhost.as_deref(),
-        };
-        let counted = if self.up() {
-            match self.link.call::<Locked>("warden_fail", &arg).await {
-                Ok(out) => {
-                    self.safeguard(&out.locked).await;
-                    true
-                }
-                Err(e) => {
-                    self.degrade(&e);
-                    false
-                }
-            }
-        } else {
-            false
-        };
-        if counted {
+        if self.fail_in_fleet(&member, &specs, a).await {
             let mut e = attempt_event(a, origin, now, failure_kind(kind));
             match kind {
                 FailureKind::Totp => e.reason = Some("wrong".into()),
@@ -312,14 +274,7 @@ impl FleetBackend {
             let d = self.record(vec![e], origin, Durability::Immediate);
             return decided(Ok(()), d);
         }
-        self.journal_append(&Entry::Fail {
-            id: member,
-            at: now.0,
-            keys: specs.clone(),
-            service: a.service.clone(),
-            user: a.user.clone(),
-            rhost: a.rhost.clone(),
-        })?;
+        self.journal_fail(member, specs, a, now)?;
         self.local.fail(None, a, origin, kind, now).await
     }
 
@@ -332,31 +287,54 @@ impl FleetBackend {
         a: &Attempt,
         now: Time,
     ) -> Result<(), ServiceError> {
-        if self.up() {
-            let arg = FailArg {
-                p: self.prefix(),
-                host: self.host(),
-                stream_length: self.fleet.stream_length,
-                id: member.clone(),
-                at: None,
-                extend: self.extend.load(Ordering::Relaxed),
-                keys: specs.clone(),
-                service: &a.service,
-                user: &a.user,
-                rhost: a.rhost.as_deref(),
-            };
-            match self.link.call::<Locked>("warden_fail", &arg).await {
-                Ok(out) => {
-                    self.safeguard(&out.locked).await;
-                    return Ok(());
-                }
-                Err(e) => self.degrade(&e),
+        if self.fail_in_fleet(&member, &specs, a).await {
+            return Ok(());
+        }
+        self.journal_fail(member, specs, a, now)
+    }
+
+    /// One failure through `warden_fail`, while the fleet is up; false when it
+    /// was not counted there (down, or the call failed and the host degraded).
+    async fn fail_in_fleet(&self, member: &str, specs: &[Spec], a: &Attempt) -> bool {
+        if !self.up() {
+            return false;
+        }
+        let arg = FailArg {
+            p: self.prefix(),
+            host: self.host(),
+            stream_length: self.fleet.stream_length,
+            id: member.to_string(),
+            at: None,
+            extend: self.extend.load(Ordering::Relaxed),
+            keys: specs.to_vec(),
+            service: &a.service,
+            user: &a.user,
+            rhost: a.rhost.as_deref(),
+        };
+        match self.link.call::<Locked>("warden_fail", &arg).await {
+            Ok(out) => {
+                self.safeguard(&out.locked).await;
+                true
+            }
+            Err(e) => {
+                self.degrade(&e);
+                false
             }
         }
+    }
+
+    /// A failure the fleet did not take, kept for the replay.
+    fn journal_fail(
+        &self,
+        member: String,
+        keys: Vec<Spec>,
+        a: &Attempt,
+        now: Time,
+    ) -> Result<(), ServiceError> {
         self.journal_append(&Entry::Fail {
             id: member,
             at: now.0,
-            keys: specs.clone(),
+            keys,
             service: a.service.clone(),
             user: a.user.clone(),
             rhost: a.rhost.clone(),
@@ -706,16 +684,7 @@ impl Backend for FleetBackend {
             match self.mode() {
                 OnUnavailable::Local => self.local.begin(a, origin, now).await,
                 OnUnavailable::Deny => {
-                    let reason = Reason::plain(ReasonKind::Crowded);
-                    let e = refused_event(a, origin, now, &reason);
-                    let d = self.record(vec![e], origin, Durability::Immediate);
-                    decided(
-                        Verdict {
-                            attempt: None,
-                            reason,
-                        },
-                        d,
-                    )
+                    Ok(self.refuse(a, origin, now, Reason::plain(ReasonKind::Crowded)))
                 }
                 OnUnavailable::Ignore => decided(
                     Verdict {

@@ -59,50 +59,45 @@ impl FleetError {
     /// What a failover looks like from a connection to the old primary:
     /// `READONLY`, `NOSCRIPT`, or an I/O error.
     fn after_failover(&self) -> bool {
-        match self {
-            FleetError::Redis(m) => {
-                let m = m.to_ascii_lowercase();
-                [
-                    "readonly",
-                    "noscript",
-                    "function not found",
-                    "broken pipe",
-                    "connection reset",
-                    "io error",
-                    "eof",
-                ]
-                .iter()
-                .any(|w| m.contains(w))
-            }
-            FleetError::Down => true,
-            _ => false,
-        }
+        matches!(self, FleetError::Down)
+            || self.says_any(&[
+                "readonly",
+                "noscript",
+                "function not found",
+                "broken pipe",
+                "connection reset",
+                "io error",
+                "eof",
+            ])
     }
 
-    /// Whether the connection should be dropped and rebuilt.
+    /// Whether the connection should be dropped and rebuilt: I/O errors, a
+    /// server going away, a replica after a failover (READONLY), a server
+    /// without our library.
     fn is_outage(&self) -> bool {
+        matches!(self, FleetError::Down | FleetError::Timeout(_))
+            || self.says_any(&[
+                "broken pipe",
+                "connection",
+                "io error",
+                "readonly",
+                "noscript",
+                "function not found",
+                "loading",
+                "eof",
+                "refused",
+                "reset",
+                "noreplicas",
+                "masterdown",
+            ])
+    }
+
+    /// Whether Redis's message holds one of `words` (any case).
+    fn says_any(&self, words: &[&str]) -> bool {
         match self {
-            FleetError::Down | FleetError::Timeout(_) => true,
             FleetError::Redis(m) => {
-                // I/O errors, a server going away, a replica after a
-                // failover (READONLY), a server without our library.
                 let m = m.to_ascii_lowercase();
-                [
-                    "broken pipe",
-                    "connection",
-                    "io error",
-                    "readonly",
-                    "noscript",
-                    "function not found",
-                    "loading",
-                    "eof",
-                    "refused",
-                    "reset",
-                    "noreplicas",
-                    "masterdown",
-                ]
-                .iter()
-                .any(|w| m.contains(w))
+                words.iter().any(|w| m.contains(w))
             }
             _ => false,
         }
