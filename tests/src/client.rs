@@ -29,6 +29,12 @@ pub fn request_on(s: &mut UnixStream, body: RequestBody) -> Result<ResponseBody,
     decode_response(&reply).map_err(|(_, e)| e)
 }
 
+/// A request that gets no answer (`Passed`) on a connection that may carry more.
+pub fn send_on(s: &mut UnixStream, body: RequestBody) -> Result<(), String> {
+    let bytes = encode_request(body).map_err(|e| e.to_string())?;
+    write_frame(s, &bytes).map_err(|e| e.to_string())
+}
+
 pub fn fields(user: &str, rhost: Option<&str>) -> AttemptFields {
     AttemptFields {
         service: b"sshd".to_vec(),
@@ -52,13 +58,7 @@ pub fn fail(socket: &Path, user: &str, rhost: Option<&str>) -> Result<ResponseBo
 
 /// The keys of every active lock, as `user=alice` strings.
 pub fn locked_keys(socket: &Path) -> Vec<String> {
-    match request(
-        socket,
-        RequestBody::Admin(warden_proto::AdminRequest::ListLocks),
-    ) {
-        Ok(ResponseBody::Locks(locks)) => locks.into_iter().map(|l| l.key).collect(),
-        other => panic!("list locks: {other:?}"),
-    }
+    lock_ends(socket).into_iter().map(|(key, _)| key).collect()
 }
 
 /// Every active lock's key and how many seconds it has left (`None`:
@@ -96,7 +96,12 @@ pub fn assert_jittered(ends: &[(String, Option<u64>)]) {
 
 /// The rule those checks expect: one failure locks a user for 10 minutes,
 /// plus up to 5 of jitter.
-pub const JITTER_RULE: &str = "[[rule]]\nname = \"user\"\ntrack = [\"user\"]\nlimit = 1\nwindow = \"1h\"\nlockout = \"10m\"\nescalate = 1.0\njitter = \"5m\"\n";
+pub fn jitter_rule() -> String {
+    format!(
+        "{}escalate = 1.0\njitter = \"5m\"\n",
+        crate::daemon::user_rule(1, "1h", "10m")
+    )
+}
 
 /// Runs the raw client (as `uid`, or root) and tallies its answers by label.
 pub fn raw_as(

@@ -190,12 +190,7 @@ impl Redis {
 
     /// Runs redis-cli against it and returns what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("redis-cli: {e}"));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        redis_cli(self.port, args)
     }
 }
 
@@ -281,8 +276,8 @@ impl Sentinels {
         for port in s.ports.clone() {
             s.wait_for(
                 || {
-                    let others = sentinel_cli(port, &["SENTINEL", "sentinels", MASTER_NAME]);
-                    let replicas = sentinel_cli(port, &["SENTINEL", "replicas", MASTER_NAME]);
+                    let others = redis_cli(port, &["SENTINEL", "sentinels", MASTER_NAME]);
+                    let replicas = redis_cli(port, &["SENTINEL", "replicas", MASTER_NAME]);
                     others.matches("runid").count() >= 2 && replicas.contains("slave")
                 },
                 "the Sentinels to find each other and the replica",
@@ -304,7 +299,7 @@ impl Sentinels {
 
     /// The primary's port as the first Sentinel names it now.
     pub fn primary_port(&self) -> u16 {
-        let out = sentinel_cli(
+        let out = redis_cli(
             self.ports[0],
             &["SENTINEL", "get-master-addr-by-name", MASTER_NAME],
         );
@@ -330,11 +325,12 @@ impl Sentinels {
 
     /// redis-cli against whichever server is on `port`.
     pub fn cli_on(port: u16, args: &[&str]) -> String {
-        sentinel_cli(port, args)
+        redis_cli(port, args)
     }
 }
 
-fn sentinel_cli(port: u16, args: &[&str]) -> String {
+/// redis-cli against whatever listens on `port` of 127.0.0.1; what it printed.
+fn redis_cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)

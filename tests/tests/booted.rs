@@ -68,6 +68,16 @@ fn ssh(g: &Guest, user: &str, password: &str) -> String {
     .1
 }
 
+/// Installs one of the packages' drop-ins for wardend.service.
+fn install_drop_in(g: &Guest, name: &str) {
+    g.ok(&format!("mkdir -p /etc/systemd/system/wardend.service.d && cp /usr/share/doc/warden/systemd/wardend.service.d/{name} /etc/systemd/system/wardend.service.d/ && systemctl daemon-reload"));
+}
+
+/// The journal's lines since wardend last started.
+fn since_last_start(journal: &str) -> &str {
+    journal.rsplit("started version").next().unwrap_or("")
+}
+
 fn sudo(g: &Guest, user: &str, password: &str) -> String {
     g.sh(&format!(
         "printf '%s\\n' '{password}' | runuser -u {user} -- sudo -S -k -p 'password: ' echo in-as-root"
@@ -207,9 +217,9 @@ fn the_package_on_a_booted_debian_12() {
         shut.contains("fleet-unavailable") && shut.contains("os error 97"),
         "the shipped unit reached for Redis: {shut}"
     );
-    g.ok("mkdir -p /etc/systemd/system/wardend.service.d && cp /usr/share/doc/warden/systemd/wardend.service.d/fleet.conf /etc/systemd/system/wardend.service.d/ && systemctl daemon-reload");
+    install_drop_in(&g, "fleet.conf");
     let open = fleet_log(&g);
-    let tail = open.rsplit("started version").next().unwrap_or("");
+    let tail = since_last_start(&open);
     assert!(
         tail.contains("fleet-unavailable") && tail.contains("os error 111"),
         "with the drop-in, wardend did not reach TCP: {open}"
@@ -237,14 +247,14 @@ fn the_package_on_a_booted_debian_12() {
         journal
     };
     let shut = hook_log(&g);
-    let shut = shut.rsplit("started version").next().unwrap_or("");
+    let shut = since_last_start(&shut);
     assert!(
         shut.contains("hook-failed on=locked") && shut.contains("Operation not permitted"),
         "the shipped unit let a hook change user: {shut}"
     );
-    g.ok("mkdir -p /etc/systemd/system/wardend.service.d && cp /usr/share/doc/warden/systemd/wardend.service.d/hooks.conf /etc/systemd/system/wardend.service.d/ && systemctl daemon-reload");
+    install_drop_in(&g, "hooks.conf");
     let open = hook_log(&g);
-    let open = open.rsplit("started version").next().unwrap_or("");
+    let open = since_last_start(&open);
     assert!(
         open.contains("hook-failed on=locked") && open.contains("status=3")
             // The log quotes '=' inside a value as \x3d.

@@ -690,10 +690,10 @@ fn a_fleet_lock_gets_its_jitter_in_redis_and_the_message_rounds_up() {
     if skip("a_fleet_lock_gets_its_jitter_in_redis_and_the_message_rounds_up") {
         return;
     }
-    use warden_e2e::client::{assert_jittered, lock_ends, JITTER_RULE};
+    use warden_e2e::client::{assert_jittered, jitter_rule, lock_ends};
     let redis = Redis::start();
-    let a = host(&redis, "ja", JITTER_RULE, "");
-    let b = host(&redis, "jb", JITTER_RULE, "");
+    let a = host(&redis, "ja", &jitter_rule(), "");
+    let b = host(&redis, "jb", &jitter_rule(), "");
     let (pa, pb) = (
         PamDir::new(&a.socket, "0", ""),
         PamDir::new(&b.socket, "0", ""),

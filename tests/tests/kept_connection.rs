@@ -7,21 +7,14 @@ use std::io::Write as _;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
 use warden_e2e::pam::{PamDir, PAM_SUCCESS, WRONG_PASSWORD};
 use warden_proto::{decode_request, read_frame, write_frame, RequestBody};
 
-const RULES: &str = r#"
-[familiar]
-enabled = false
-
-[[rule]]
-name = "user"
-track = ["user"]
-limit = 3
-window = "15m"
-lockout = "15m"
-"#;
+/// Three failures lock a user for 15 minutes.
+fn rules() -> String {
+    format!("{NO_FAMILIAR}{}", user_rule(3, "15m", "15m"))
+}
 
 #[derive(Default, Debug)]
 struct Seen {
@@ -121,7 +114,7 @@ fn kinds(seen: &Seen) -> Vec<(&str, bool)> {
 
 #[test]
 fn a_login_is_one_connection_and_its_success_waits_for_no_answer() {
-    let d = Daemon::start(RULES);
+    let d = Daemon::start(&rules());
     let relay = Relay::start(d.socket.with_file_name("warden-root.sock"), false);
     let pam = PamDir::new(&relay.socket(), "0", "");
 
@@ -154,7 +147,7 @@ fn a_login_is_one_connection_and_its_success_waits_for_no_answer() {
 
 #[test]
 fn a_connection_closed_between_phases_is_opened_again() {
-    let d = Daemon::start(RULES);
+    let d = Daemon::start(&rules());
     let relay = Relay::start(d.socket.with_file_name("warden-root.sock"), true);
     let pam = PamDir::new(&relay.socket(), "0", "");
 
@@ -209,7 +202,7 @@ fn a_connection_closed_between_phases_is_opened_again() {
 fn prompts_left_open_cannot_hold_the_root_pool() {
     use std::io::Read as _;
     use warden_e2e::client::{connect, fields, request_on};
-    let d = Daemon::start(RULES);
+    let d = Daemon::start(&rules());
     let root = d.socket.with_file_name("warden-root.sock");
     // More than the pool (512): each preauth answered, then left idle.
     let held: Vec<UnixStream> = (0..600)

@@ -3,7 +3,7 @@
 
 use std::thread;
 use std::time::Duration;
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{Daemon, NO_FAMILIAR};
 use warden_e2e::pam::{PamDir, PAM_AUTH_ERR, PAM_SUCCESS, WRONG_PASSWORD};
 
 const RULES: &str = r#"
@@ -139,8 +139,8 @@ fn exactly_limit_checks_under_32_concurrent_attackers() {
 
 #[test]
 fn jitter_spreads_lock_ends_and_the_message_rounds_up() {
-    use warden_e2e::client::{assert_jittered, lock_ends, JITTER_RULE};
-    let d = Daemon::start(&format!("[familiar]\nenabled = false\n{JITTER_RULE}"));
+    use warden_e2e::client::{assert_jittered, jitter_rule, lock_ends};
+    let d = Daemon::start(&format!("{NO_FAMILIAR}{}", jitter_rule()));
     let pam = PamDir::new(&d.socket, "0", "");
     for i in 0..6 {
         assert_eq!(

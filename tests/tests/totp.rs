@@ -411,8 +411,8 @@ fn base32_decode(s: &str) -> Vec<u8> {
 /// the next login asks for the code.
 #[test]
 fn a_code_due_in_the_middle_of_an_attempt_is_logged_loudly() {
-    use warden_e2e::client::{connect, fields, request_on};
-    use warden_proto::{encode_request, write_frame, RequestBody, ResponseBody};
+    use warden_e2e::client::{connect, fields, request_on, send_on};
+    use warden_proto::{RequestBody, ResponseBody};
     let (bus, d, pam) = setup("");
     let root = d.socket.with_file_name("warden-root.sock");
     let mut s = connect(&root).unwrap();
@@ -426,12 +426,11 @@ fn a_code_due_in_the_middle_of_an_attempt_is_logged_loudly() {
     assert!(v.allowed && v.quiet_success, "not enrolled: {v:?}");
     // Enrolled and confirmed while "hana" types her password.
     enroll(&bus.address, "hana", true);
-    let passed = encode_request(RequestBody::Passed {
+    let passed = RequestBody::Passed {
         attempt: v.attempt,
         fields: fields("hana", Some("203.0.113.9")),
-    })
-    .unwrap();
-    write_frame(&mut s, &passed).unwrap();
+    };
+    send_on(&mut s, passed).unwrap();
     assert!(
         d.wait_for_log("passed-unchecked user=hana due=code", 5),
         "{}",

@@ -84,14 +84,8 @@ fn main() {
     report.push_str(&format!("# warden benchmark\n\n{machine}\n\n"));
 
     let daemon = Daemon::start(&bench_config());
-    let dir = tempfile::tempdir().unwrap();
-    let confdir = dir.path().to_str().unwrap().to_string();
-    let tally = dir.path().join("faillock");
-    std::fs::create_dir(&tally).unwrap();
-    write_stacks(dir.path(), &daemon.socket, &tally);
-    let users: Vec<TestUser> = (0..USERS)
-        .map(|i| TestUser::create(&format!("wbench{i}"), "bench-Passw0rd"))
-        .collect();
+    let (_dir, confdir) = stacks(&daemon.socket);
+    let users = bench_users();
 
     // Latency and throughput per stack. The one-process latency runs go round
     // the stacks three times and keep each stack's median, so that a burst of
@@ -249,19 +243,13 @@ fn main() {
 /// set-up as the main table, one run, its figures on stderr.
 fn profile(service: &str, procs: usize, secs: f64) {
     let daemon = Daemon::start(&bench_config());
-    let dir = tempfile::tempdir().unwrap();
-    let tally = dir.path().join("faillock");
-    std::fs::create_dir(&tally).unwrap();
-    write_stacks(dir.path(), &daemon.socket, &tally);
-    let users: Vec<TestUser> = (0..USERS)
-        .map(|i| TestUser::create(&format!("wbench{i}"), "bench-Passw0rd"))
-        .collect();
-    let confdir = dir.path().to_str().unwrap();
+    let (_dir, confdir) = stacks(&daemon.socket);
+    let users = bench_users();
     let pid = service
         .starts_with("warden")
         .then(|| daemon.pid())
         .flatten();
-    let r = run(confdir, service, &users, procs, secs, pid);
+    let r = run(&confdir, service, &users, procs, secs, pid);
     eprintln!(
         "{service} x{procs}: p50 {} us, p99 {} us, {:.0}/s, CPU {:.0} us per attempt (PAM {:.0} user + {:.0} kernel, wardend {:.0} user + {:.0} kernel), machine {:.0}% busy",
         r.p50, r.p99, r.rate, r.cpu_us, r.pam_user_us, r.pam_kernel_us, r.daemon_user_us, r.daemon_kernel_us, r.busy * 100.0
@@ -276,7 +264,7 @@ fn profile(service: &str, procs: usize, secs: f64) {
 /// Beside it, a connection opened and closed with nothing said, and the old
 /// way (two connections, both answered), to show where the time goes.
 fn round_trips(socket: &Path) -> String {
-    use warden_proto::{encode_request, write_frame, RequestBody, ResponseBody};
+    use warden_proto::{RequestBody, ResponseBody};
     let root = socket.with_file_name("warden-root.sock");
     let fields = |i: u32| client::fields(&format!("rt{}", i % 64), None);
     let p50 = |f: &dyn Fn(u32)| {
@@ -300,12 +288,11 @@ fn round_trips(socket: &Path) -> String {
     let now = p50(&|i| {
         let mut s = client::connect(&root).unwrap();
         let attempt = begin(&mut s, i);
-        let body = encode_request(RequestBody::Passed {
+        let body = RequestBody::Passed {
             attempt,
             fields: fields(i),
-        })
-        .unwrap();
-        write_frame(&mut s, &body).unwrap();
+        };
+        client::send_on(&mut s, body).unwrap();
     });
     let bare = p50(&|_| drop(client::connect(&root).unwrap()));
     let kept = std::cell::RefCell::new(client::connect(&root).unwrap());
@@ -360,6 +347,24 @@ fn machine() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     format!("Machine: {cpu}, {cores} cores; Linux-PAM {pam}; release build; state on the machine's disk.")
+}
+
+/// The three stacks against `socket` in a PAM directory of their own (kept
+/// while the directory is), pam_faillock's tally inside it; and its path.
+fn stacks(socket: &Path) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let tally = dir.path().join("faillock");
+    std::fs::create_dir(&tally).unwrap();
+    write_stacks(dir.path(), socket, &tally);
+    let confdir = dir.path().to_str().unwrap().to_string();
+    (dir, confdir)
+}
+
+/// The bench users, one per worker, removed when dropped.
+fn bench_users() -> Vec<TestUser> {
+    (0..USERS)
+        .map(|i| TestUser::create(&format!("wbench{i}"), "bench-Passw0rd"))
+        .collect()
 }
 
 fn write_stacks(dir: &Path, socket: &Path, tally: &Path) {
@@ -575,15 +580,7 @@ fn wrong_password_module() -> String {
     BUILT
         .get_or_init(|| {
             let so = paths::target_dir().join("pam-wrong-password.so");
-            let ok = Command::new("cc")
-                .args(["-O2", "-shared", "-fPIC", "-o"])
-                .arg(&so)
-                .arg(paths::repo_file("tests/fixtures/pam-wrong-password.c"))
-                .arg("-lpam")
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ok {
+            if build_c("pam-wrong-password.c", &so, &["-shared", "-fPIC"]) {
                 so.display().to_string()
             } else {
                 eprintln!("could not build the wrong-password check: pam_deny stands in, and warden counts no failure (no password was given)");
@@ -593,19 +590,25 @@ fn wrong_password_module() -> String {
         .clone()
 }
 
+/// Compiles `tests/fixtures/{source}` against libpam into `out`.
+fn build_c(source: &str, out: &Path, flags: &[&str]) -> bool {
+    Command::new("cc")
+        .arg("-O2")
+        .args(flags)
+        .arg("-o")
+        .arg(out)
+        .arg(paths::repo_file(&format!("tests/fixtures/{source}")))
+        .arg("-lpam")
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn c_worker() -> Option<std::path::PathBuf> {
     static BUILT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
             let exe = paths::target_dir().join("pam-worker-c");
-            let ok = Command::new("cc")
-                .args(["-O2", "-o"])
-                .arg(&exe)
-                .arg(paths::repo_file("tests/fixtures/pam-worker.c"))
-                .arg("-lpam")
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
+            let ok = build_c("pam-worker.c", &exe, &[]);
             if !ok {
                 eprintln!("no C compiler for the worker: the Rust worker runs, which maps libgcc_s for every stack");
             }
@@ -971,7 +974,7 @@ struct Legit {
 
 impl Legit {
     fn gather(&mut self, confdir: &str, socket: &Path, n: usize) {
-        use warden_proto::{encode_request, write_frame, RequestBody, ResponseBody};
+        use warden_proto::{RequestBody, ResponseBody};
         let root_socket = socket.with_file_name("warden-root.sock");
         for i in 0..n {
             let fields = client::fields(&format!("legit{}", i % 16), None);
@@ -984,8 +987,7 @@ impl Legit {
             self.round_trips.push(start.elapsed().as_micros());
             // Ended as a right password ends it, so that the legitimate
             // users never hold more attempts in flight than their logins do.
-            let passed = encode_request(RequestBody::Passed { attempt, fields }).unwrap();
-            write_frame(&mut s, &passed).unwrap();
+            client::send_on(&mut s, RequestBody::Passed { attempt, fields }).unwrap();
         }
         let answers = vec!["x".to_string()];
         for i in 0..n / 4 {
@@ -1058,11 +1060,7 @@ fn attacks_report() -> String {
     let daemon = Daemon::start_with_env(&bench_config(), &bus.env());
     assert!(wait_for_daemon(&bus.address));
     let attacker = TestUser::create("wbenchattack", "unused-Passw0rd");
-    let dir = tempfile::tempdir().unwrap();
-    let tally = dir.path().join("faillock");
-    std::fs::create_dir(&tally).unwrap();
-    write_stacks(dir.path(), &daemon.socket, &tally);
-    let confdir = dir.path().to_str().unwrap().to_string();
+    let (_dir, confdir) = stacks(&daemon.socket);
     flood(&daemon.socket, 0..100_000);
     let sample = |n: usize| {
         let mut l = Legit::default();
@@ -1170,11 +1168,7 @@ fn frozen_row() -> Option<(String, Legit)> {
     let image = daemon.state.with_file_name("state.img");
     let _mounted = loop_ext4(&image, &daemon.state, "64M")?;
     daemon.restart();
-    let dir = tempfile::tempdir().unwrap();
-    let tally = dir.path().join("faillock");
-    std::fs::create_dir(&tally).unwrap();
-    write_stacks(dir.path(), &daemon.socket, &tally);
-    let confdir = dir.path().to_str().unwrap().to_string();
+    let (_dir, confdir) = stacks(&daemon.socket);
     let frozen = Frozen::freeze(&daemon.state)?;
     let mut legit = Legit::default();
     legit.gather(&confdir, &daemon.socket, 800);
