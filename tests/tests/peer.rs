@@ -61,3 +61,28 @@ fn a_user_reports_only_for_themself() {
     let after = d.request(&["locks"]);
     assert!(after.contains(&format!("user={}", me.name)), "{after}");
 }
+
+/// A local user's shell claiming the right password for someone else, as
+/// authsucc's unanswered `Passed` would, resets nothing of theirs.
+#[test]
+fn a_user_cannot_reset_another_users_count_with_an_unanswered_success() {
+    if !root_or_skip("a_user_cannot_reset_another_users_count_with_an_unanswered_success") {
+        return;
+    }
+    let d = Daemon::start(&user_rule(2, "1h", "1h"));
+    let me = TestUser::create(&unique("wpeer"), "pw-unused-2");
+    let victim = unique("wvictim");
+    assert!(d.request(&["fail", &victim]).contains("Recorded"));
+    assert_eq!(as_user(&me, &d, &["passed", &victim]).trim(), "sent");
+    assert!(
+        d.wait_for_log(&format!("refused-peer uid={} user={victim}", me.uid), 5),
+        "{}",
+        d.log_text()
+    );
+    // Its own is taken: a success for itself resets its own count.
+    assert_eq!(as_user(&me, &d, &["passed", &me.name]).trim(), "sent");
+    // The victim's first failure still counts: the second locks.
+    assert!(d.request(&["fail", &victim]).contains("Recorded"));
+    let locks = d.request(&["locks"]);
+    assert!(locks.contains(&format!("user={victim}")), "{locks}");
+}

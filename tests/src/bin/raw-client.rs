@@ -3,7 +3,7 @@
 //!
 //! Usage: raw-client SOCKET OP [USER] [--rhost R] [--service S] [--tty T]
 //!                   [--ruser R] [--repeat N] [--vary-tty] [--code C]
-//! OP: begin | fail | succeed | account | guess-codes | drip | connect-flood
+//! OP: begin | fail | succeed | passed | account | guess-codes | drip | connect-flood
 //!     | locks | unlock-user | unlock-all | call-unlock-all
 //!
 //! One request prints the answer (`{:?}`). With `--repeat N` it prints a tally,
@@ -98,6 +98,12 @@ impl Opts {
                 fields: self.fields(i),
             },
             "succeed" => RequestBody::Succeed {
+                attempt: None,
+                fields: self.fields(i),
+            },
+            // Never answered: `passed` prints what the connection says next,
+            // an end of file (taken or refused alike, as the module sees it).
+            "passed" => RequestBody::Passed {
                 attempt: None,
                 fields: self.fields(i),
             },
@@ -226,6 +232,24 @@ fn connect_flood(socket: &str, secs: u64) {
     println!("connections {n}");
 }
 
+/// Sends one `Passed` and shuts the connection's write side, so wardend
+/// reads it and then the end; prints "sent" once wardend has closed.
+fn passed(o: &Opts) {
+    let sent = UnixStream::connect(&o.socket).and_then(|mut s| {
+        let bytes = encode_request(o.body(0)).map_err(std::io::Error::other)?;
+        write_frame(&mut s, &bytes).map_err(std::io::Error::other)?;
+        s.shutdown(std::net::Shutdown::Write)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut rest)
+    });
+    match sent {
+        Ok(0) => println!("sent"),
+        Ok(n) => println!("answered with {n} bytes"),
+        Err(e) => println!("error: {e}"),
+    }
+}
+
 fn main() {
     let o = parse();
     if o.op == "drip" {
@@ -248,6 +272,9 @@ fn main() {
             println!("{l} {n}");
         }
         return;
+    }
+    if o.op == "passed" {
+        return passed(&o);
     }
     match call(&o.socket, o.body(0)) {
         Ok(r) => println!("{r:?}"),
