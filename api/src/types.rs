@@ -56,6 +56,8 @@ pub struct LockEntry {
     pub by: String,
     /// An admin lock's reason; empty otherwise.
     pub reason: String,
+    /// A lock of a rule in observe mode: counted and shown, refusing no one.
+    pub observe: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Type)]
@@ -156,6 +158,11 @@ pub struct Explanation {
     pub code: String,
     /// The policy line behind `code`.
     pub code_why: String,
+    /// In observe mode, the refusal that was waived (`locked`, `busy`,
+    /// `denied`, `unverifiable`): what enforcing would answer. Empty otherwise.
+    pub would: String,
+    /// The observed lock behind `would`, in canonical spelling; empty otherwise.
+    pub would_by: String,
 }
 
 /// What stands against an address (`GetRhostStatus`).

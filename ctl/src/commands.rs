@@ -95,11 +95,14 @@ pub fn locks_table(locks: &[LockEntry]) -> String {
     .map(String::from)
     .to_vec()];
     for l in locks {
-        let by = if l.reason.is_empty() {
+        let mut by = if l.reason.is_empty() {
             l.by.clone()
         } else {
             format!("{} ({})", l.by, l.reason)
         };
+        if l.observe {
+            by.push_str(" (observe: refuses no one)");
+        }
         rows.push(vec![
             l.rule.clone(),
             l.key.clone(),

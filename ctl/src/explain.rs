@@ -76,6 +76,17 @@ pub async fn explain(a: ExplainArgs, json: bool) -> Result<(), CtlError> {
             ""
         };
         println!("  ALLOWED now{how}");
+        if !e.would.is_empty() {
+            let by = if e.would_by.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", e.would_by)
+            };
+            println!(
+                "  observe mode: enforcing would refuse it ({}{by})",
+                e.would
+            );
+        }
     } else {
         let by = match e.reason.as_str() {
             "locked" => {

@@ -15,7 +15,7 @@ pub fn describe(c: &Config) -> String {
     let _ = writeln!(out, "admins     root and group {}", c.admin_group);
     let _ = writeln!(out);
     let header = [
-        "RULE", "TRACK", "LIMIT", "WINDOW", "LOCKOUT", "ESCALATE", "MAX", "SERVICES",
+        "RULE", "TRACK", "LIMIT", "WINDOW", "LOCKOUT", "ESCALATE", "MAX", "SERVICES", "MODE",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in &p.rules {
@@ -37,11 +37,30 @@ pub fn describe(c: &Config) -> String {
             },
             max,
             r.services.as_ref().map_or("all".into(), |s| s.join(",")),
+            if r.observe { "observe" } else { "enforce" }.into(),
         ]);
     }
     out.push_str(&table(&rows));
     if p.rules.is_empty() {
         let _ = writeln!(out, "(no rules: nothing will ever be locked)");
+    }
+    let observing: Vec<&str> = p
+        .rules
+        .iter()
+        .filter(|r| r.observe)
+        .map(|r| r.name.as_str())
+        .collect();
+    if p.observe {
+        let _ = writeln!(
+            out,
+            "OBSERVE MODE: nothing is refused but admin locks; the log says would-lock and would-refuse"
+        );
+    } else if !observing.is_empty() {
+        let _ = writeln!(
+            out,
+            "observe mode for rule {}: its locks refuse no one",
+            observing.join(", ")
+        );
     }
     let _ = writeln!(out);
     let onoff = |b: bool| if b { "on" } else { "off" };

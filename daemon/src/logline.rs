@@ -32,7 +32,11 @@ pub fn format(e: &Event) -> String {
     // `on=user+rhost`...), so that a firewall filter can take address locks
     // alone: a user lock's line also names the address of the attempt that
     // tipped it, which may be the owner's own.
-    if let (Some(key), EventKind::Locked | EventKind::Unlocked) = (&e.key, e.kind) {
+    let about_lock = matches!(
+        e.kind,
+        EventKind::Locked | EventKind::Unlocked | EventKind::WouldLock | EventKind::WouldUnlock
+    );
+    if let (Some(key), true) = (&e.key, about_lock) {
         let on: Vec<&str> = key
             .parts()
             .map(|(n, _)| n)

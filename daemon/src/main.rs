@@ -295,6 +295,7 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         "started version={} keys={keys} locks={locks}",
         env!("CARGO_PKG_VERSION")
     ));
+    warden.warn_if_observing();
     let config = warden.config();
     let how = |passed: bool| if passed { "systemd" } else { "bound" };
     log.info(&format!(

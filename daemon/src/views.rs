@@ -35,6 +35,7 @@ pub fn lock_entry(l: &LockView) -> LockEntry {
         lockouts: l.lockouts,
         by,
         reason,
+        observe: l.observe,
     }
 }
 
@@ -349,5 +350,16 @@ pub async fn explain(
         }
         .into(),
         code_why: v.code_why.into(),
+        would: e
+            .would
+            .as_ref()
+            .map(|w| w.kind.name().to_string())
+            .unwrap_or_default(),
+        would_by: e
+            .would
+            .as_ref()
+            .and_then(|w| w.key.as_ref())
+            .map(ToString::to_string)
+            .unwrap_or_default(),
     })
 }

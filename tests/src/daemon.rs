@@ -1,6 +1,6 @@
 //! A real wardend on a scratch config, socket and state directory.
 
-use crate::paths;
+use crate::{joined, paths};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -101,6 +101,53 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("wardend did not listen within 20 s:\n{}", self.log_text());
+    }
+
+    /// The addresses the shipped fail2ban filter takes from the daemon's log.
+    pub fn fail2ban_matches(&self) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("fail2ban-regex: {e}"));
+        std::fs::create_dir(dir.path().join("filter.d"))
+            .unwrap_or_else(|e| panic!("fail2ban-regex: {e}"));
+        std::fs::copy(
+            "/etc/fail2ban/filter.d/common.conf",
+            dir.path().join("filter.d/common.conf"),
+        )
+        .unwrap_or_else(|e| panic!("fail2ban-regex: {e}"));
+        let filter = dir.path().join("filter.d/warden.conf");
+        std::fs::copy(
+            paths::repo_file("packaging/fail2ban/filter.d/warden.conf"),
+            &filter,
+        )
+        .unwrap_or_else(|e| panic!("fail2ban-regex: {e}"));
+        // As syslog would write wardend's lines to auth.log.
+        let log: String = self
+            .log_text()
+            .lines()
+            .filter_map(|l| l.strip_prefix("wardend: "))
+            .map(|l| format!("Nov 23 12:00:00 host wardend[4242]: {l}\n"))
+            .collect();
+        let log_path = dir.path().join("auth.log");
+        std::fs::write(&log_path, log).unwrap_or_else(|e| panic!("fail2ban-regex: {e}"));
+        let out = Command::new("fail2ban-regex")
+            .args(["--print-all-matched", "--raw"])
+            .arg(&log_path)
+            .arg(&filter)
+            .output()
+            .unwrap_or_else(|e| panic!("fail2ban-regex: {e}"));
+        let text = joined(&out);
+        assert!(out.status.success(), "{text}");
+        let mut ips: Vec<String> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("|- Matched line(s):"))
+            .skip(1)
+            .take_while(|l| l.starts_with("|  "))
+            .filter_map(|l| l.split(" rhost=").nth(1))
+            .filter_map(|r| r.split(' ').next())
+            .map(str::to_string)
+            .collect();
+        ips.sort();
+        ips.dedup();
+        ips
     }
 
     /// Waits until the log shows `needle`, for up to `secs` seconds.

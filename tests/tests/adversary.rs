@@ -18,7 +18,7 @@ use warden_e2e::sshd::{sshd_stack, Sshd};
 use warden_e2e::system::{sudo, sudoers_for, Restore};
 use warden_e2e::totp::{code_at, enroll, fresh_step, now, Enrolled};
 use warden_e2e::users::TestUser;
-use warden_e2e::{as_uid, joined, paths, root_or_skip, unique};
+use warden_e2e::{as_uid, paths, root_or_skip, unique};
 
 /// Runs raw-client as `uid` (or as root) and parses its tally into a map.
 fn status(bus: &Bus) -> serde_json::Value {
@@ -760,54 +760,8 @@ fn hostile_names_cannot_put_an_address_into_a_fail2ban_match() {
         pam.attempt(&format!("u{i}"), "wrong", Some("203.0.113.7"));
     }
     assert!(d.log_text().contains("locked rule=user on=user service=warden-test user=\"x rhost\\x3d198.51.100.8\" rhost=192.0.2.10"));
-    let matched = fail2ban_matches(&d);
+    let matched = d.fail2ban_matches();
     assert_eq!(matched, ["203.0.113.7"], "{}", d.log_text());
-}
-
-/// The addresses the shipped fail2ban filter takes from the daemon's log.
-fn fail2ban_matches(d: &Daemon) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("filter.d")).unwrap();
-    std::fs::copy(
-        "/etc/fail2ban/filter.d/common.conf",
-        dir.path().join("filter.d/common.conf"),
-    )
-    .unwrap();
-    let filter = dir.path().join("filter.d/warden.conf");
-    std::fs::copy(
-        paths::repo_file("packaging/fail2ban/filter.d/warden.conf"),
-        &filter,
-    )
-    .unwrap();
-    // As syslog would write wardend's lines to auth.log.
-    let log: String = d
-        .log_text()
-        .lines()
-        .filter_map(|l| l.strip_prefix("wardend: "))
-        .map(|l| format!("Nov 23 12:00:00 host wardend[4242]: {l}\n"))
-        .collect();
-    let log_path = dir.path().join("auth.log");
-    std::fs::write(&log_path, log).unwrap();
-    let out = Command::new("fail2ban-regex")
-        .args(["--print-all-matched", "--raw"])
-        .arg(&log_path)
-        .arg(&filter)
-        .output()
-        .unwrap();
-    let text = joined(&out);
-    assert!(out.status.success(), "{text}");
-    let mut ips: Vec<String> = text
-        .lines()
-        .skip_while(|l| !l.starts_with("|- Matched line(s):"))
-        .skip(1)
-        .take_while(|l| l.starts_with("|  "))
-        .filter_map(|l| l.split(" rhost=").nth(1))
-        .filter_map(|r| r.split(' ').next())
-        .map(str::to_string)
-        .collect();
-    ips.sort();
-    ips.dedup();
-    ips
 }
 
 // ----- 11. local floods and root's logins -------------------------------------------------

@@ -13,7 +13,7 @@ pub use error::ConfigError;
 pub use fleet::{Fleet, OnUnavailable};
 pub use hooks::{Hook, HookEvent};
 pub use lint::{lint, SystemFacts};
-pub use types::{Field, Lockout};
+pub use types::{Field, Lockout, Mode};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -62,6 +62,8 @@ pub struct Rule {
     /// A random extra of up to this much on each lock's end (and its
     /// restarts), so that a guesser cannot time the unlock; zero: none.
     pub jitter: Duration,
+    /// Counts and locks, but refuses nothing (`mode = "observe"`).
+    pub observe: bool,
 }
 
 impl Rule {
@@ -103,6 +105,31 @@ pub struct Policy {
     /// Counts wrong codes when no rule tracks `user`, so that guessing codes is
     /// never unlimited; `None` when some rule tracks `user`.
     pub code_rule: Option<Rule>,
+    /// `mode = "observe"` at the top: the deny list, prefix locks and the
+    /// wrong-code rule refuse nothing either. Admin locks still do.
+    pub observe: bool,
+}
+
+impl Policy {
+    /// A rule by name: the configured ones, and wardend's own `prefix` and `code`.
+    pub fn rule_named(&self, name: &str) -> Option<&Rule> {
+        self.rules
+            .iter()
+            .find(|r| r.name == name)
+            .or_else(|| {
+                self.aggregate
+                    .as_ref()
+                    .map(|a| &a.rule)
+                    .filter(|r| r.name == name)
+            })
+            .or_else(|| self.code_rule.as_ref().filter(|r| r.name == name))
+    }
+
+    /// Whether the locks of this rule refuse nothing (observe mode). An
+    /// admin's lock, or a lock of a rule no longer configured, is enforced.
+    pub fn observes(&self, rule: &str) -> bool {
+        self.rule_named(rule).is_some_and(|r| r.observe)
+    }
 }
 
 /// When many locks come from one prefix, the prefix itself is locked.
@@ -241,6 +268,8 @@ struct RawConfig {
     extend_on_failure_while_locked: bool,
     #[serde(default)]
     lock_root: bool,
+    #[serde(default)]
+    mode: Option<Spanned<Mode>>,
     #[serde(default = "v4_default", deserialize_with = "prefix_v4")]
     ipv4_prefix: u8,
     #[serde(default = "v6_default", deserialize_with = "prefix_v6")]
@@ -479,6 +508,23 @@ impl RawConfig {
                 "must be at least 1000, so that eviction cannot thrash".into(),
             ));
         }
+        if self.fleet.is_some() {
+            // The fleet's Redis library decides alone; it has no observe mode,
+            // and a host that believed itself observing would be enforcing.
+            let observing = self
+                .mode
+                .iter()
+                .chain(self.rule.iter().filter_map(|r| r.mode.as_ref()))
+                .find(|m| *m.get_ref() == Mode::Observe);
+            if let Some(m) = observing {
+                return Err(at(
+                    m.span(),
+                    "observe mode is not available with [fleet]: try it on one host first, then \
+                     join the fleet with mode = \"enforce\""
+                        .into(),
+                ));
+            }
+        }
         if let Some(f) = &self.fleet {
             f.check().map_err(|(span, why)| {
                 let span = (!span.is_empty()).then_some(span);
@@ -527,13 +573,18 @@ impl RawConfig {
     }
 
     fn into_config(self, path: PathBuf) -> Config {
-        let rules: Vec<Rule> = self.rule.into_iter().map(RawRule::into_rule).collect();
+        let mode = self.mode.map_or(Mode::Enforce, Spanned::into_inner);
+        let observe = mode == Mode::Observe;
+        let rules: Vec<Rule> = self.rule.into_iter().map(|r| r.into_rule(mode)).collect();
         let users = UserNames {
             fold_case: self.users.fold_case,
             strip_realms: self.users.strip_realms,
         };
         let fold = |v: Vec<String>| -> Vec<String> { v.iter().map(|u| users.fold(u)).collect() };
-        let code_rule = (!rules.iter().any(|r| r.tracks(Field::User))).then(code_rule);
+        let code_rule = (!rules.iter().any(|r| r.tracks(Field::User))).then(|| Rule {
+            observe,
+            ..code_rule()
+        });
         let a = self.aggregate;
         let aggregate = a.enabled.then(|| Aggregate {
             ipv4_prefix: a.ipv4_prefix,
@@ -549,6 +600,7 @@ impl RawConfig {
                 max_lockout: a.max_lockout.max(a.lockout),
                 services: None,
                 jitter: Duration::ZERO,
+                observe,
             },
         });
         let t = self.totp;
@@ -603,6 +655,7 @@ impl RawConfig {
                 max_keys_per_user: usize::try_from(self.max_keys_per_user).unwrap_or(usize::MAX),
                 aggregate,
                 code_rule,
+                observe,
             },
             users,
             fleet: self.fleet.map(fleet::RawFleet::into_fleet),
@@ -628,6 +681,7 @@ fn code_rule() -> Rule {
         max_lockout: m(24 * 60),
         services: None,
         jitter: Duration::ZERO,
+        observe: false,
     }
 }
 

@@ -384,3 +384,27 @@ fn jitter_needs_a_lock_with_an_end() {
     let e = err("[[rule]]\nname = \"u\"\ntrack = [\"user\"]\nlimit = 5\nwindow = \"15m\"\nlockout = \"15m\"\njitter = \"2d\"\n");
     assert!(e.contains(":7: rule[1].jitter:") && e.contains("1d"), "{e}");
 }
+
+#[test]
+fn observe_mode_is_global_or_per_rule_and_never_silently_off_in_a_fleet() {
+    let rule = "[[rule]]\nname = \"u\"\ntrack = [\"user\"]\nlimit = 5\nwindow = \"15m\"\nlockout = \"15m\"\n";
+    let c = parse(&format!("mode = \"observe\"\n{rule}")).unwrap();
+    assert!(c.policy.observe && c.policy.rules[0].observe);
+    assert!(c.policy.aggregate.unwrap().rule.observe);
+    // A rule may enforce inside an observing file, and the reverse.
+    let c = parse(&format!("mode = \"observe\"\n{rule}mode = \"enforce\"\n")).unwrap();
+    assert!(c.policy.observe && !c.policy.rules[0].observe);
+    let c = parse(&format!("{rule}mode = \"observe\"\n")).unwrap();
+    assert!(!c.policy.observe && c.policy.rules[0].observe);
+    assert!(!parse("").unwrap().policy.rules.iter().any(|r| r.observe));
+    let e = err("mode = \"watch\"\n");
+    assert!(e.contains(":1: mode:") && e.contains("observe"), "{e}");
+    let fleet = "[fleet]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\n";
+    let e = err(&format!("{rule}mode = \"observe\"\n{fleet}"));
+    assert!(
+        e.contains(":7: rule[1].mode:") && e.contains("[fleet]"),
+        "{e}"
+    );
+    let e = err(&format!("mode = \"observe\"\n{fleet}"));
+    assert!(e.contains(":1: mode:") && e.contains("[fleet]"), "{e}");
+}

@@ -31,6 +31,17 @@ impl Field {
     }
 }
 
+/// Whether a rule refuses, or only says what it would have refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    /// Counts, locks and logs as `enforce` does, but lets every attempt go
+    /// ahead: for rolling warden out without locking anyone out.
+    Observe,
+}
+
 /// How long a rule's lock lasts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lockout {
@@ -213,10 +224,13 @@ pub struct RawRule {
     pub services: Option<Vec<String>>,
     #[serde(default)]
     pub jitter: Option<Spanned<Dur>>,
+    #[serde(default)]
+    pub mode: Option<Spanned<Mode>>,
 }
 
 impl RawRule {
-    pub fn into_rule(self) -> Rule {
+    /// `global`: the file's top-level `mode`, which a rule's own overrides.
+    pub fn into_rule(self, global: Mode) -> Rule {
         let lockout = self.lockout.0;
         let max_lockout = match (self.max_lockout, lockout) {
             (Some(max), _) => max.into_inner().0,
@@ -236,6 +250,7 @@ impl RawRule {
             max_lockout,
             services: self.services,
             jitter: self.jitter.map_or(Duration::ZERO, |j| j.into_inner().0),
+            observe: self.mode.map_or(global, Spanned::into_inner) == Mode::Observe,
         }
     }
 }
@@ -254,6 +269,7 @@ pub fn default_rules() -> Vec<RawRule> {
             max_lockout: Some(Spanned::new(0..0, Dur(m(24 * 60)))),
             services: None,
             jitter: None,
+            mode: None,
         },
         RawRule {
             name: Spanned::new(0..0, "rhost".into()),
@@ -265,6 +281,7 @@ pub fn default_rules() -> Vec<RawRule> {
             max_lockout: Some(Spanned::new(0..0, Dur(m(7 * 24 * 60)))),
             services: None,
             jitter: None,
+            mode: None,
         },
     ]
 }

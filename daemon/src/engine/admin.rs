@@ -75,7 +75,7 @@ impl Engine {
             if let Some(lock) = st.lock() {
                 self.locks.remove(k, lock.until);
                 self.attribution.detach(k);
-                let mut e = Event::about_key(now, EventKind::Unlocked, k);
+                let mut e = Event::about_key(now, self.unlocked_kind(k), k);
                 e.by = Some(format!("uid={by_uid}"));
                 fx.events.push(e);
                 out.lifted.push(k.clone());

@@ -39,22 +39,32 @@ impl Engine {
             others,
             locked: Vec::new(),
             reason: Reason::plain(ReasonKind::Clear),
+            would: None,
         };
         j.reason = self.reason_for(attempt, &mut j, now);
         j
     }
 
+    /// The answer, and in `j.would` the first refusal that observe mode
+    /// waived: what `enforce` would have answered instead.
     fn reason_for(&self, attempt: &Attempt, j: &mut Judgement, now: Time) -> Reason {
-        if j.ip
-            .is_some_and(|ip| contains(&self.policy.deny_rhosts, ip))
-        {
-            return Reason::plain(ReasonKind::Denied);
-        }
+        let observe = self.policy.observe;
+        let denied =
+            j.ip.is_some_and(|ip| contains(&self.policy.deny_rhosts, ip));
         // A name cannot be checked against [deny]; rather than let it through
         // unchecked, a host with a deny list refuses it.
         let named = attempt.rhost.as_deref().is_some_and(|r| !r.is_empty());
-        if named && j.ip.is_none() && !self.policy.deny_rhosts.is_empty() {
-            return Reason::plain(ReasonKind::Unverifiable);
+        let unverifiable = named && j.ip.is_none() && !self.policy.deny_rhosts.is_empty();
+        for (hit, kind) in [
+            (denied, ReasonKind::Denied),
+            (unverifiable, ReasonKind::Unverifiable),
+        ] {
+            if hit && !observe {
+                return Reason::plain(kind);
+            }
+            if hit {
+                j.would.get_or_insert(Reason::plain(kind));
+            }
         }
         // An admin's explicit lock outranks the allowlist.
         j.locked = j
@@ -69,18 +79,24 @@ impl Engine {
         if j.allowlisted {
             return Reason::plain(ReasonKind::Allowlisted);
         }
-        j.locked = j
+        let (mut observed, mut enforced): (Vec<KeyId>, Vec<KeyId>) = j
             .keys
             .iter()
             .map(|(_, k)| k)
             .chain(j.others.iter())
             .filter(|k| self.is_locked(k, now))
             .cloned()
-            .collect();
-        if !j.locked.is_empty() {
-            j.locked.sort();
-            j.locked.dedup();
+            .partition(|k| self.observed(k));
+        if !enforced.is_empty() {
+            enforced.sort();
+            enforced.dedup();
+            j.locked = enforced;
             return self.locked_reason(&j.locked);
+        }
+        if !observed.is_empty() {
+            observed.sort();
+            observed.dedup();
+            j.would.get_or_insert(self.locked_reason(&observed));
         }
         // Exactness: failures already counted plus attempts still in flight may
         // not exceed the limit, so no more than `limit` password checks can run.
@@ -99,7 +115,11 @@ impl Engine {
             };
             let reserved = self.reserved.get(k).copied().unwrap_or(0);
             if failures + reserved >= rule.limit {
-                return rule_reason(ReasonKind::Busy, rule, k, failures);
+                let busy = rule_reason(ReasonKind::Busy, rule, k, failures);
+                if !rule.observe {
+                    return busy;
+                }
+                j.would.get_or_insert(busy);
             }
             let used = failures + reserved;
             let closer = closest.is_none_or(|(ci, _, cu)| {
@@ -160,6 +180,11 @@ impl Engine {
                 self.refuse(attempt, origin, now, reason, fx)
             }
             ReasonKind::Clear => {
+                if let Some(would) = &j.would {
+                    let mut e = refused_event(attempt, origin, now, would);
+                    e.kind = EventKind::WouldRefuse;
+                    fx.events.push(e);
+                }
                 let ids: Vec<KeyId> = j.keys.into_iter().map(|(_, k)| k).collect();
                 for k in &ids {
                     self.settle(k, now, fx);
@@ -335,7 +360,7 @@ impl Engine {
                 [("user", attempt.user.as_str())],
             )))
             .chain(self.code_key(attempt))
-            .filter(|k| self.is_locked(k, now))
+            .filter(|k| self.is_locked(k, now) && !self.observed(k))
             .collect();
         if locked.is_empty() {
             return None;
@@ -570,7 +595,12 @@ impl Engine {
             let n = st.lockouts().len() + 1;
             let failures = u32::try_from(st.failures.len()).unwrap_or(u32::MAX);
             let until = self.lock_by_rule(k, rule, n, now);
-            let mut e = Event::about_key(now, EventKind::Locked, k);
+            let kind = if rule.observe {
+                EventKind::WouldLock
+            } else {
+                EventKind::Locked
+            };
+            let mut e = Event::about_key(now, kind, k);
             // The attempt that tipped the key over says where it came from.
             e.service = Some(attempt.service.clone());
             e.user = e.user.or_else(|| Some(attempt.user.clone()));
@@ -608,7 +638,12 @@ impl Engine {
                 .count()
         });
         let until = self.lock_by_rule(&pk, &agg.rule, times + 1, now);
-        let mut e = Event::about_key(now, EventKind::Locked, &pk);
+        let kind = if agg.rule.observe {
+            EventKind::WouldLock
+        } else {
+            EventKind::Locked
+        };
+        let mut e = Event::about_key(now, kind, &pk);
         e.failures = Some(n);
         e.until = Some(Until::from_option(until));
         e.reason = Some(format!("{n} locks from this prefix"));
@@ -668,4 +703,6 @@ pub(super) struct Judgement {
     /// The locks that refuse it, when `reason` is `Locked`.
     pub(super) locked: Vec<KeyId>,
     pub(super) reason: Reason,
+    /// What observe mode let through that `enforce` would have refused.
+    pub(super) would: Option<Reason>,
 }

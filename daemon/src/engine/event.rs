@@ -20,10 +20,16 @@ pub enum EventKind {
     Unlocked,
     /// An attempt that ended with no password given: not a guess, not counted.
     Aborted,
+    /// Observe mode: a rule locked a key, which refuses nothing.
+    WouldLock,
+    /// Observe mode: an attempt let through that `enforce` would have refused.
+    WouldRefuse,
+    /// Observe mode: a lock that refused nothing ended.
+    WouldUnlock,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Failure,
         EventKind::TotpFailure,
         EventKind::Abandoned,
@@ -32,6 +38,9 @@ impl EventKind {
         EventKind::Locked,
         EventKind::Unlocked,
         EventKind::Aborted,
+        EventKind::WouldLock,
+        EventKind::WouldRefuse,
+        EventKind::WouldUnlock,
     ];
 
     /// A kind by the name the log and `history --kind` use.
@@ -49,6 +58,9 @@ impl EventKind {
             EventKind::Locked => "locked",
             EventKind::Unlocked => "unlocked",
             EventKind::Aborted => "aborted",
+            EventKind::WouldLock => "would-lock",
+            EventKind::WouldRefuse => "would-refuse",
+            EventKind::WouldUnlock => "would-unlock",
         }
     }
 }

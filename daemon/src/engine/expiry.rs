@@ -63,7 +63,7 @@ impl Engine {
         // stays, so the next lock escalates.
         st.failures.clear();
         let st = st.clone();
-        let mut e = Event::about_key(until, EventKind::Unlocked, &k);
+        let mut e = Event::about_key(until, self.unlocked_kind(&k), &k);
         e.by = Some("expired".into());
         fx.events.push(e);
         fx.keys.push((k, Some(st)));
@@ -297,7 +297,7 @@ impl Engine {
                 let until = (until.0 != u64::MAX).then_some(*until);
                 self.drop_lock(k, until);
                 self.keys.remove(k);
-                let mut e = Event::about_key(now, EventKind::Unlocked, k);
+                let mut e = Event::about_key(now, self.unlocked_kind(k), k);
                 e.by = Some("evicted".into());
                 fx.events.push(e);
                 fx.keys.push((k.clone(), None));

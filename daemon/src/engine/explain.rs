@@ -38,6 +38,8 @@ pub struct Explanation {
     pub covering: Vec<KeyReport>,
     /// What `begin` would answer now.
     pub verdict: Reason,
+    /// In observe mode, the refusal it waives: what `enforce` would answer.
+    pub would: Option<Reason>,
 }
 
 /// What stands against an address, whoever tries from it.
@@ -140,6 +142,7 @@ impl Engine {
             keys,
             covering,
             verdict: j.reason,
+            would: j.would,
         }
     }
 }

@@ -11,6 +11,28 @@ impl Engine {
             .is_some_and(|l| !l.expired(now))
     }
 
+    /// A lock that observe mode keeps but does not enforce: a rule's (or
+    /// wardend's own prefix and code rules') while its rule observes. An
+    /// admin's lock is always enforced; so is a lock whose rule is gone.
+    pub(super) fn observed(&self, k: &KeyId) -> bool {
+        let by_rule = self
+            .keys
+            .get(k)
+            .and_then(|s| s.lock())
+            .is_none_or(|l| l.by == LockedBy::Rule);
+        by_rule && self.policy.observes(k.rule())
+    }
+
+    /// How the end of `k`'s lock is logged: observe mode's lock ends quietly,
+    /// so that no hook or firewall hears of a lock it never saw.
+    pub(super) fn unlocked_kind(&self, k: &KeyId) -> EventKind {
+        if self.observed(k) {
+            EventKind::WouldUnlock
+        } else {
+            EventKind::Unlocked
+        }
+    }
+
     pub(super) fn is_tracked(&self, k: &KeyId) -> bool {
         self.keys.contains_key(k) || self.reserved.contains_key(k)
     }
@@ -51,18 +73,7 @@ impl Engine {
 
     /// A rule by name: the configured ones, and wardend's own `prefix` and `code`.
     pub(super) fn rule_named(&self, name: &str) -> Option<&Rule> {
-        self.policy
-            .rules
-            .iter()
-            .find(|r| r.name == name)
-            .or_else(|| {
-                self.policy
-                    .aggregate
-                    .as_ref()
-                    .map(|a| &a.rule)
-                    .filter(|r| r.name == name)
-            })
-            .or_else(|| self.policy.code_rule.as_ref().filter(|r| r.name == name))
+        self.policy.rule_named(name)
     }
 
     /// The window of each rule by name, for purging.

@@ -209,6 +209,7 @@ mod tests {
             max_lockout: Duration::from_secs(max),
             services: None,
             jitter: Duration::ZERO,
+            observe: false,
         }
     }
 

@@ -1315,3 +1315,116 @@ fn a_refused_user_reads_the_end_rounded_up_to_the_jitter() {
     let plain = policy(&rule("user", "\"user\"", 1, "1h", "10m", "")).rules;
     assert_eq!(crate::service::blurred(r.clone(), &plain, now), r);
 }
+
+#[test]
+fn observe_mode_locks_and_logs_but_refuses_no_one() {
+    let mut s = Sim::new(&format!(
+        "mode = \"observe\"\n[deny]\nrhosts = [\"198.51.100.0/24\"]\n{}",
+        rule("user", "\"user\"", 3, "1h", "1h", "")
+    ));
+    let a = att("alice", Some("203.0.113.9"));
+    for _ in 0..3 {
+        assert!(s.wrong(&a));
+    }
+    assert_eq!(s.count(EventKind::WouldLock), 1);
+    assert_eq!(
+        s.count(EventKind::Locked),
+        0,
+        "observe mode announced a real lock"
+    );
+    // The would-be lock stands, so `locks` and `explain` can show it...
+    let k = s
+        .events
+        .iter()
+        .find(|e| e.kind == EventKind::WouldLock)
+        .and_then(|e| e.key.clone())
+        .unwrap();
+    assert_eq!(k.part("user"), Some("alice"));
+    assert!(s.e.is_locked(&k, s.now));
+    let ex = s.e.explain(&a, Origin::Root, s.now);
+    assert!(ex.verdict.kind.allows());
+    assert_eq!(ex.would.as_ref().map(|w| w.kind), Some(ReasonKind::Locked));
+    assert_eq!(ex.would.and_then(|w| w.key), Some(k.clone()));
+    // ...yet the next attempt goes ahead, logged as what enforcing would do.
+    assert!(s.right(&a));
+    assert_eq!(s.count(EventKind::WouldRefuse), 1);
+    assert_eq!(s.count(EventKind::Refused), 0);
+    assert!(s.e.account_lock(&a, Origin::Root, s.now).is_none());
+    // The deny list is observed too.
+    assert!(s.right(&att("bob", Some("198.51.100.7"))));
+    let mut denied = s.events.iter().filter(|e| e.kind == EventKind::WouldRefuse);
+    assert_eq!(
+        denied.next_back().and_then(|e| e.reason.clone()).as_deref(),
+        Some("denied")
+    );
+}
+
+#[test]
+fn observe_mode_is_exact_about_what_it_would_have_refused() {
+    // Concurrency: with 2 places, the third attempt in flight would be busy.
+    let mut s = Sim::new(&rule(
+        "user",
+        "\"user\"",
+        2,
+        "1h",
+        "1h",
+        "mode = \"observe\"",
+    ));
+    let a = att("alice", None);
+    let ids: Vec<_> = (0..3).map(|_| s.begin(&a).attempt).collect();
+    assert!(ids.iter().all(Option::is_some), "observe mode refused");
+    let would: Vec<_> = s
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::WouldRefuse)
+        .map(|e| e.reason.clone())
+        .collect();
+    assert_eq!(would, vec![Some("busy".to_string())]);
+}
+
+#[test]
+fn an_observing_rule_beside_an_enforcing_one_refuses_only_by_the_enforcer() {
+    let mut s = Sim::new(&format!(
+        "{}{}",
+        rule("watch", "\"user\"", 2, "1h", "1h", "mode = \"observe\""),
+        rule("guard", "\"rhost\"", 4, "1h", "1h", "")
+    ));
+    let a = att("alice", Some("203.0.113.9"));
+    for _ in 0..4 {
+        assert!(s.wrong(&a));
+    }
+    assert_eq!(s.count(EventKind::WouldLock), 1);
+    assert_eq!(s.count(EventKind::Locked), 1);
+    let v = s.begin(&a);
+    assert!(!v.allowed());
+    assert_eq!(v.reason.rule.as_deref(), Some("guard"));
+    // Another address: only the observed user lock stands, so it goes ahead.
+    assert!(s.begin(&att("alice", Some("192.0.2.1"))).allowed());
+    // The observed lock's end is logged as such, never as a real unlock
+    // (the attempt left open above is abandoned and restarts it once).
+    s.advance(3661);
+    s.tick();
+    assert_eq!(s.count(EventKind::WouldUnlock), 1);
+    assert_eq!(s.count(EventKind::Unlocked), 1);
+}
+
+#[test]
+fn admin_locks_are_enforced_in_observe_mode() {
+    let mut s = Sim::new(&format!(
+        "mode = \"observe\"\n{}",
+        rule("user", "\"user\"", 3, "1h", "1h", "")
+    ));
+    let mut fx = Effects::default();
+    s.e.admin_lock(
+        &AdminLock {
+            target: Field::User,
+            value: "mallory".into(),
+            length: None,
+            reason: "left the company".into(),
+            by_uid: 0,
+        },
+        s.now,
+        &mut fx,
+    );
+    assert!(!s.begin(&att("mallory", None)).allowed());
+}

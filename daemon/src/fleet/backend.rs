@@ -581,6 +581,8 @@ impl FleetBackend {
                 .filter_map(report)
                 .collect(),
             verdict,
+            // A fleet has no observe mode (the config refuses it).
+            would: None,
         })
     }
 

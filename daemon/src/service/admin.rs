@@ -23,6 +23,8 @@ pub struct LockView {
     pub lockouts: u32,
     /// An admin's lock: their uid and reason. `None` for a rule's lock.
     pub admin: Option<(u32, String)>,
+    /// A lock of a rule in observe mode: it refuses no one.
+    pub observe: bool,
 }
 
 impl LockView {
@@ -53,6 +55,7 @@ impl LockView {
                 LockedBy::Admin { uid, reason } => Some((*uid, reason.clone())),
                 _ => None,
             },
+            observe: false,
         }
     }
 }
@@ -152,13 +155,18 @@ pub struct UnlockView {
     pub lifted: Vec<KeyId>,
 }
 
-/// Newest first, then by key: the lock an on-call admin looks for is
-/// usually the one that just happened.
-fn newest_first(locks: &mut [LockView]) {
-    locks.sort_by(|a, b| b.since.cmp(&a.since).then_with(|| a.key.cmp(&b.key)));
-}
-
 impl Warden {
+    /// Newest first, then by key: the lock an on-call admin looks for is
+    /// usually the one that just happened. Locks of observing rules are
+    /// marked, as the engine treats them.
+    fn shown(&self, locks: &mut [LockView]) {
+        let config = self.config();
+        for l in locks.iter_mut() {
+            l.observe = l.admin.is_none() && config.policy.observes(l.key.rule());
+        }
+        locks.sort_by(|a, b| b.since.cmp(&a.since).then_with(|| a.key.cmp(&b.key)));
+    }
+
     pub fn status(&self, now: Time) -> Result<StatusView, ServiceError> {
         Ok(StatusView {
             health: self.health()?,
@@ -179,7 +187,7 @@ impl Warden {
             .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
             .filter_map(|(k, st)| LockView::of(k, st))
             .collect();
-        newest_first(&mut locks);
+        self.shown(&mut locks);
         Ok(locks)
     }
 
@@ -198,7 +206,7 @@ impl Warden {
             .filter(|(_, st)| st.lock().is_some_and(|l| !l.expired(now)))
             .filter_map(|(k, st)| LockView::of(k, st))
             .collect();
-        newest_first(&mut locks);
+        self.shown(&mut locks);
         let address_locks = self.address_locks_for(&user, now).await?;
         Ok(UserView {
             scope: Scope::of(&locks),
@@ -256,7 +264,7 @@ impl Warden {
                 }
             }
         }
-        newest_first(&mut out);
+        self.shown(&mut out);
         Ok(out)
     }
 

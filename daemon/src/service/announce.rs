@@ -158,7 +158,10 @@ impl Voice {
             self.tally.count(&e);
             if self.lines.admit(&e, origin, at) {
                 let level = match e.kind {
-                    EventKind::Locked | EventKind::Refused => Level::Notice,
+                    EventKind::Locked
+                    | EventKind::Refused
+                    | EventKind::WouldLock
+                    | EventKind::WouldRefuse => Level::Notice,
                     _ => Level::Info,
                 };
                 self.log.write(level, &logline::format(&e));

@@ -97,12 +97,15 @@ impl Default for LogLimiter {
 impl LogLimiter {
     /// Whether this event's line may be written now.
     pub fn admit(&self, e: &Event, origin: Origin, now: Time) -> bool {
-        if matches!(e.kind, EventKind::Locked | EventKind::Unlocked) {
+        if matches!(
+            e.kind,
+            EventKind::Locked | EventKind::Unlocked | EventKind::WouldLock | EventKind::WouldUnlock
+        ) {
             return true;
         }
         let charge = match origin {
             Origin::Peer(uid) => Charge::Peer(uid),
-            Origin::Root if e.kind == EventKind::Refused => {
+            Origin::Root if matches!(e.kind, EventKind::Refused | EventKind::WouldRefuse) => {
                 Charge::Refused(e.user.clone().unwrap_or_default())
             }
             Origin::Root => return true,

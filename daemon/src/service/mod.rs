@@ -306,6 +306,26 @@ impl Warden {
         Ok(())
     }
 
+    /// Observe mode turns refusals off by the admin's choice; it must never
+    /// look like protection, so every start and reload says so at warning.
+    pub fn warn_if_observing(&self) {
+        let config = self.config();
+        let p = &config.policy;
+        let rules: Vec<&str> = p
+            .rules
+            .iter()
+            .filter(|r| r.observe)
+            .map(|r| r.name.as_str())
+            .collect();
+        if p.observe || !rules.is_empty() {
+            let scope = if p.observe { "all" } else { "rules" };
+            self.log.warn(&format!(
+                "observe-mode scope={scope} rules={} action=\"these rules refuse no one; the log says would-lock and would-refuse; set mode to enforce when they look right\"",
+                logline::quote(&rules.join(","))
+            ));
+        }
+    }
+
     /// Re-reads the config file (wardenctl reload, SIGHUP). A file with an
     /// error is refused and the running configuration stays. `by` is who
     /// asked, for the log (`uid=0`, `signal`).
@@ -329,6 +349,7 @@ impl Warden {
                     "config-reloaded by={by} path={}",
                     logline::quote(&old.path.display().to_string())
                 ));
+                self.warn_if_observing();
                 Ok(old.path.clone())
             }
             Err(e) => {
