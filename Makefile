@@ -11,10 +11,11 @@ export CARGO_TERM_COLOR ?= never
 BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
 # To run the demo and the end-to-end tests: real sshd, ssh, sudo, pamtester;
 # e2fsprogs and util-linux (mount, fsfreeze) for the stalled-store test;
-# fail2ban for fail2ban-regex against the shipped filter; mmdebstrap and
+# fail2ban for fail2ban-regex against the shipped filter; nftables and iproute2
+# for the firewall test in a network namespace; mmdebstrap and
 # systemd-container (installed without recommends: libnss-mymachines would edit
 # the host's nsswitch.conf) to boot a Debian 12 guest for the booted test.
-RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux e2fsprogs libpam-modules libpam-runtime dbus-daemon dbus-bin man-db oathtool openssl redis-server redis-sentinel systemd rpm fail2ban mmdebstrap systemd-container
+RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux e2fsprogs libpam-modules libpam-runtime dbus-daemon dbus-bin man-db oathtool openssl redis-server redis-sentinel systemd rpm fail2ban nftables iproute2 mmdebstrap systemd-container
 
 .PHONY: all build deps test lint demo docs deb rpm bench soak fuzz clean
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod describe;
 pub mod dirs;
 pub mod engine;
+pub mod firewall;
 pub mod fleet;
 pub mod hex;
 pub mod hooks;

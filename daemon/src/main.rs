@@ -322,6 +322,7 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         warden_daemon::notify::ready();
         tokio::spawn(warden_daemon::bus::run(warden.clone()));
         tokio::spawn(warden_daemon::hooks::run(warden.clone()));
+        tokio::spawn(warden_daemon::firewall::run(warden.clone()));
         if let Some(fleet) = fleet {
             tokio::spawn(warden_daemon::fleet::run_tasks(fleet));
         }

@@ -25,6 +25,8 @@ pub struct Daemon {
     pub state: PathBuf,
     pub log: PathBuf,
     env: Vec<(String, String)>,
+    /// A command wardend runs under (`ip netns exec NS`); empty for none.
+    wrap: Vec<String>,
     child: Option<Child>,
 }
 
@@ -37,6 +39,12 @@ impl Daemon {
 
     /// As [`start`](Self::start), with extra environment (the bus address).
     pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_wrapped(extra, env, &[])
+    }
+
+    /// As [`start_with_env`](Self::start_with_env), with wardend run under
+    /// `wrap` (such as `ip netns exec NS`).
+    pub fn start_wrapped(extra: &str, env: &[(&str, &str)], wrap: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("warden-test")
             .tempdir()
@@ -63,6 +71,7 @@ impl Daemon {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            wrap: wrap.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
         d.spawn();
@@ -75,7 +84,15 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .unwrap_or_else(|e| panic!("open log: {e}"));
-        let child = Command::new(paths::wardend())
+        let mut cmd = match self.wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(paths::wardend());
+                c
+            }
+            None => Command::new(paths::wardend()),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.config)
             .arg("--log-stderr")

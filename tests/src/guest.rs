@@ -22,6 +22,8 @@ const PACKAGES: &[&str] = &[
     "sudo",
     "sshpass",
     "libpam-runtime",
+    // The firewall step: the shipped table and the drop-in that lets wardend change it.
+    "nftables",
     "libpam-modules",
     "passwd",
     "login",

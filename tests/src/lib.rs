@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod disk;
 pub mod guest;
 pub mod libpam;
+pub mod netns;
 pub mod pam;
 pub mod paths;
 pub mod redis;

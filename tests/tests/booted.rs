@@ -264,6 +264,36 @@ fn the_package_on_a_booted_debian_12() {
     g.ok("rm -r /etc/systemd/system/wardend.service.d /usr/local/sbin/warden-test-hook && cp /root/warden.toml.bak /etc/warden/warden.toml && systemctl daemon-reload && systemctl restart wardend");
     g.ok("systemctl is-active wardend.service");
 
+    // 7d. The firewall: under the shipped unit (a private network, no
+    //     capability) nft cannot touch the host's sets, and the log says
+    //     so; with the shipped drop-in, an address lock is in the set.
+    g.ok("nft -f /usr/share/warden/warden.nft");
+    g.ok(r#"printf '\n[firewall]\nbackend = "nftables"\n' >> /etc/warden/warden.toml"#);
+    let firewall_log = |g: &Guest| {
+        let (ok, out) = g.sh("systemctl restart wardend && sleep 1 && wardenctl lock --rhost 192.0.2.77 --for 1h && sleep 1");
+        let journal = g.ok("journalctl -u wardend --no-pager -n 30 -o cat");
+        assert!(ok, "{out}\n{journal}");
+        journal
+    };
+    let shut = firewall_log(&g);
+    assert!(
+        since_last_start(&shut).contains("firewall-failed"),
+        "the shipped unit let wardend change the host's ruleset, or failed quietly: {shut}"
+    );
+    assert!(!g
+        .ok("nft list set inet warden admin_v4")
+        .contains("192.0.2.77"));
+    install_drop_in(&g, "firewall.conf");
+    let open = firewall_log(&g);
+    assert!(
+        since_last_start(&open).contains("firewall-synced why=start elements=1"),
+        "with the drop-in, wardend did not sync the sets: {open}"
+    );
+    let set = g.ok("nft list set inet warden admin_v4");
+    assert!(set.contains("192.0.2.77 timeout"), "{set}");
+    g.ok("wardenctl unlock --rhost 192.0.2.77 && rm -r /etc/systemd/system/wardend.service.d && cp /root/warden.toml.bak /etc/warden/warden.toml && nft delete table inet warden && systemctl daemon-reload && systemctl restart wardend");
+    g.ok("systemctl is-active wardend.service");
+
     // 8. An upgrade over the edited conffile keeps the edit and the state.
     g.ok("rm -rf /root/w && dpkg-deb -R /root/warden.deb /root/w \
          && sed -i 's/^Version: .*/Version: 99.0.0/' /root/w/DEBIAN/control \

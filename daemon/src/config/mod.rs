@@ -223,6 +223,28 @@ pub struct Config {
     pub fleet: Option<Fleet>,
     /// Commands run on lock events, in order.
     pub hooks: Vec<Hook>,
+    /// `None`: locks stay in PAM (the default).
+    pub firewall: Option<Firewall>,
+}
+
+/// `[firewall]`: where address locks are also dropped at the packet level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Firewall {
+    /// The sets of the `inet warden` table that the shipped
+    /// `/usr/share/warden/warden.nft` defines.
+    Nftables,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFirewall {
+    backend: RawFirewallBackend,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawFirewallBackend {
+    Nftables,
 }
 
 impl Config {
@@ -302,6 +324,8 @@ struct RawConfig {
     fleet: Option<fleet::RawFleet>,
     #[serde(default)]
     hook: Vec<hooks::RawHook>,
+    #[serde(default)]
+    firewall: Option<RawFirewall>,
 }
 
 #[derive(Deserialize)]
@@ -664,6 +688,9 @@ impl RawConfig {
                 .into_iter()
                 .map(hooks::RawHook::into_hook)
                 .collect(),
+            firewall: self.firewall.map(|f| match f.backend {
+                RawFirewallBackend::Nftables => Firewall::Nftables,
+            }),
         }
     }
 }

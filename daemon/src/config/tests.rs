@@ -408,3 +408,17 @@ fn observe_mode_is_global_or_per_rule_and_never_silently_off_in_a_fleet() {
     let e = err(&format!("mode = \"observe\"\n{fleet}"));
     assert!(e.contains(":1: mode:") && e.contains("[fleet]"), "{e}");
 }
+
+#[test]
+fn firewall_is_off_by_default_and_names_its_backend() {
+    assert_eq!(parse("").unwrap().firewall, None);
+    let c = parse("[firewall]\nbackend = \"nftables\"\n").unwrap();
+    assert_eq!(c.firewall, Some(Firewall::Nftables));
+    let e = err("[firewall]\nbackend = \"iptables\"\n");
+    assert!(
+        e.contains(":2: firewall.backend:") && e.contains("nftables"),
+        "{e}"
+    );
+    let e = err("[firewall]\n");
+    assert!(e.contains("firewall") && e.contains("backend"), "{e}");
+}

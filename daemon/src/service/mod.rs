@@ -344,6 +344,10 @@ impl Warden {
                     self.log
                         .warn("config-reload socket, root_socket and state_dir changes take effect at restart");
                 }
+                if new.firewall != old.firewall {
+                    self.log
+                        .warn("config-reload [firewall] changes take effect at restart");
+                }
                 self.replace_config(new).map_err(|e| e.to_string())?;
                 self.log.info(&format!(
                     "config-reloaded by={by} path={}",
