@@ -89,7 +89,7 @@ async fn a_lock_is_signalled_only_once_committed() {
     let a = attempt("alice");
     let failing = {
         let w = w.clone();
-        tokio::spawn(async move { w.fail(None, &a, Origin::Root, Time::now()).await })
+        tokio::spawn(async move { w.fail(None, &a, Origin::Root, None, Time::now()).await })
     };
     // The engine has decided (the key is locked in memory), the commit waits.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -114,7 +114,7 @@ async fn a_lock_whose_commit_fails_is_never_signalled() {
     let mut signals = w.subscribe();
     go.send(false).unwrap();
     let failed = w
-        .fail(None, &attempt("bob"), Origin::Root, Time::now())
+        .fail(None, &attempt("bob"), Origin::Root, None, Time::now())
         .await;
     assert!(failed.is_err(), "{failed:?}");
     assert!(
@@ -125,7 +125,7 @@ async fn a_lock_whose_commit_fails_is_never_signalled() {
     );
     // The next lock that does reach the disk is announced as usual.
     go.send(true).unwrap();
-    w.fail(None, &attempt("carol"), Origin::Root, Time::now())
+    w.fail(None, &attempt("carol"), Origin::Root, None, Time::now())
         .await
         .unwrap();
     let e = next_lock(&mut signals, Duration::from_secs(5))

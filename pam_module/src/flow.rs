@@ -93,7 +93,17 @@ fn authfail(
     let attempt = begun.attempt;
     let guessed = host.password_given();
     let request = if guessed {
-        RequestBody::Fail { attempt, fields }
+        // wardend never sees the password, only its tag under the key it
+        // drew at start: enough to tell a repeat of a stale password.
+        let repeat = begun
+            .repeat_key
+            .as_ref()
+            .and_then(|key| host.password_tag(key));
+        RequestBody::Fail {
+            attempt,
+            fields,
+            repeat,
+        }
     } else {
         RequestBody::Release { attempt, fields }
     };
@@ -149,6 +159,7 @@ fn preauth(
                 code_prompt: v.code_prompt.clone(),
                 code_refusal: v.code_refusal.clone(),
                 quiet_success: v.quiet_success,
+                repeat_key: v.repeat_key,
             }));
             if opts.debug {
                 host.log(

@@ -45,6 +45,11 @@ pub trait Host {
     /// not empty): a conversation cut short, or an empty answer at the end of
     /// input, is no guess.
     fn password_given(&self) -> bool;
+    /// The given password's tag under `key`, if a password was given.
+    fn password_tag(
+        &self,
+        key: &warden_proto::repeat::RepeatKey,
+    ) -> Option<warden_proto::repeat::Tag>;
     /// Whether `answer` is the password itself.
     fn is_password(&self, answer: &[u8]) -> bool;
     fn fail_delay(&mut self, micros: u32);
@@ -84,6 +89,8 @@ pub struct Begun {
     /// A right password leads to nothing but success: authsucc reports it
     /// without waiting for an answer.
     pub quiet_success: bool,
+    /// wardend's key for tagging a wrong password (`same_password_once`).
+    pub repeat_key: Option<warden_proto::repeat::RepeatKey>,
 }
 
 /// The PAM data key linking an attempt's phases on one handle.
@@ -211,6 +218,15 @@ impl Host for LibPam<'_> {
 
     fn set_begun(&mut self, begun: Option<Begun>) {
         let _ = self.0.set_data(ATTEMPT_KEY, Box::new(begun));
+    }
+
+    fn password_tag(
+        &self,
+        key: &warden_proto::repeat::RepeatKey,
+    ) -> Option<warden_proto::repeat::Tag> {
+        let token = self.0.get_item::<AuthTok>().ok().flatten()?;
+        let password = token.as_bytes();
+        (!password.is_empty()).then(|| warden_proto::repeat::tag(key, password))
     }
 
     fn password_given(&self) -> bool {

@@ -11,6 +11,7 @@
 pub mod args;
 mod frame;
 pub mod message;
+pub mod repeat;
 mod wire;
 
 pub use frame::{

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 pub const MAX_USER: usize = 256;
 pub const MAX_RHOST: usize = 255;
 pub const MAX_TTY: usize = 64;
@@ -96,10 +96,12 @@ pub struct Request {
 pub enum RequestBody {
     /// preauth: may this attempt go ahead? Reserves its place if so.
     Begin(AttemptFields),
-    /// authfail: the password was wrong.
+    /// authfail: the password was wrong. `repeat` is its tag under the
+    /// verdict's `repeat_key` (see `repeat`), when preauth gave one.
     Fail {
         attempt: Option<u64>,
         fields: AttemptFields,
+        repeat: Option<crate::repeat::Tag>,
     },
     /// authsucc: the password was right.
     Succeed {
@@ -181,6 +183,10 @@ pub struct Verdict {
     /// A right password can lead to nothing but success (no code, no notice):
     /// authsucc may report it with `Passed` and not wait for an answer.
     pub quiet_success: bool,
+    /// The key to tag a wrong password with at authfail, so that a repeat of
+    /// one of the user's last wrong passwords counts once; given to root
+    /// peers only, and only while `same_password_once` is on.
+    pub repeat_key: Option<crate::repeat::RepeatKey>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +312,7 @@ mod tests {
         let body = RequestBody::Fail {
             attempt: Some(42),
             fields: fields(b"alice"),
+            repeat: Some([1, 2, 3, 4, 5, 6, 7, 8]),
         };
         let bytes = encode_request(body.clone()).unwrap();
         assert_eq!(decode_request(&bytes).unwrap(), body);

@@ -52,6 +52,7 @@ pub fn fail(socket: &Path, user: &str, rhost: Option<&str>) -> Result<ResponseBo
         RequestBody::Fail {
             attempt: None,
             fields: fields(user, rhost),
+            repeat: None,
         },
     )
 }

@@ -151,8 +151,17 @@ pub fn drive_as(
     if let Some(r) = ruser {
         cmd.args(["--ruser", r]);
     }
+    // Each call's wrong passwords are a fresh guess, as a guesser's are:
+    // wardend counts a repeat of one of a user's last wrong passwords once
+    // (`same_password_once`). A test that means a repeat uses a password
+    // that does not start with "wrong" ("stale-password").
+    let call = fresh_guess();
     for p in passwords {
-        cmd.args(["--password", p]);
+        if p.starts_with("wrong") {
+            cmd.args(["--password", &format!("{p}-{call}")]);
+        } else {
+            cmd.args(["--password", p]);
+        }
     }
     if account {
         cmd.arg("--account");
@@ -186,4 +195,11 @@ fn parse(stdout: &str) -> Outcome {
         }
     }
     o
+}
+
+/// A number no other call of this process has had.
+pub fn fresh_guess() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
 }

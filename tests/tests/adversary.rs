@@ -13,7 +13,9 @@ use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus};
 use warden_e2e::client::fail;
 use warden_e2e::client::{count, raw_as};
 use warden_e2e::daemon::{user_rule, Daemon, NO_FAMILIAR};
-use warden_e2e::pam::{PamDir, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_SUCCESS, WRONG_PASSWORD};
+use warden_e2e::pam::{
+    fresh_guess, PamDir, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_SUCCESS, WRONG_PASSWORD,
+};
 use warden_e2e::sshd::{sshd_stack, Sshd};
 use warden_e2e::system::{sudo, sudoers_for, Restore};
 use warden_e2e::totp::{code_at, enroll, fresh_step, now, Enrolled};
@@ -262,7 +264,7 @@ fn a_users_own_shell_cannot_reset_their_sudo_failures() {
     // the user's own shell to wipe them, six times over.
     for _ in 0..6 {
         for _ in 0..4 {
-            sudo(&user.name, "wrong-password");
+            sudo(&user.name, &format!("wrong-password-{}", fresh_guess()));
         }
         let (out, _) = raw_as(
             Some(user.uid),

@@ -710,3 +710,46 @@ fn a_fleet_lock_gets_its_jitter_in_redis_and_the_message_rounds_up() {
         "{m}"
     );
 }
+
+/// The same wrong password counts once in a fleet too, each host with its
+/// own key: a stale phone on one host frees its place in Redis every time
+/// and never locks its owner; new guesses through two hosts still lock.
+#[test]
+fn a_repeated_wrong_password_frees_its_fleet_place_and_counts_once() {
+    if skip("a_repeated_wrong_password_frees_its_fleet_place_and_counts_once") {
+        return;
+    }
+    let redis = Redis::start();
+    let rules = user_rule(3, "15m", "15m");
+    let (a, b) = (
+        host(&redis, "r1", &rules, ""),
+        host(&redis, "r2", &rules, ""),
+    );
+    let (pa, pb) = (
+        PamDir::new(&a.socket, "0", ""),
+        PamDir::new(&b.socket, "0", ""),
+    );
+    for _ in 0..8 {
+        pa.attempt("alice", "stale-password", None);
+    }
+    assert_eq!(
+        pa.checks(),
+        8,
+        "a repeat was refused: its place was not freed"
+    );
+    let o = pb.attempt("alice", "right", None);
+    assert!(o.ok(), "a stale password locked its owner: {o:?}");
+    assert_eq!(
+        a.log_text()
+            .matches("user=alice tty=ssh reason=repeat")
+            .count(),
+        7,
+        "{}",
+        a.log_text()
+    );
+    for d in [&pa, &pb, &pa] {
+        d.attempt("bob", "wrong", None);
+    }
+    let o = pb.attempt("bob", "right", None);
+    assert!(!o.ok(), "three guesses over two hosts did not lock: {o:?}");
+}

@@ -190,7 +190,7 @@ fn the_deb_installs_guards_sudo_and_leaves_nothing_after_purge() {
 
     let mut refused = None;
     for i in 0..10 {
-        let (ok, out) = sudo(&user.name, "wrong-password");
+        let (ok, out) = sudo(&user.name, &format!("wrong-password-{i}"));
         assert!(!ok, "a wrong password must not work: {out}");
         if out.contains("Too many failed attempts") {
             refused = Some((i, out));

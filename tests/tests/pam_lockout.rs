@@ -162,3 +162,76 @@ fn jitter_spreads_lock_ends_and_the_message_rounds_up() {
         );
     }
 }
+
+/// A phone or a mail client with a stale password repeats it: counted once,
+/// so it never locks its owner out. A guesser gains nothing from the rule:
+/// new passwords always count, and cycling four of them counts every one.
+#[test]
+fn the_same_wrong_password_counts_once_and_new_guesses_still_lock() {
+    let mut d = Daemon::start(RULES);
+    let pam = PamDir::new(&d.socket, "0", "");
+    for _ in 0..10 {
+        let o = pam.attempt("alice", "stale-password", Some("203.0.113.7"));
+        assert_eq!(
+            o.auth, WRONG_PASSWORD,
+            "a stale password was refused: {o:?}"
+        );
+    }
+    assert_eq!(pam.checks(), 10);
+    let o = pam.attempt("alice", "right", Some("203.0.113.7"));
+    assert_eq!(o.auth, PAM_SUCCESS, "the owner was locked out: {o:?}");
+    let log = d.log_text();
+    assert_eq!(
+        log.matches(
+            "failure service=warden-test user=alice rhost=203.0.113.7 tty=ssh reason=repeat"
+        )
+        .count(),
+        9,
+        "{log}"
+    );
+    assert!(!log.contains("stale-password"), "a password in the log");
+
+    // Cycling four passwords: each is new again by the time it returns.
+    for p in ["p1", "p2", "p3", "p4"] {
+        pam.attempt("bob", p, None);
+    }
+    let o = pam.attempt("bob", "right", None);
+    assert_eq!(
+        o.auth, PAM_AUTH_ERR,
+        "cycling passwords slipped past: {o:?}"
+    );
+
+    // The key lives in memory only: after a restart the stale password is a
+    // new failure again (counted once more), never a free one.
+    d.restart();
+    let checks = pam.checks();
+    for _ in 0..3 {
+        pam.attempt("carol", "stale-password", None);
+    }
+    d.restart();
+    pam.attempt("carol", "stale-password", None);
+    assert_eq!(pam.checks(), checks + 4);
+    let o = pam.attempt("carol", "right", None);
+    assert_eq!(o.auth, PAM_SUCCESS, "{o:?}");
+    let log = d.log_text();
+    let carol = "failure service=warden-test user=carol tty=ssh";
+    assert_eq!(log.matches(carol).count(), 4, "{log}");
+    assert_eq!(
+        log.matches(&format!("{carol} reason=repeat")).count(),
+        2,
+        "{log}"
+    );
+}
+
+/// `same_password_once = false`: every wrong password counts, as before.
+#[test]
+fn counting_every_repeat_is_a_setting() {
+    let d = Daemon::start(&format!("same_password_once = false\n{RULES}"));
+    let pam = PamDir::new(&d.socket, "0", "");
+    for _ in 0..3 {
+        pam.attempt("alice", "stale-password", None);
+    }
+    let o = pam.attempt("alice", "right", None);
+    assert_eq!(o.auth, PAM_AUTH_ERR, "{o:?}");
+    assert!(!d.log_text().contains("reason=repeat"));
+}

@@ -86,3 +86,27 @@ fn a_user_cannot_reset_another_users_count_with_an_unanswered_success() {
     let locks = d.request(&["locks"]);
     assert!(locks.contains(&format!("user={victim}")), "{locks}");
 }
+
+/// A stolen session guessing its own user's password through a screen
+/// locker's socket cannot make its failures repeats: a peer is never given
+/// the key, and the eight bytes it sends are ignored, so every one counts.
+#[test]
+fn a_users_shell_cannot_pass_its_guesses_off_as_repeats() {
+    if !root_or_skip("a_users_shell_cannot_pass_its_guesses_off_as_repeats") {
+        return;
+    }
+    let d = Daemon::start(&user_rule(3, "1h", "1h"));
+    let me = TestUser::create(&unique("wtag"), "pw-unused-3");
+    let begin = as_user(&me, &d, &["begin", &me.name]);
+    assert!(
+        begin.contains("repeat_key: None"),
+        "a peer was handed the key: {begin}"
+    );
+    for _ in 0..3 {
+        let out = as_user(&me, &d, &["fail", &me.name, "--tag", "s"]);
+        assert!(out.contains("Recorded"), "{out}");
+    }
+    let locks = d.request(&["locks"]);
+    assert!(locks.contains(&format!("user={}", me.name)), "{locks}");
+    assert!(!d.log_text().contains("reason=repeat"), "{}", d.log_text());
+}

@@ -225,6 +225,9 @@ pub struct Config {
     pub hooks: Vec<Hook>,
     /// `None`: locks stay in PAM (the default).
     pub firewall: Option<Firewall>,
+    /// A wrong password that repeats one of the user's last three within the
+    /// rules' window is recorded but not counted again.
+    pub same_password_once: bool,
 }
 
 /// `[firewall]`: where address locks are also dropped at the packet level.
@@ -292,6 +295,8 @@ struct RawConfig {
     lock_root: bool,
     #[serde(default)]
     mode: Option<Spanned<Mode>>,
+    #[serde(default = "yes")]
+    same_password_once: bool,
     #[serde(default = "v4_default", deserialize_with = "prefix_v4")]
     ipv4_prefix: u8,
     #[serde(default = "v6_default", deserialize_with = "prefix_v6")]
@@ -688,6 +693,7 @@ impl RawConfig {
                 .into_iter()
                 .map(hooks::RawHook::into_hook)
                 .collect(),
+            same_password_once: self.same_password_once,
             firewall: self.firewall.map(|f| match f.backend {
                 RawFirewallBackend::Nftables => Firewall::Nftables,
             }),

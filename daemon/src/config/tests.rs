@@ -422,3 +422,15 @@ fn firewall_is_off_by_default_and_names_its_backend() {
     let e = err("[firewall]\n");
     assert!(e.contains("firewall") && e.contains("backend"), "{e}");
 }
+
+#[test]
+fn the_same_password_counts_once_unless_turned_off() {
+    assert!(parse("").unwrap().same_password_once);
+    assert!(
+        !parse("same_password_once = false\n")
+            .unwrap()
+            .same_password_once
+    );
+    let e = err("same_password_once = \"yes\"\n");
+    assert!(e.contains(":1: same_password_once:"), "{e}");
+}

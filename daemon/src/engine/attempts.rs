@@ -522,7 +522,7 @@ impl Engine {
             origin,
             now,
             match kind {
-                FailureKind::Password => EventKind::Failure,
+                FailureKind::Password | FailureKind::Repeat => EventKind::Failure,
                 FailureKind::Totp | FailureKind::TotpReplayed => EventKind::TotpFailure,
                 FailureKind::Abandoned => EventKind::Abandoned,
             },
@@ -535,6 +535,12 @@ impl Engine {
         if allowlisted {
             // Allowlisted attempts are recorded but never counted toward a lock.
             e.reason.get_or_insert_with(|| "allowlisted".into());
+            fx.events.push(e);
+            return;
+        }
+        if kind == FailureKind::Repeat {
+            // Not a new guess: a stale password in a phone or a mail client.
+            e.reason = Some("repeat".into());
             fx.events.push(e);
             return;
         }

@@ -135,6 +135,9 @@ pub enum FailureKind {
     /// A code already used: counted as a wrong one, recorded as replayed.
     TotpReplayed,
     Abandoned,
+    /// A wrong password that repeats one of the user's last few
+    /// (`same_password_once`): recorded, its place freed, counted nowhere.
+    Repeat,
 }
 
 impl FailureKind {

@@ -33,7 +33,7 @@ fn fleet_err(e: FleetError) -> ServiceError {
 
 fn failure_kind(kind: FailureKind) -> EventKind {
     match kind {
-        FailureKind::Password => EventKind::Failure,
+        FailureKind::Password | FailureKind::Repeat => EventKind::Failure,
         FailureKind::Totp | FailureKind::TotpReplayed => EventKind::TotpFailure,
         FailureKind::Abandoned => EventKind::Abandoned,
     }
@@ -720,6 +720,13 @@ impl Backend for FleetBackend {
                         .await?;
                 }
                 return self.local.fail(id, a, origin, kind, now).await;
+            }
+            if kind == FailureKind::Repeat {
+                let mut e = attempt_event(a, origin, now, EventKind::Failure);
+                e.reason = Some("repeat".into());
+                return self
+                    .end_uncounted(id, a, origin, e, Durability::Immediate)
+                    .await;
             }
             let held = match self.take_held(id, a, origin) {
                 Ok(h) => h,

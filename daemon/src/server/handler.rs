@@ -68,6 +68,7 @@ async fn answer(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseB
                                 wire.code_prompt = expected.prompt;
                                 wire.code_refusal = expected.refusal;
                                 wire.quiet_success = expected.quiet_success;
+                                wire.repeat_key = warden.repeat_key(origin);
                             }
                             Err(e) => return service_error(warden, "begin", &e),
                         }
@@ -101,8 +102,12 @@ async fn answer(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseB
         RequestBody::Fail {
             attempt: id,
             fields,
+            repeat,
         } => match attempt(warden, peer, &fields) {
-            Ok(a) => match warden.fail(id.map(AttemptId), &a, origin, now).await {
+            Ok(a) => match warden
+                .fail(id.map(AttemptId), &a, origin, repeat, now)
+                .await
+            {
                 Ok(()) => ResponseBody::Recorded,
                 Err(e) => service_error(warden, "fail", &e),
             },
@@ -224,6 +229,7 @@ fn to_wire(v: &Verdict, now: Time) -> warden_proto::Verdict {
         code_prompt: None,
         code_refusal: None,
         quiet_success: false,
+        repeat_key: None,
     }
 }
 

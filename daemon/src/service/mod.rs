@@ -11,6 +11,7 @@ mod explain;
 mod limits;
 mod local;
 mod refusal;
+mod repeats;
 mod totp;
 
 pub use admin::{
@@ -115,6 +116,9 @@ pub struct Warden {
     bus_budget: Budgets,
     config: RwLock<Arc<Config>>,
     started: Time,
+    /// The tags of users' last wrong passwords; `None` when no key could be
+    /// drawn (then every wrong password counts, as without the setting).
+    repeats: Option<std::sync::Mutex<repeats::Repeats>>,
 }
 
 impl Warden {
@@ -128,7 +132,23 @@ impl Warden {
         log: Arc<Log>,
         started: Time,
     ) -> Warden {
+        let mut key = [0u8; warden_proto::repeat::KEY_LEN];
+        let repeats = match getrandom::fill(&mut key) {
+            Ok(()) => Some(std::sync::Mutex::new(repeats::Repeats::new(
+                key,
+                config.policy.max_tracked_keys,
+            ))),
+            Err(e) => {
+                log.warn(&format!(
+                    "same-password-off error={} reason=\"no randomness for the key; every wrong password counts\"",
+                    logline::quote(&e.to_string())
+                ));
+                None
+            }
+        };
+        zeroize::Zeroize::zeroize(&mut key);
         Warden {
+            repeats,
             backend,
             announce,
             alarms,
@@ -224,17 +244,32 @@ impl Warden {
         Ok(d.value)
     }
 
+    /// The key a root peer tags wrong passwords with, while
+    /// `same_password_once` is on. An unprivileged peer gets none: its word
+    /// about a password proves nothing, so its failures always count.
+    pub fn repeat_key(&self, origin: Origin) -> Option<warden_proto::repeat::RepeatKey> {
+        if origin != Origin::Root || !self.config().same_password_once {
+            return None;
+        }
+        let r = self.repeats.as_ref()?.lock().ok()?;
+        Some(r.key())
+    }
+
+    /// A wrong password; `repeat` is its tag under [`repeat_key`](Self::repeat_key).
     pub async fn fail(
         &self,
         id: Option<AttemptId>,
         attempt: &Attempt,
         origin: Origin,
+        repeat: Option<warden_proto::repeat::Tag>,
         now: Time,
     ) -> Result<(), ServiceError> {
-        let d = self
-            .backend
-            .fail(id, attempt, origin, FailureKind::Password, now)
-            .await?;
+        let kind = if self.is_repeat(attempt, origin, repeat, now) {
+            FailureKind::Repeat
+        } else {
+            FailureKind::Password
+        };
+        let d = self.backend.fail(id, attempt, origin, kind, now).await?;
         self.durable(d.durable).await?;
         d.value.map_err(Into::into)
     }
@@ -324,6 +359,35 @@ impl Warden {
                 logline::quote(&rules.join(","))
             ));
         }
+    }
+
+    /// Whether this wrong password repeats one of the user's last few
+    /// within the rules' longest window.
+    fn is_repeat(
+        &self,
+        attempt: &Attempt,
+        origin: Origin,
+        repeat: Option<warden_proto::repeat::Tag>,
+        now: Time,
+    ) -> bool {
+        let config = self.config();
+        let (Some(tag), Some(repeats)) = (repeat, self.repeats.as_ref()) else {
+            return false;
+        };
+        if origin != Origin::Root || !config.same_password_once {
+            return false;
+        }
+        let window = config
+            .policy
+            .rules
+            .iter()
+            .map(|r| r.window)
+            .max()
+            .unwrap_or(std::time::Duration::from_secs(900));
+        let user = config.users.fold(&attempt.user);
+        repeats
+            .lock()
+            .is_ok_and(|mut r| r.repeated(&user, &tag, window, now))
     }
 
     /// Re-reads the config file (wardenctl reload, SIGHUP). A file with an

@@ -66,6 +66,14 @@ impl Host for FakeHost {
     fn password_given(&self) -> bool {
         self.password.is_some_and(|p| !p.is_empty())
     }
+    fn password_tag(
+        &self,
+        key: &warden_proto::repeat::RepeatKey,
+    ) -> Option<warden_proto::repeat::Tag> {
+        self.password
+            .filter(|p| !p.is_empty())
+            .map(|p| warden_proto::repeat::tag(key, p.as_bytes()))
+    }
     fn is_password(&self, answer: &[u8]) -> bool {
         self.password
             .is_some_and(|p| !p.is_empty() && p.as_bytes() == answer)
@@ -125,6 +133,7 @@ fn verdict(allowed: bool) -> ResponseBody {
         code_prompt: None,
         code_refusal: None,
         quiet_success: false,
+        repeat_key: allowed.then_some([3; 32]),
     })
 }
 
@@ -148,9 +157,15 @@ fn preauth_keeps_the_attempt_for_the_later_phases() {
         PamResultCode::PAM_AUTH_ERR
     );
     match &d.seen.borrow()[0] {
-        RequestBody::Fail { attempt, fields } => {
+        RequestBody::Fail {
+            attempt,
+            fields,
+            repeat,
+        } => {
             assert_eq!(*attempt, Some(77));
             assert_eq!(fields.user, b"alice");
+            // The tag of the password under the verdict's key; never the password.
+            assert_eq!(*repeat, Some(warden_proto::repeat::tag(&[3; 32], b"wrong")));
         }
         other => panic!("{other:?}"),
     }
@@ -350,6 +365,7 @@ fn a_wrong_password_meets_the_same_prompt_as_a_wrong_code() {
         code_prompt: Some("Verification code: ".into()),
         code_refusal: None,
         quiet_success: false,
+        repeat_key: None,
     };
     // Right password, wrong code.
     let mut right = FakeHost {

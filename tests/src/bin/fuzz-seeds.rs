@@ -21,6 +21,7 @@ fn main() {
         RequestBody::Fail {
             attempt: Some(1 << 32 | 1),
             fields: f("alice", Some("2001:db8::1")),
+            repeat: Some([0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e]),
         },
         RequestBody::Succeed {
             attempt: None,

@@ -30,6 +30,9 @@ struct Opts {
     repeat: usize,
     vary_tty: bool,
     code: Option<String>,
+    /// `fail` with this tag of a wrong password (a peer cannot know the key,
+    /// but it can send any eight bytes).
+    tag: Option<[u8; 8]>,
 }
 
 fn parse() -> Opts {
@@ -46,6 +49,7 @@ fn parse() -> Opts {
         repeat: 1,
         vary_tty: false,
         code: None,
+        tag: None,
     };
     let mut rest = args.iter().skip(2).peekable();
     if let Some(u) = rest.next_if(|a| !a.starts_with("--")) {
@@ -65,6 +69,7 @@ fn parse() -> Opts {
             "--repeat" => o.repeat = val().parse().unwrap_or(1),
             "--vary-tty" => o.vary_tty = true,
             "--code" => o.code = Some(val()),
+            "--tag" => o.tag = Some([val().bytes().next().unwrap_or(b'x'); 8]),
             other => {
                 eprintln!("unknown argument {other:?}");
                 std::process::exit(2);
@@ -96,6 +101,7 @@ impl Opts {
             "fail" => RequestBody::Fail {
                 attempt: None,
                 fields: self.fields(i),
+                repeat: self.tag,
             },
             "succeed" => RequestBody::Succeed {
                 attempt: None,

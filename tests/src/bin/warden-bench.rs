@@ -545,10 +545,11 @@ fn ticks_per_sec() -> f64 {
 fn worker(confdir: &str, service: &str, user: &str, secs: f64) {
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let answers = vec!["unused".to_string()];
     let mut i = 0u32;
     while Instant::now() < end {
         i += 1;
+        // A fresh guess each time: a repeated wrong password counts once.
+        let answers = vec![format!("guess-{}-{i}", std::process::id())];
         let rhost = format!(
             "10.{}.{}.{}",
             std::process::id() % 250,
@@ -659,7 +660,7 @@ fn exactness(dir: &Path, socket: &Path, tally: &Path, user: &str) -> (usize, usi
                             "--rhost",
                             &format!("198.51.100.{i}"),
                             "--password",
-                            "x",
+                            &format!("x{i}"),
                         ])
                         .output()
                 })
@@ -1197,6 +1198,7 @@ fn failed_attempt(socket: &Path, user: &str) -> u128 {
         RequestBody::Fail {
             attempt: id,
             fields: client::fields(user, Some("192.0.2.200")),
+            repeat: None,
         },
     );
     t.elapsed().as_micros()
