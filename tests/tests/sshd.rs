@@ -58,8 +58,9 @@ fn one_ssh_connection_retrying_passwords_is_counted_per_try() {
     let d = Daemon::start(&user_rule(2, "15m", "15m"));
     let user = TestUser::create(&unique("wssh"), "Corr3ct-Horse");
     let sshd = Sshd::start(&unique("sshd-warden-t"), &sshd_stack(&d.socket), "");
-    // ssh asks the script at every prompt, so each of the three tries is answered.
-    let (ok, _) = sshd.login_with_askpass(&user.name, "echo wrong", 3);
+    // ssh asks the script at every prompt, so each of the three tries is
+    // answered, each with another guess (a repeat of one counts once).
+    let (ok, _) = sshd.login_with_askpass(&user.name, "echo wrong-$$", 3);
     assert!(!ok);
     let log = d.log_text();
     assert_eq!(
