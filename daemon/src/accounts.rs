@@ -16,6 +16,31 @@ pub fn groups_of(user: &str) -> Vec<String> {
         .collect()
 }
 
+/// The names of the user's groups for a rule's scope: empty for a name that
+/// is no account (as for an account in no group, so that no one can tell
+/// which exist); `None` when the account database could not say (sssd down),
+/// which a scope reads strictly.
+pub fn groups_checked(user: &str) -> Option<Vec<String>> {
+    use nix::errno::Errno;
+    let Ok(name) = CString::new(user) else {
+        return Some(Vec::new());
+    };
+    let u = match User::from_name(user) {
+        Ok(Some(u)) => u,
+        // getpwnam_r(3): each of these also means "not found".
+        Ok(None) | Err(Errno::ENOENT | Errno::ESRCH | Errno::EBADF | Errno::EPERM) => {
+            return Some(Vec::new())
+        }
+        Err(_) => return None,
+    };
+    let gids = getgrouplist(&name, u.gid).ok()?;
+    let mut names = Vec::with_capacity(gids.len());
+    for g in gids {
+        names.push(Group::from_gid(g).ok()??.name);
+    }
+    Some(names)
+}
+
 /// The running system, for the config checks: /etc/pam.d (or another
 /// directory) and the account database.
 pub struct LiveSystem {

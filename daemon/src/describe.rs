@@ -15,7 +15,8 @@ pub fn describe(c: &Config) -> String {
     let _ = writeln!(out, "admins     root and group {}", c.admin_group);
     let _ = writeln!(out);
     let header = [
-        "RULE", "TRACK", "LIMIT", "WINDOW", "LOCKOUT", "ESCALATE", "MAX", "SERVICES", "MODE",
+        "RULE", "TRACK", "LIMIT", "WINDOW", "LOCKOUT", "ESCALATE", "MAX", "SERVICES", "USERS",
+        "MODE",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in &p.rules {
@@ -37,6 +38,7 @@ pub fn describe(c: &Config) -> String {
             },
             max,
             r.services.as_ref().map_or("all".into(), |s| s.join(",")),
+            r.scope.describe(),
             if r.observe { "observe" } else { "enforce" }.into(),
         ]);
     }

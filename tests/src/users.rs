@@ -44,3 +44,41 @@ impl Drop for TestUser {
         let _ = Command::new("userdel").arg(&self.name).output();
     }
 }
+
+/// A throwaway local group, removed when dropped.
+pub struct TestGroup {
+    pub name: String,
+}
+
+impl TestGroup {
+    pub fn create(name: &str, members: &[&str]) -> TestGroup {
+        let _ = Command::new("groupdel").arg(name).output();
+        let ok = Command::new("groupadd")
+            .arg(name)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "groupadd {name} failed");
+        let g = TestGroup {
+            name: name.to_string(),
+        };
+        for m in members {
+            g.add(m);
+        }
+        g
+    }
+
+    /// Makes `user` a member, as `usermod -aG` does.
+    pub fn add(&self, user: &str) {
+        let ok = Command::new("usermod")
+            .args(["-aG", &self.name, user])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "usermod -aG {} {user} failed", self.name);
+    }
+}
+
+impl Drop for TestGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("groupdel").arg(&self.name).output();
+    }
+}

@@ -29,6 +29,14 @@ struct Loose {
 #[derive(Deserialize)]
 struct LooseRule {
     services: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    users: Vec<Spanned<String>>,
+    #[serde(default)]
+    groups: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude_users: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude_groups: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +73,28 @@ pub fn lint(path: &Path, text: &str, facts: &dyn SystemFacts) -> Vec<String> {
             if let Some(m) = service(s, "this rule") {
                 out.push(at(s.span(), m));
             }
+        }
+        // A typo here switches a rule off for the people it was meant for,
+        // or leaves on it those it was meant to spare.
+        for (list, what) in [
+            (&rule.groups, "this rule applies to no one through it"),
+            (&rule.exclude_groups, "it spares no one"),
+        ] {
+            for g in list.iter().filter(|g| !facts.group_exists(g.get_ref())) {
+                let m = format!("the group \"{}\" does not exist: {what}", g.get_ref());
+                out.push(at(g.span(), m));
+            }
+        }
+        for u in rule
+            .users
+            .iter()
+            .chain(&rule.exclude_users)
+            .filter(|u| !facts.user_exists(u.get_ref()))
+        {
+            out.push(at(
+                u.span(),
+                format!("\"{}\" is no account here", u.get_ref()),
+            ));
         }
     }
     let group = loose
@@ -138,6 +168,19 @@ mod tests {
         assert!(w[0].starts_with("/etc/warden/warden.toml:9: rule[1].services: warning: no PAM service \"ssh\" here (Debian's is \"sshd\")"), "{}", w[0]);
         assert!(w[1].starts_with("/etc/warden/warden.toml:12: totp.required_for_groups: warning: the group \"admins\""), "{}", w[1]);
         assert!(w[2].starts_with("/etc/warden/warden.toml:13: totp.required_for_users: warning: \"bob\" is no account"), "{}", w[2]);
+    }
+
+    #[test]
+    fn a_typo_in_a_rules_scope_is_named() {
+        let text = "admin_group = \"wheel\"\n[[rule]]\nname = \"u\"\ntrack = [\"user\"]\nlimit = 3\nwindow = \"1h\"\nlockout = \"1h\"\ngroups = [\"wheel\", \"sudoers\"]\nexclude_users = [\"alice\", \"ci\"]\n";
+        let w = lint(Path::new("w.toml"), text, &Fake);
+        assert_eq!(w.len(), 2, "{w:#?}");
+        assert!(w[0].starts_with("w.toml:8: rule[1].groups: warning: the group \"sudoers\" does not exist: this rule applies to no one"), "{}", w[0]);
+        assert!(
+            w[1].starts_with("w.toml:9: rule[1].exclude_users: warning: \"ci\" is no account"),
+            "{}",
+            w[1]
+        );
     }
 
     #[test]

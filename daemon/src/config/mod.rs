@@ -7,12 +7,14 @@ mod error;
 mod fleet;
 mod hooks;
 mod lint;
+mod scope;
 mod types;
 
 pub use error::ConfigError;
 pub use fleet::{Fleet, OnUnavailable};
 pub use hooks::{Hook, HookEvent};
 pub use lint::{lint, SystemFacts};
+pub use scope::UserScope;
 pub use types::{Field, Lockout, Mode};
 
 use ipnet::IpNet;
@@ -64,6 +66,8 @@ pub struct Rule {
     pub jitter: Duration,
     /// Counts and locks, but refuses nothing (`mode = "observe"`).
     pub observe: bool,
+    /// Which users it applies to.
+    pub scope: UserScope,
 }
 
 impl Rule {
@@ -604,12 +608,21 @@ impl RawConfig {
     fn into_config(self, path: PathBuf) -> Config {
         let mode = self.mode.map_or(Mode::Enforce, Spanned::into_inner);
         let observe = mode == Mode::Observe;
-        let rules: Vec<Rule> = self.rule.into_iter().map(|r| r.into_rule(mode)).collect();
         let users = UserNames {
             fold_case: self.users.fold_case,
             strip_realms: self.users.strip_realms,
         };
         let fold = |v: Vec<String>| -> Vec<String> { v.iter().map(|u| users.fold(u)).collect() };
+        let rules: Vec<Rule> = self
+            .rule
+            .into_iter()
+            .map(|r| {
+                let mut rule = r.into_rule(mode);
+                rule.scope.users = rule.scope.users.map(fold);
+                rule.scope.exclude_users = fold(std::mem::take(&mut rule.scope.exclude_users));
+                rule
+            })
+            .collect();
         let code_rule = (!rules.iter().any(|r| r.tracks(Field::User))).then(|| Rule {
             observe,
             ..code_rule()
@@ -630,6 +643,7 @@ impl RawConfig {
                 services: None,
                 jitter: Duration::ZERO,
                 observe,
+                scope: UserScope::default(),
             },
         });
         let t = self.totp;
@@ -715,6 +729,7 @@ fn code_rule() -> Rule {
         services: None,
         jitter: Duration::ZERO,
         observe: false,
+        scope: UserScope::default(),
     }
 }
 

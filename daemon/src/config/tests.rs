@@ -434,3 +434,28 @@ fn the_same_password_counts_once_unless_turned_off() {
     let e = err("same_password_once = \"yes\"\n");
     assert!(e.contains(":1: same_password_once:"), "{e}");
 }
+
+#[test]
+fn rule_scopes_are_read_folded_and_checked() {
+    let rule = "[[rule]]\nname = \"u\"\ntrack = [\"user\"]\nlimit = 5\nwindow = \"15m\"\nlockout = \"15m\"\n";
+    let c = parse(&format!(
+        "[users]\nfold_case = true\n{rule}users = [\"Root\"]\ngroups = [\"sudo\"]\nexclude_users = [\"CI\"]\nexclude_groups = [\"svc\"]\n"
+    ))
+    .unwrap();
+    let s = &c.policy.rules[0].scope;
+    assert_eq!(s.users.as_deref(), Some(&["root".to_string()][..]));
+    assert_eq!(s.exclude_users, ["ci"]);
+    assert_eq!(s.groups.as_deref(), Some(&["sudo".to_string()][..]));
+    assert!(s.needs_groups());
+    assert_eq!(
+        parse(rule).unwrap().policy.rules[0].scope,
+        UserScope::default()
+    );
+    let e = err(&format!("{rule}groups = []\n"));
+    assert!(
+        e.contains(":7: rule[1].groups:") && e.contains("empty list"),
+        "{e}"
+    );
+    let e = err(&format!("{rule}exclude_users = [\"a b\"]\n"));
+    assert!(e.contains(":7: rule[1].exclude_users:"), "{e}");
+}

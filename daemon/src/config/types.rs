@@ -226,6 +226,14 @@ pub struct RawRule {
     pub jitter: Option<Spanned<Dur>>,
     #[serde(default)]
     pub mode: Option<Spanned<Mode>>,
+    #[serde(default, deserialize_with = "names")]
+    pub users: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "names")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "names")]
+    pub exclude_users: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "names")]
+    pub exclude_groups: Option<Vec<String>>,
 }
 
 impl RawRule {
@@ -251,6 +259,12 @@ impl RawRule {
             services: self.services,
             jitter: self.jitter.map_or(Duration::ZERO, |j| j.into_inner().0),
             observe: self.mode.map_or(global, Spanned::into_inner) == Mode::Observe,
+            scope: super::UserScope {
+                users: self.users,
+                groups: self.groups,
+                exclude_users: self.exclude_users.unwrap_or_default(),
+                exclude_groups: self.exclude_groups.unwrap_or_default(),
+            },
         }
     }
 }
@@ -270,6 +284,10 @@ pub fn default_rules() -> Vec<RawRule> {
             services: None,
             jitter: None,
             mode: None,
+            users: None,
+            groups: None,
+            exclude_users: None,
+            exclude_groups: None,
         },
         RawRule {
             name: Spanned::new(0..0, "rhost".into()),
@@ -282,8 +300,30 @@ pub fn default_rules() -> Vec<RawRule> {
             services: None,
             jitter: None,
             mode: None,
+            users: None,
+            groups: None,
+            exclude_users: None,
+            exclude_groups: None,
         },
     ]
+}
+
+/// A list of user or group names for a rule's scope: never empty (a rule
+/// for no one guards nothing; remove the key instead), no empty name.
+pub fn names<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    if list.is_empty() {
+        return Err(D::Error::custom(
+            "an empty list names no one; remove the key to mean everyone (users, groups) or no one (exclude_*)",
+        ));
+    }
+    if list
+        .iter()
+        .any(|n| n.is_empty() || n.contains(char::is_whitespace))
+    {
+        return Err(D::Error::custom("names may not be empty or hold spaces"));
+    }
+    Ok(Some(list))
 }
 
 /// A list of PAM service names, which may not be empty: `services = []`

@@ -28,6 +28,7 @@ impl Engine {
             others.extend(self.overflow_keys(attempt, origin, &source));
         }
         others.extend(self.code_key(attempt));
+        others.extend(self.code_only_keys(attempt, origin, &source, familiar));
         let allowlisted = self.allowlisted(attempt, ip);
         let mut j = Judgement {
             ip,

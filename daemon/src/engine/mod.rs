@@ -240,7 +240,14 @@ pub struct Engine {
     counter: u32,
     /// The secret behind each lock's jitter (see [`Engine::with_jitter_seed`]).
     jitter_seed: u64,
+    /// Users' groups as the service last read them, for rules scoped to
+    /// groups; `None`: the account database could not say.
+    groups: HashMap<String, Option<Vec<String>>>,
 }
+
+/// Users whose groups are kept at most; past it, all are forgotten and read
+/// again at their next attempt.
+const GROUPS_KEPT: usize = 65_536;
 
 impl Engine {
     /// `epoch` must differ between runs of the daemon (the daemon draws it at random).
@@ -260,6 +267,26 @@ impl Engine {
             epoch,
             counter: 0,
             jitter_seed: 0,
+            groups: HashMap::new(),
+        }
+    }
+
+    /// Hands in `user`'s groups from the account database (`None`: it could
+    /// not say), before an attempt of theirs is decided, so that the engine
+    /// decides on what it is given and never reads the database itself.
+    pub fn note_groups(&mut self, user: &str, groups: Option<Vec<String>>) {
+        if self.groups.len() >= GROUPS_KEPT && !self.groups.contains_key(user) {
+            self.groups.clear();
+        }
+        self.groups.insert(user.to_string(), groups);
+    }
+
+    /// What the service last said of `user`'s groups; none when it said
+    /// nothing (no rule is scoped to groups).
+    pub(super) fn groups_of(&self, user: &str) -> Option<&[String]> {
+        match self.groups.get(user) {
+            Some(g) => g.as_deref(),
+            None => Some(&[]),
         }
     }
 

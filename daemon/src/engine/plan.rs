@@ -50,7 +50,11 @@ impl Engine {
             refused,
             allowlisted: self.allowlisted(attempt, ip),
             admin: self.admin_keys(attempt),
-            others: self.code_key(attempt).into_iter().collect(),
+            others: self
+                .code_key(attempt)
+                .into_iter()
+                .chain(self.code_only_keys(attempt, origin, &source, false))
+                .collect(),
             source,
             keys,
             familiar_keys,

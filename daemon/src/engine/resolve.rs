@@ -210,7 +210,21 @@ impl Engine {
             if !every_service && !rule.applies_to_service(&attempt.service) {
                 continue;
             }
-            if rule.tracks(Field::User) && attempt.user == "root" && !self.policy.lock_root {
+            // Wrong codes count whatever the rule's users, as whatever its
+            // services: no one may guess codes without limit.
+            if !all_services
+                && !rule
+                    .scope
+                    .covers(&attempt.user, self.groups_of(&attempt.user))
+            {
+                continue;
+            }
+            // A rule that names root in `users` is the admin's explicit choice.
+            if rule.tracks(Field::User)
+                && attempt.user == "root"
+                && !self.policy.lock_root
+                && !rule.scope.names("root")
+            {
                 continue;
             }
             // Local logins share no address: keying them all under one "local"
@@ -253,6 +267,7 @@ impl Engine {
             .rules
             .iter()
             .filter(|r| origin != Origin::Root || r.applies_to_service(&attempt.service))
+            .filter(|r| r.scope.covers(&attempt.user, self.groups_of(&attempt.user)))
             .filter(|r| !(r.tracks(Field::Rhost) && is_local(source)))
             .filter_map(|rule| {
                 let split = self.policy.familiar_enabled && splits_by_familiarity(rule);
@@ -267,6 +282,34 @@ impl Engine {
                     },
                 )
             })
+            .collect()
+    }
+
+    /// The keys of rules that track the user but whose `users` or `groups`
+    /// leave this one out: only wrong codes count there (see `code_keys`),
+    /// so a lock on one must refuse the user, or an exempt account's codes
+    /// could be guessed without limit. A rule's `services` keep their say.
+    pub(super) fn code_only_keys(
+        &self,
+        attempt: &Attempt,
+        origin: Origin,
+        source: &str,
+        familiar: bool,
+    ) -> Vec<KeyId> {
+        let everyone = |r: &Rule| r.scope == crate::config::UserScope::default();
+        if self.policy.rules.iter().all(everyone) {
+            return Vec::new();
+        }
+        let groups = self.groups_of(&attempt.user);
+        self.keys_for(attempt, origin, source, familiar, true)
+            .into_iter()
+            .filter(|(i, _)| {
+                let r = &self.policy.rules[*i];
+                r.tracks(Field::User)
+                    && !r.scope.covers(&attempt.user, groups)
+                    && (origin != Origin::Root || r.applies_to_service(&attempt.service))
+            })
+            .map(|(_, k)| k)
             .collect()
     }
 

@@ -210,6 +210,7 @@ mod tests {
             services: None,
             jitter: Duration::ZERO,
             observe: false,
+            scope: crate::config::UserScope::default(),
         }
     }
 

@@ -1428,3 +1428,100 @@ fn admin_locks_are_enforced_in_observe_mode() {
     );
     assert!(!s.begin(&att("mallory", None)).allowed());
 }
+
+fn scoped() -> String {
+    format!(
+        "{}{}{}",
+        rule(
+            "admins",
+            "\"user\"",
+            2,
+            "1h",
+            "1h",
+            "groups = [\"sudo\"]\nusers = [\"root\"]"
+        ),
+        rule(
+            "everyone",
+            "\"user\"",
+            4,
+            "1h",
+            "1h",
+            "exclude_users = [\"ci-bot\"]\nexclude_groups = [\"svc\"]"
+        ),
+        "[familiar]\nenabled = false\n"
+    )
+}
+
+#[test]
+fn rules_scoped_to_users_and_groups_count_only_theirs() {
+    let mut s = Sim::new(&scoped());
+    let groups = |g: &[&str]| Some(g.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+    s.e.note_groups("alice", groups(&["users", "sudo"]));
+    s.e.note_groups("bob", groups(&["users"]));
+    s.e.note_groups("svc1", groups(&["svc"]));
+    // A sudo member meets the stricter rule: locked after 2.
+    let alice = att("alice", None);
+    for _ in 0..2 {
+        assert!(s.wrong(&alice));
+    }
+    let v = s.begin(&alice);
+    assert_eq!(v.reason.rule.as_deref(), Some("admins"), "{v:?}");
+    // Everyone else meets only the looser one.
+    let bob = att("bob", None);
+    for _ in 0..3 {
+        assert!(s.wrong(&bob));
+    }
+    assert!(s.begin(&bob).allowed(), "bob met the admins' rule");
+    // Excluded by name and by group: no rule counts them.
+    for who in ["ci-bot", "svc1"] {
+        let a = att(who, None);
+        for _ in 0..6 {
+            assert!(s.wrong(&a), "{who} was locked");
+        }
+    }
+    // Root, named in `users`, is locked although lock_root is off.
+    let root = att("root", None);
+    for _ in 0..2 {
+        assert!(s.wrong(&root));
+    }
+    assert!(
+        !s.begin(&root).allowed(),
+        "an explicit users = [\"root\"] did not hold"
+    );
+}
+
+#[test]
+fn an_account_database_that_cannot_answer_reads_strictly() {
+    let mut s = Sim::new(&scoped());
+    // No answer: the group's rule applies, the group's exclusion does not.
+    s.e.note_groups("dave", None);
+    let dave = att("dave", None);
+    for _ in 0..2 {
+        assert!(s.wrong(&dave));
+    }
+    assert_eq!(s.begin(&dave).reason.rule.as_deref(), Some("admins"));
+    // A name that is no account reads as an account in no group.
+    s.e.note_groups("nosuch", Some(Vec::new()));
+    let ghost = att("nosuch", None);
+    for _ in 0..3 {
+        assert!(s.wrong(&ghost));
+    }
+    assert!(s.begin(&ghost).allowed());
+}
+
+#[test]
+fn wrong_codes_count_whatever_the_rules_users() {
+    let mut s = Sim::new(&scoped());
+    s.e.note_groups("ci-bot", Some(Vec::new()));
+    let a = att("ci-bot", None);
+    let mut fx = Effects::default();
+    // ci-bot is exempt from the password rules, but a wrong code still counts.
+    for _ in 0..4 {
+        s.e.fail(None, &a, Origin::Root, FailureKind::Totp, s.now, &mut fx)
+            .unwrap();
+    }
+    assert!(
+        !s.begin(&a).allowed(),
+        "code guessing was free for an exempt user"
+    );
+}

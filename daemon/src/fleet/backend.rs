@@ -1246,6 +1246,13 @@ impl Backend for FleetBackend {
         self.local.size_bytes()
     }
 
+    fn note_groups(&self, user: &str, groups: Option<Vec<String>>) {
+        // The planner picks the fleet's keys; the local engine decides alone
+        // in an outage.
+        self.note_planned_groups(user, groups.clone());
+        self.local.note_groups(user, groups);
+    }
+
     fn set_config(&self, config: &Config) -> Result<(), ServiceError> {
         self.set_policy(config);
         self.local.set_config(config)

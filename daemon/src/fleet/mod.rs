@@ -341,6 +341,12 @@ impl FleetBackend {
         self.plans().policy().clone()
     }
 
+    fn note_planned_groups(&self, user: &str, groups: Option<Vec<String>>) {
+        if let Ok(mut p) = self.planner.write() {
+            p.note_groups(user, groups);
+        }
+    }
+
     pub fn set_policy(&self, config: &Config) {
         if let Ok(mut p) = self.planner.write() {
             p.set_policy(config.policy.clone());

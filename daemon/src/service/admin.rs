@@ -275,6 +275,7 @@ impl Warden {
         origin: Origin,
         now: Time,
     ) -> Result<Option<Reason>, ServiceError> {
+        self.note_groups(&attempt.user).await;
         self.backend.account(attempt, origin, now).await
     }
 

@@ -185,6 +185,9 @@ pub trait Backend: Send + Sync {
     fn half_wired(&self) -> Result<Vec<String>, ServiceError>;
     fn size_bytes(&self) -> u64;
     fn set_config(&self, config: &Config) -> Result<(), ServiceError>;
+    /// A user's groups, read by the service for the rules scoped to groups,
+    /// handed in before an attempt of theirs is decided.
+    fn note_groups(&self, user: &str, groups: Option<Vec<String>>);
     /// Makes every lazily durable decision durable; for a clean stop.
     fn flush(&self) -> BoxFuture<'_, Result<(), ServiceError>>;
 

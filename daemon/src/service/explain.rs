@@ -42,6 +42,7 @@ impl Warden {
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let config = self.config();
         attempt.user = config.users.fold(&attempt.user);
+        self.note_groups(&attempt.user).await;
         let explanation = self.backend.explain(&attempt, Origin::Root, now).await?;
         let allowed = explanation.verdict.kind.allows();
         let groups = self.groups(&attempt.user).await;

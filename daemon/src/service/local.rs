@@ -378,6 +378,12 @@ impl Backend for LocalBackend {
         self.store.size_bytes()
     }
 
+    fn note_groups(&self, user: &str, groups: Option<Vec<String>>) {
+        if let Ok(mut e) = self.engine() {
+            e.note_groups(user, groups);
+        }
+    }
+
     fn set_config(&self, config: &Config) -> Result<(), ServiceError> {
         self.engine()?.set_policy(config.policy.clone());
         self.store.set_retention(&config.audit);

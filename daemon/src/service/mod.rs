@@ -237,6 +237,7 @@ impl Warden {
         origin: Origin,
         now: Time,
     ) -> Result<Verdict, ServiceError> {
+        self.note_groups(&attempt.user).await;
         let d = self.backend.begin(attempt, origin, now).await?;
         // A refusal stands whether or not its record is on disk yet, so it is
         // answered at once and committed right behind; the announcer logs a
@@ -264,6 +265,7 @@ impl Warden {
         repeat: Option<warden_proto::repeat::Tag>,
         now: Time,
     ) -> Result<(), ServiceError> {
+        self.note_groups(&attempt.user).await;
         let kind = if self.is_repeat(attempt, origin, repeat, now) {
             FailureKind::Repeat
         } else {
@@ -283,6 +285,7 @@ impl Warden {
     ) -> Result<(), ServiceError> {
         // Answered before its commit: losing a success only leaves failure
         // counters standing, which is stricter, never looser.
+        self.note_groups(&attempt.user).await;
         let d = self.backend.succeed(id, attempt, origin, now).await?;
         d.value.map_err(Into::into)
     }
@@ -359,6 +362,25 @@ impl Warden {
                 logline::quote(&rules.join(","))
             ));
         }
+    }
+
+    /// Reads the user's groups, off the runtime, for the rules scoped to
+    /// groups, and hands them to the backend; nothing when no rule is.
+    pub(crate) async fn note_groups(&self, user: &str) {
+        if !self
+            .config()
+            .policy
+            .rules
+            .iter()
+            .any(|r| r.scope.needs_groups())
+        {
+            return;
+        }
+        let name = user.to_string();
+        let groups = tokio::task::spawn_blocking(move || crate::accounts::groups_checked(&name))
+            .await
+            .unwrap_or(None);
+        self.backend.note_groups(user, groups);
     }
 
     /// Whether this wrong password repeats one of the user's last few
