@@ -7,17 +7,18 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-# To build: a C toolchain and libpam's headers.
-BUILD_PACKAGES := build-essential pkg-config libpam0g-dev
+# To build: a C toolchain, libpam's headers, and msgfmt for the catalogues.
+BUILD_PACKAGES := build-essential pkg-config libpam0g-dev gettext
 # To run the demo and the end-to-end tests: real sshd, ssh, sudo, pamtester;
 # e2fsprogs and util-linux (mount, fsfreeze) for the stalled-store test;
 # fail2ban for fail2ban-regex against the shipped filter; nftables and iproute2
-# for the firewall test in a network namespace; mmdebstrap and
+# for the firewall test in a network namespace; locales (localedef) for the
+# translated messages' test; mmdebstrap and
 # systemd-container (installed without recommends: libnss-mymachines would edit
 # the host's nsswitch.conf) to boot a Debian 12 guest for the booted test.
-RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux e2fsprogs libpam-modules libpam-runtime dbus-daemon dbus-bin man-db oathtool openssl redis-server redis-sentinel systemd rpm fail2ban nftables iproute2 mmdebstrap systemd-container
+RUN_PACKAGES := openssh-server openssh-client sshpass pamtester sudo passwd util-linux e2fsprogs libpam-modules libpam-runtime dbus-daemon dbus-bin man-db oathtool openssl redis-server redis-sentinel systemd rpm fail2ban nftables iproute2 locales mmdebstrap systemd-container
 
-.PHONY: all build deps test lint demo docs deb rpm bench soak fuzz clean
+.PHONY: all build deps test lint demo docs locale deb rpm bench soak fuzz clean
 
 all: build
 
@@ -63,12 +64,19 @@ docs: build
 	./target/release/wardend --man > target/docs/wardend.8
 	cp docs/man/pam_warden.8 docs/man/warden.toml.5 target/docs/
 
+# The message catalogues, po/LL.po compiled to target/locale/LL/LC_MESSAGES/warden.mo.
+locale: deps
+	for po in po/*.po; do \
+		lang=$$(basename $$po .po); mkdir -p target/locale/$$lang/LC_MESSAGES; \
+		msgfmt --check -o target/locale/$$lang/LC_MESSAGES/warden.mo $$po || exit 1; \
+	done
+
 # One package, warden, from the whole workspace. Each installs its tool if missing.
-deb: build docs
+deb: build docs locale
 	@command -v cargo-deb >/dev/null 2>&1 || $(CARGO) install --locked cargo-deb
 	$(CARGO) deb -p warden-daemon --no-build -o target/debian/warden.deb
 
-rpm: build docs
+rpm: build docs locale
 	@command -v cargo-generate-rpm >/dev/null 2>&1 || $(CARGO) install --locked cargo-generate-rpm
 	$(CARGO) generate-rpm -p daemon -o target/generate-rpm/warden.rpm
 

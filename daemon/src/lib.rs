@@ -22,3 +22,4 @@ pub mod store;
 pub mod time;
 pub mod totp;
 pub mod views;
+pub mod words;

@@ -296,6 +296,7 @@ fn run(config: Config, log: Arc<Log>) -> Result<(), String> {
         env!("CARGO_PKG_VERSION")
     ));
     warden.warn_if_observing();
+    warden_daemon::words::bind(&warden.config().messages.catalogs);
     let config = warden.config();
     let how = |passed: bool| if passed { "systemd" } else { "bound" };
     log.info(&format!(

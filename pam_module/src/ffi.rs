@@ -53,3 +53,19 @@ pub fn stderr_line(text: &str) {
         libc::write(2, line.as_ptr().cast(), line.len());
     }
 }
+
+/// The application's LC_MESSAGES, as Linux-PAM's own modules translate by
+/// it; `None` for the C locale (sshd never sets one).
+pub fn messages_locale() -> Option<Vec<u8>> {
+    // SAFETY: a NULL locale only asks; glibc returns a string it owns,
+    // valid until the next setlocale, copied at once.
+    let name = unsafe { libc::setlocale(libc::LC_MESSAGES, std::ptr::null()) };
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL, and NUL-terminated by glibc.
+    let bytes = unsafe { std::ffi::CStr::from_ptr(name) }
+        .to_bytes()
+        .to_vec();
+    (!matches!(bytes.as_slice(), b"C" | b"POSIX" | b"")).then_some(bytes)
+}

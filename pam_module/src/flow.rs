@@ -314,6 +314,7 @@ fn fields(host: &mut impl Host) -> Option<AttemptFields> {
         rhost: rhost(host),
         tty: host.tty(),
         ruser: host.ruser(),
+        locale: host.locale(),
     })
 }
 

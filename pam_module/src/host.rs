@@ -28,6 +28,8 @@ pub trait Host {
     /// The client's address from SSH_CONNECTION in the PAM environment, which
     /// sshd sets even when PAM_RHOST holds a name (UseDNS yes).
     fn ssh_client_ip(&self) -> Option<Vec<u8>>;
+    /// The application's LC_MESSAGES, unless it is the C locale.
+    fn locale(&self) -> Option<Vec<u8>>;
     /// Shows the user a line, as an error or as information.
     fn tell(&mut self, error: bool, text: &str);
     /// Asks with echo off (a second-factor code); `None` if the application
@@ -169,6 +171,10 @@ impl Host for LibPam<'_> {
             .ok()
             .flatten()
             .map(|s| s.0.to_bytes().to_vec())
+    }
+
+    fn locale(&self) -> Option<Vec<u8>> {
+        ffi::messages_locale()
     }
 
     fn ssh_client_ip(&self) -> Option<Vec<u8>> {

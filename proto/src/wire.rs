@@ -25,6 +25,10 @@ pub struct AttemptFields {
     /// that one local user's guesses at another's password are told apart
     /// from the owner's own local logins.
     pub ruser: Option<Vec<u8>>,
+    /// The PAM application's LC_MESSAGES (`de_DE.UTF-8`), so that wardend
+    /// speaks the user's language as Linux-PAM's own modules do; `None` or
+    /// `C` for English.
+    pub locale: Option<Vec<u8>>,
 }
 
 /// A validated attempt.
@@ -304,6 +308,7 @@ mod tests {
             rhost: Some(b"203.0.113.7".to_vec()),
             tty: None,
             ruser: None,
+            locale: None,
         }
     }
 

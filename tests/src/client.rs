@@ -42,6 +42,7 @@ pub fn fields(user: &str, rhost: Option<&str>) -> AttemptFields {
         rhost: rhost.map(|r| r.as_bytes().to_vec()),
         tty: None,
         ruser: None,
+        locale: None,
     }
 }
 

@@ -83,6 +83,22 @@ impl PamDir {
         )
     }
 
+    /// A wrong password (a fresh guess each call) from an application running
+    /// in `locale` (`LOCPATH` may point at a locale the test made).
+    pub fn wrong_in(&self, locale: &str, locpath: &Path, user: &str) -> Outcome {
+        let out = Command::new(paths::pam_driver())
+            .arg(self.dir.path())
+            .arg(&self.service)
+            .arg(user)
+            .args(["--tty", "ssh", "--locale", locale, "--password"])
+            .arg(format!("wrong-{}", fresh_guess()))
+            .env("LOCPATH", locpath)
+            .output()
+            .unwrap_or_else(|e| panic!("pam-driver: {e}"));
+        assert!(out.status.code() != Some(2), "{}", crate::joined(&out));
+        parse(&String::from_utf8_lossy(&out.stdout))
+    }
+
     pub fn attempt(&self, user: &str, password: &str, rhost: Option<&str>) -> Outcome {
         drive(
             self.dir.path(),

@@ -45,6 +45,7 @@ fn begin(user: &str) -> Vec<u8> {
             rhost: Some(b"192.0.2.1".to_vec()),
             tty: None,
             ruser: None,
+            locale: None,
         }))
         .unwrap(),
     )
@@ -93,6 +94,7 @@ fn oversized_frames_are_refused_unread() {
         rhost: None,
         tty: None,
         ruser: None,
+        locale: None,
     }))
     .unwrap();
     at_limit.resize(MAX_FRAME, 0);
@@ -138,6 +140,7 @@ fn bad_fields_get_clear_errors() {
         rhost: None,
         tty: None,
         ruser: None,
+        locale: None,
     };
     let r = send_raw(
         &d,

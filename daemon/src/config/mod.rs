@@ -7,6 +7,7 @@ mod error;
 mod fleet;
 mod hooks;
 mod lint;
+mod messages;
 mod scope;
 mod types;
 
@@ -14,6 +15,7 @@ pub use error::ConfigError;
 pub use fleet::{Fleet, OnUnavailable};
 pub use hooks::{Hook, HookEvent};
 pub use lint::{lint, SystemFacts};
+pub use messages::{Messages, PLACEHOLDERS};
 pub use scope::UserScope;
 pub use types::{Field, Lockout, Mode};
 
@@ -232,6 +234,8 @@ pub struct Config {
     /// A wrong password that repeats one of the user's last three within the
     /// rules' window is recorded but not counted again.
     pub same_password_once: bool,
+    /// What refused users read, and the catalogues that translate it.
+    pub messages: std::sync::Arc<Messages>,
 }
 
 /// `[firewall]`: where address locks are also dropped at the packet level.
@@ -335,6 +339,8 @@ struct RawConfig {
     hook: Vec<hooks::RawHook>,
     #[serde(default)]
     firewall: Option<RawFirewall>,
+    #[serde(default)]
+    messages: messages::RawMessages,
 }
 
 #[derive(Deserialize)]
@@ -565,6 +571,11 @@ impl RawConfig {
                 ConfigError::at(path, text, span, field, why)
             })?;
         }
+        self.messages.check().map_err(|(span, why)| {
+            let span = (!span.is_empty()).then_some(span);
+            let field = span.is_none().then_some("messages");
+            ConfigError::at(path, text, span, field, why)
+        })?;
         for hook in &self.hook {
             hook.check().map_err(|(span, why)| {
                 let span = (!span.is_empty()).then_some(span);
@@ -708,6 +719,7 @@ impl RawConfig {
                 .map(hooks::RawHook::into_hook)
                 .collect(),
             same_password_once: self.same_password_once,
+            messages: std::sync::Arc::new(self.messages.into_messages()),
             firewall: self.firewall.map(|f| match f.backend {
                 RawFirewallBackend::Nftables => Firewall::Nftables,
             }),

@@ -459,3 +459,26 @@ fn rule_scopes_are_read_folded_and_checked() {
     let e = err(&format!("{rule}exclude_users = [\"a b\"]\n"));
     assert!(e.contains(":7: rule[1].exclude_users:"), "{e}");
 }
+
+#[test]
+fn messages_templates_are_checked_with_their_line() {
+    let c = parse(
+        "[messages]\ncontact = \"IT, +1 555 0100\"\nlocked = \"Locked. {try_again} {contact}\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.messages.contact, "IT, +1 555 0100");
+    assert_eq!(c.messages.catalogs, Path::new("/usr/share/locale"));
+    assert!(parse("").unwrap().messages.locked.is_none());
+    let e = err("[messages]\n\nadmin_locked = \"Held: {why}\"\n");
+    assert!(
+        e.contains(":3: messages.admin_locked:") && e.contains("{why}") && e.contains("{reason}"),
+        "{e}"
+    );
+    let e = err("[messages]\ncatalogs = \"po\"\n");
+    assert!(
+        e.contains(":2: messages.catalogs:") && e.contains("absolute"),
+        "{e}"
+    );
+    let e = err("[messages]\nlocked = \"x\"\nwelcome = \"hi\"\n");
+    assert!(e.contains("welcome"), "{e}");
+}

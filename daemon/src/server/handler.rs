@@ -8,6 +8,7 @@ use crate::service::{
     CODE_PROMPT,
 };
 use crate::time::Time;
+use crate::words::Words;
 use warden_proto::{
     AdminRequest, AttemptFields, ErrorCode, LockInfo, RequestBody, ResponseBody, MAX_CODE,
     MAX_FRAME,
@@ -59,14 +60,15 @@ async fn answer(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseB
         RequestBody::Begin(fields) => match attempt(warden, peer, &fields) {
             Ok(a) => match warden.begin(&a, origin, now).await {
                 Ok(mut v) => {
+                    let words = words_for(warden, &fields);
                     v.reason = blurred(v.reason, &warden.config().policy.rules, now);
-                    let mut wire = to_wire(&v, now);
+                    let mut wire = to_wire(&v, now, &words);
                     if v.allowed() {
                         let groups = warden.groups(&a.user).await;
                         match warden.code_expected(&a, origin, &groups, now).await {
                             Ok(expected) => {
-                                wire.code_prompt = expected.prompt;
-                                wire.code_refusal = expected.refusal;
+                                wire.code_prompt = expected.prompt.map(|p| words.text(&p));
+                                wire.code_refusal = expected.refusal.map(|r| words.text(&r));
                                 wire.quiet_success = expected.quiet_success;
                                 wire.repeat_key = warden.repeat_key(origin);
                             }
@@ -94,7 +96,9 @@ async fn answer(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseB
             fields,
         } => match attempt(warden, peer, &fields) {
             Ok(a) => match warden.no_code(id.map(AttemptId), &a, origin, now).await {
-                Ok(message) => ResponseBody::Refused { message },
+                Ok(message) => ResponseBody::Refused {
+                    message: words_for(warden, &fields).text(&message),
+                },
                 Err(e) => service_error(warden, "no-code", &e),
             },
             Err(r) => *r,
@@ -124,11 +128,15 @@ async fn answer(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseB
                     .await
                 {
                     Ok(SuccessOutcome::Recorded) => ResponseBody::Recorded,
-                    Ok(SuccessOutcome::Notice(message)) => ResponseBody::Notice { message },
-                    Ok(SuccessOutcome::NeedCode) => ResponseBody::NeedCode {
-                        prompt: CODE_PROMPT.into(),
+                    Ok(SuccessOutcome::Grace(day)) => ResponseBody::Notice {
+                        message: words_for(warden, &fields).grace(&day),
                     },
-                    Ok(SuccessOutcome::Refused(message)) => ResponseBody::Refused { message },
+                    Ok(SuccessOutcome::NeedCode) => ResponseBody::NeedCode {
+                        prompt: words_for(warden, &fields).text(CODE_PROMPT),
+                    },
+                    Ok(SuccessOutcome::Refused(message)) => ResponseBody::Refused {
+                        message: words_for(warden, &fields).text(&message),
+                    },
                     Err(e) => service_error(warden, "succeed", &e),
                 }
             }
@@ -151,7 +159,9 @@ async fn answer(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseB
                     .await
                 {
                     Ok(None) => ResponseBody::Recorded,
-                    Ok(Some(message)) => ResponseBody::Refused { message },
+                    Ok(Some(message)) => ResponseBody::Refused {
+                        message: words_for(warden, &fields).text(&message),
+                    },
                     Err(e) => service_error(warden, "code", &e),
                 }
             }
@@ -162,7 +172,12 @@ async fn answer(warden: &Warden, peer: &Peer, request: RequestBody) -> ResponseB
                 Ok(reason) => ResponseBody::Account {
                     locked: reason.is_some(),
                     message: reason.map(|r| {
-                        refusal_message(&blurred(r, &warden.config().policy.rules, now), now)
+                        let words = words_for(warden, &fields);
+                        refusal_message(
+                            &blurred(r, &warden.config().policy.rules, now),
+                            now,
+                            &words,
+                        )
                     }),
                 },
                 Err(e) => service_error(warden, "account", &e),
@@ -215,7 +230,16 @@ fn attempt(
     Ok(a)
 }
 
-fn to_wire(v: &Verdict, now: Time) -> warden_proto::Verdict {
+/// The words for the user of this request: the admin's `[messages]`, in the
+/// PAM application's language where a catalogue has it.
+fn words_for(warden: &Warden, fields: &AttemptFields) -> Words {
+    Words::new(
+        crate::words::locale_name(fields.locale.as_deref()),
+        warden.config().messages.clone(),
+    )
+}
+
+fn to_wire(v: &Verdict, now: Time, words: &Words) -> warden_proto::Verdict {
     let r = &v.reason;
     let refused = !v.allowed();
     warden_proto::Verdict {
@@ -225,7 +249,7 @@ fn to_wire(v: &Verdict, now: Time) -> warden_proto::Verdict {
         rule: r.rule.clone(),
         failures: r.failures,
         seconds_left: seconds_left(r.until, now),
-        message: refused.then(|| refusal_message(r, now)),
+        message: refused.then(|| refusal_message(r, now, words)),
         code_prompt: None,
         code_refusal: None,
         quiet_success: false,

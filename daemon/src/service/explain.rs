@@ -36,6 +36,7 @@ impl Warden {
             rhost: rhost.map(|r| r.as_bytes().to_vec()),
             tty: tty.map(|t| t.as_bytes().to_vec()),
             ruser: None,
+            locale: None,
         };
         let mut attempt = fields
             .validate()
@@ -50,7 +51,10 @@ impl Warden {
             .totp_need_why(&attempt, Origin::Root, &groups, now)
             .await?;
         Ok(ExplainView {
-            message: (!allowed).then(|| refusal_message(&explanation.verdict, now)),
+            message: (!allowed).then(|| {
+                let words = crate::words::Words::english(config.messages.clone());
+                refusal_message(&explanation.verdict, now, &words)
+            }),
             attempt,
             explanation,
             code,

@@ -434,6 +434,9 @@ impl Warden {
                     self.log
                         .warn("config-reload [firewall] changes take effect at restart");
                 }
+                if new.messages.catalogs != old.messages.catalogs {
+                    crate::words::bind(&new.messages.catalogs);
+                }
                 self.replace_config(new).map_err(|e| e.to_string())?;
                 self.log.info(&format!(
                     "config-reloaded by={by} path={}",

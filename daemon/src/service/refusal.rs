@@ -4,7 +4,8 @@
 
 use crate::engine::{Reason, ReasonKind, Until};
 use crate::time::Time;
-use warden_proto::{locked_message, message};
+use crate::words::Words;
+use warden_proto::message::{self, Refusal};
 
 /// Seconds until a timed end, rounded up.
 pub fn seconds_left(until: Option<Until>, now: Time) -> Option<u64> {
@@ -35,25 +36,30 @@ pub fn blurred(mut reason: Reason, rules: &[crate::config::Rule], now: Time) -> 
 /// account (with their words), or a lock on where the attempt comes from.
 /// The words follow the lock that refused, never whether the account exists:
 /// an unknown name locked the same way reads the same.
-pub fn refusal_message(reason: &Reason, now: Time) -> String {
+pub fn refusal_message(reason: &Reason, now: Time, words: &Words) -> String {
     let left = seconds_left(reason.until, now);
+    let custom = words.custom();
     match reason.kind {
-        ReasonKind::Busy | ReasonKind::Crowded => message::CROWDED.into(),
-        ReasonKind::Denied | ReasonKind::Unverifiable => message::DENIED.into(),
+        ReasonKind::Busy | ReasonKind::Crowded => {
+            words.plain(custom.crowded.as_ref(), message::CROWDED)
+        }
+        ReasonKind::Denied | ReasonKind::Unverifiable => {
+            words.plain(custom.denied.as_ref(), message::DENIED)
+        }
         _ => {
             let on_address = reason
                 .key
                 .as_ref()
                 .is_some_and(|k| k.part("user").is_none() && k.part("rhost").is_some());
-            match (&reason.admin, on_address) {
-                (admin, true) => message::address_locked_message(
-                    admin.is_some(),
-                    admin.as_deref().unwrap_or(""),
-                    left,
-                ),
-                (Some(words), false) => message::admin_locked_message(words, left),
-                (None, false) => locked_message(left),
-            }
+            let refusal = match (&reason.admin, on_address) {
+                (admin, true) => Refusal::AddressLocked {
+                    by_admin: admin.is_some(),
+                    reason: admin.as_deref().unwrap_or(""),
+                },
+                (Some(said), false) => Refusal::AdminLocked { reason: said },
+                (None, false) => Refusal::Locked,
+            };
+            words.refusal(&refusal, left)
         }
     }
 }

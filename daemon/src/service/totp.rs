@@ -15,8 +15,9 @@ use zeroize::Zeroizing;
 #[derive(Debug, PartialEq, Eq)]
 pub enum SuccessOutcome {
     Recorded,
-    /// Recorded, and the user should read this.
-    Notice(String),
+    /// Recorded, inside the grace period: the user should read that a code
+    /// is needed from this day (YYYY-MM-DD) on.
+    Grace(String),
     /// Ask for a code and send it back.
     NeedCode,
     /// The password was right but the login may not go on.
@@ -34,7 +35,7 @@ pub struct Expected {
     pub quiet_success: bool,
 }
 
-use warden_proto::message::{grace_notice, START_AGAIN};
+use warden_proto::message::START_AGAIN;
 pub use warden_proto::message::{CODE_PROMPT, NEEDS_PROMPT, NOT_ENROLLED};
 
 /// Random bytes for secrets, salts and recovery codes.
@@ -152,9 +153,9 @@ impl Warden {
             Need::Grace(until) => {
                 self.succeed(id, attempt, origin, now).await?;
                 let day = until.minus(std::time::Duration::from_secs(1)).to_string();
-                Ok(SuccessOutcome::Notice(grace_notice(
-                    day.get(..10).unwrap_or(&day),
-                )))
+                Ok(SuccessOutcome::Grace(
+                    day.get(..10).unwrap_or(&day).to_string(),
+                ))
             }
             // Asked for a code all the same, as after a wrong password: the
             // refusal comes after it, and says the same either way.

@@ -37,6 +37,9 @@ impl Host for FakeHost {
     fn ruser(&self) -> Option<Vec<u8>> {
         None
     }
+    fn locale(&self) -> Option<Vec<u8>> {
+        None
+    }
     fn ssh_client_ip(&self) -> Option<Vec<u8>> {
         self.ssh_ip.map(|s| s.as_bytes().to_vec())
     }

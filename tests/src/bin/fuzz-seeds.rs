@@ -15,6 +15,7 @@ fn main() {
         rhost: rhost.map(|r| r.as_bytes().to_vec()),
         tty: Some(b"ssh".to_vec()),
         ruser: None,
+        locale: None,
     };
     let bodies = vec![
         RequestBody::Begin(f("alice", Some("203.0.113.7"))),

@@ -33,6 +33,8 @@ struct Opts {
     /// `fail` with this tag of a wrong password (a peer cannot know the key,
     /// but it can send any eight bytes).
     tag: Option<[u8; 8]>,
+    /// The locale the request says the application runs in.
+    locale: Option<String>,
 }
 
 fn parse() -> Opts {
@@ -50,6 +52,7 @@ fn parse() -> Opts {
         vary_tty: false,
         code: None,
         tag: None,
+        locale: None,
     };
     let mut rest = args.iter().skip(2).peekable();
     if let Some(u) = rest.next_if(|a| !a.starts_with("--")) {
@@ -69,6 +72,7 @@ fn parse() -> Opts {
             "--repeat" => o.repeat = val().parse().unwrap_or(1),
             "--vary-tty" => o.vary_tty = true,
             "--code" => o.code = Some(val()),
+            "--locale" => o.locale = Some(val()),
             "--tag" => o.tag = Some([val().bytes().next().unwrap_or(b'x'); 8]),
             other => {
                 eprintln!("unknown argument {other:?}");
@@ -92,6 +96,7 @@ impl Opts {
             rhost: self.rhost.clone().map(String::into_bytes),
             tty: tty.map(String::into_bytes),
             ruser: self.ruser.clone().map(String::into_bytes),
+            locale: self.locale.clone().map(String::into_bytes),
         }
     }
 
