@@ -11,6 +11,23 @@ use std::time::{Duration, Instant};
 /// user counts against one budget.
 pub const NO_FAMILIAR: &str = "[familiar]\nenabled = false\n";
 
+/// The config block of a rule that counts failures per address.
+pub fn rhost_rule(limit: u32, window: &str, lockout: &str) -> String {
+    format!(
+        "[[rule]]\nname = \"rhost\"\ntrack = [\"rhost\"]\nlimit = {limit}\nwindow = \"{window}\"\nlockout = \"{lockout}\"\n"
+    )
+}
+
+/// The on-call tests' host: one address on `[deny]`, 3 failures lock a user
+/// for 15m, 4 lock an address for an hour.
+pub fn deny_user_rhost() -> String {
+    format!(
+        "[deny]\nrhosts = [\"198.51.100.66\"]\n{}{}",
+        user_rule(3, "1h", "15m"),
+        rhost_rule(4, "1h", "1h")
+    )
+}
+
 /// The config block of a rule that counts failures per user.
 pub fn user_rule(limit: u32, window: &str, lockout: &str) -> String {
     format!(

@@ -8,27 +8,19 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use warden_e2e::bus::{wardenctl, Ctl};
-use warden_e2e::daemon::{Daemon, NO_FAMILIAR};
+use warden_e2e::daemon::{rhost_rule, user_rule, Daemon, NO_FAMILIAR};
 use warden_e2e::netns::Netns;
 use warden_e2e::pam::PamDir;
 use warden_e2e::{paths, root_or_skip};
 
-const RULES: &str = "\
-[firewall]
-backend = \"nftables\"
-[[rule]]
-name = \"user\"
-track = [\"user\"]
-limit = 2
-window = \"1h\"
-lockout = \"1h\"
-[[rule]]
-name = \"rhost\"
-track = [\"rhost\"]
-limit = 3
-window = \"1h\"
-lockout = \"1h\"
-";
+/// Two failures lock a user, three an address.
+fn rules() -> String {
+    format!(
+        "[firewall]\nbackend = \"nftables\"\n{NO_FAMILIAR}{}{}",
+        user_rule(2, "1h", "1h"),
+        rhost_rule(3, "1h", "1h")
+    )
+}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -88,7 +80,7 @@ fn locked_addresses_are_dropped_in_nftables_and_unlocks_let_them_through() {
     }
     assert!(ns.connects(ip("2001:db8:2::2"), v6));
 
-    let mut d = Daemon::start_wrapped(&format!("{NO_FAMILIAR}{RULES}"), &[], &ns.exec_prefix());
+    let mut d = Daemon::start_wrapped(&rules(), &[], &ns.exec_prefix());
     assert!(
         d.wait_for_log("firewall-synced why=start elements=0", 5),
         "{}",

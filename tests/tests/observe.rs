@@ -3,27 +3,8 @@
 //! loudly; admin locks still refuse; a reload to enforce makes the locks real.
 
 use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus, Ctl};
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{deny_user_rhost, Daemon, NO_FAMILIAR};
 use warden_e2e::pam::{PamDir, PAM_AUTH_ERR, PAM_SUCCESS, WRONG_PASSWORD};
-
-const RULES: &str = "\
-[familiar]
-enabled = false
-[deny]
-rhosts = [\"198.51.100.66\"]
-[[rule]]
-name = \"user\"
-track = [\"user\"]
-limit = 3
-window = \"1h\"
-lockout = \"15m\"
-[[rule]]
-name = \"rhost\"
-track = [\"rhost\"]
-limit = 4
-window = \"1h\"
-lockout = \"1h\"
-";
 
 fn ok(c: Ctl) -> Ctl {
     assert_eq!(c.code, 0, "{c:?}");
@@ -38,7 +19,10 @@ fn json(c: Ctl) -> serde_json::Value {
 #[test]
 fn observe_mode_counts_and_logs_what_it_would_refuse_and_refuses_nothing() {
     let bus = Bus::start();
-    let d = Daemon::start_with_env(&format!("mode = \"observe\"\n{RULES}"), &bus.env());
+    let d = Daemon::start_with_env(
+        &format!("mode = \"observe\"\n{NO_FAMILIAR}{}", deny_user_rhost()),
+        &bus.env(),
+    );
     assert!(wait_for_daemon(&bus.address), "{}", d.log_text());
     let ctl = |args: &[&str]| wardenctl(&bus.address, None, args);
     assert!(

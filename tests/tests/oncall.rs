@@ -4,29 +4,12 @@
 //! a user or an address (`user-status`, `rhost-status`).
 
 use warden_e2e::bus::{wait_for_daemon, wardenctl, Bus, Ctl};
-use warden_e2e::daemon::Daemon;
+use warden_e2e::daemon::{deny_user_rhost, Daemon};
 use warden_e2e::pam::{PamDir, PAM_AUTH_ERR, PAM_SUCCESS, WRONG_PASSWORD};
-
-const CONFIG: &str = "\
-[deny]
-rhosts = [\"198.51.100.66\"]
-[[rule]]
-name = \"user\"
-track = [\"user\"]
-limit = 3
-window = \"1h\"
-lockout = \"15m\"
-[[rule]]
-name = \"rhost\"
-track = [\"rhost\"]
-limit = 4
-window = \"1h\"
-lockout = \"1h\"
-";
 
 fn setup() -> (Bus, Daemon, PamDir) {
     let bus = Bus::start();
-    let d = Daemon::start_with_env(CONFIG, &bus.env());
+    let d = Daemon::start_with_env(&deny_user_rhost(), &bus.env());
     assert!(
         wait_for_daemon(&bus.address),
         "wardend never came on the bus:\n{}",
