@@ -69,27 +69,19 @@ fn observe_mode_counts_and_logs_what_it_would_refuse_and_refuses_nothing() {
     assert!(locks.iter().all(|l| l["observe"] == true), "{locks:?}");
     let table = ok(ctl(&["locks"])).stdout;
     assert!(table.contains("observe: refuses no one"), "{table}");
-    let e = json(ctl(&[
+    let explain = [
         "explain",
         "alice",
         "--rhost",
         "203.0.113.7",
         "--service",
         "warden-test",
-        "--json",
-    ]));
+    ];
+    let e = json(ctl(&[&explain[..], &["--json"]].concat()));
     assert_eq!(e["allowed"], true, "{e}");
     assert_eq!(e["would"], "locked", "{e}");
     assert!(!e["would_by"].as_str().unwrap().is_empty(), "{e}");
-    let text = ok(ctl(&[
-        "explain",
-        "alice",
-        "--rhost",
-        "203.0.113.7",
-        "--service",
-        "warden-test",
-    ]))
-    .stdout;
+    let text = ok(ctl(&explain)).stdout;
     assert!(
         text.contains("enforcing would refuse it (locked by"),
         "{text}"
