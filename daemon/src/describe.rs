@@ -144,12 +144,10 @@ pub fn describe(c: &Config) -> String {
         ),
     };
     let _ = writeln!(out, "user names                      {names}");
-    if p.code_rule.is_some() {
-        let _ = writeln!(
-            out,
-            "wrong codes                     no rule tracks user: 5 wrong codes in 15m lock the user (rule \"code\")"
-        );
-    }
+    let _ = writeln!(
+        out,
+        "wrong codes                     count in every rule that tracks user, and 5 in 15m lock the user everywhere (rule \"code\")"
+    );
     let list = |v: Vec<String>| {
         if v.is_empty() {
             "(none)".to_string()

@@ -38,7 +38,7 @@ pub use warden_proto::args::{DEFAULT_SOCKET, ROOT_SOCKET_NAME};
 pub const ADMIN_RULE: &str = "admin";
 /// The rule name of locks on a whole address prefix (see `[aggregate]`).
 pub const PREFIX_RULE: &str = "prefix";
-/// The rule that counts wrong codes when no configured rule tracks `user`.
+/// The rule that counts wrong codes on every service, beside the user rules.
 pub const CODE_RULE: &str = "code";
 /// Rule names wardend keeps for itself.
 pub const RESERVED_RULES: [&str; 3] = [ADMIN_RULE, PREFIX_RULE, CODE_RULE];
@@ -108,9 +108,10 @@ pub struct Policy {
     pub max_keys_per_user: usize,
     /// Locks on whole prefixes; `None` when `[aggregate] enabled = false`.
     pub aggregate: Option<Aggregate>,
-    /// Counts wrong codes when no rule tracks `user`, so that guessing codes is
-    /// never unlimited; `None` when some rule tracks `user`.
-    pub code_rule: Option<Rule>,
+    /// Counts wrong codes on every service, beside the rules that track
+    /// `user`: no rule's `services`, `users` or `groups` can make guessing
+    /// codes unlimited anywhere.
+    pub code_rule: Rule,
     /// `mode = "observe"` at the top: the deny list, prefix locks and the
     /// wrong-code rule refuse nothing either. Admin locks still do.
     pub observe: bool,
@@ -128,7 +129,7 @@ impl Policy {
                     .map(|a| &a.rule)
                     .filter(|r| r.name == name)
             })
-            .or_else(|| self.code_rule.as_ref().filter(|r| r.name == name))
+            .or_else(|| Some(&self.code_rule).filter(|r| r.name == name))
     }
 
     /// Whether the locks of this rule refuse nothing (observe mode). An
@@ -634,10 +635,10 @@ impl RawConfig {
                 rule
             })
             .collect();
-        let code_rule = (!rules.iter().any(|r| r.tracks(Field::User))).then(|| Rule {
+        let code_rule = Rule {
             observe,
             ..code_rule()
-        });
+        };
         let a = self.aggregate;
         let aggregate = a.enabled.then(|| Aggregate {
             ipv4_prefix: a.ipv4_prefix,
@@ -727,7 +728,7 @@ impl RawConfig {
     }
 }
 
-/// Counts wrong codes when no configured rule does: as the shipped user rule.
+/// Counts wrong codes everywhere: as the shipped user rule.
 fn code_rule() -> Rule {
     let m = |n: u64| Duration::from_secs(60 * n);
     Rule {

@@ -193,7 +193,7 @@ fn rule_name<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<String>, D::Erro
     if super::RESERVED_RULES.contains(&name.get_ref().as_str()) {
         return Err(D::Error::custom(format!(
             "\"{}\" is reserved (admin: locks set with wardenctl; prefix: locks on a whole \
-             address prefix; code: wrong codes when no rule tracks user); choose another name",
+             address prefix; code: wrong codes on every service); choose another name",
             name.get_ref()
         )));
     }

@@ -27,7 +27,7 @@ impl Engine {
             others.extend(ip.and_then(|ip| self.prefix_key(ip)));
             others.extend(self.overflow_keys(attempt, origin, &source));
         }
-        others.extend(self.code_key(attempt));
+        others.push(self.code_key(attempt));
         others.extend(self.code_only_keys(attempt, origin, &source, familiar));
         let allowlisted = self.allowlisted(attempt, ip);
         let mut j = Judgement {
@@ -317,7 +317,7 @@ impl Engine {
             // user was just slow at the prompt.
             Taken::Stale | Taken::Resolved => self.resolve_keys_afresh(attempt, origin, now),
         };
-        keys.extend(self.code_key(attempt));
+        keys.push(self.code_key(attempt));
         if self.policy.reset_on_success {
             for k in &keys {
                 let tracks_user = self
@@ -360,7 +360,7 @@ impl Engine {
                 ADMIN_RULE,
                 [("user", attempt.user.as_str())],
             )))
-            .chain(self.code_key(attempt))
+            .chain([self.code_key(attempt)])
             .filter(|k| self.is_locked(k, now) && !self.observed(k))
             .collect();
         if locked.is_empty() {

@@ -50,8 +50,7 @@ impl Engine {
             refused,
             allowlisted: self.allowlisted(attempt, ip),
             admin: self.admin_keys(attempt),
-            others: self
-                .code_key(attempt)
+            others: [self.code_key(attempt)]
                 .into_iter()
                 .chain(self.code_only_keys(attempt, origin, &source, false))
                 .collect(),
@@ -69,19 +68,12 @@ impl Engine {
         origin: Origin,
         familiar: bool,
     ) -> Vec<(Rule, KeyId)> {
-        if let Some(k) = self.code_key(attempt) {
-            return self
-                .policy
-                .code_rule
-                .clone()
-                .map(|r| vec![(r, k)])
-                .unwrap_or_default();
-        }
         let source = self.source(attempt);
         self.keys_for(attempt, origin, &source, familiar, true)
             .into_iter()
             .filter(|(i, _)| self.policy.rules[*i].tracks(Field::User))
             .map(|(i, k)| (self.policy.rules[i].clone(), k))
+            .chain([(self.policy.code_rule.clone(), self.code_key(attempt))])
             .collect()
     }
 

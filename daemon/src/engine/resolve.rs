@@ -87,9 +87,8 @@ impl Engine {
         if let Some(a) = &self.policy.aggregate {
             out.insert(a.rule.name.clone(), a.rule.window);
         }
-        if let Some(c) = &self.policy.code_rule {
-            out.insert(c.name.clone(), c.window);
-        }
+        let c = &self.policy.code_rule;
+        out.insert(c.name.clone(), c.window);
         out
     }
 
@@ -101,7 +100,7 @@ impl Engine {
             .filter(|r| r.tracks(Field::User))
             .map(|r| r.name.as_str())
             .chain([ADMIN_RULE])
-            .chain(self.policy.code_rule.as_ref().map(|r| r.name.as_str()))
+            .chain([self.policy.code_rule.name.as_str()])
             .collect()
     }
 
@@ -142,11 +141,12 @@ impl Engine {
     }
 
     /// The key of the wrong-code rule, when no configured rule tracks users.
-    pub(super) fn code_key(&self, attempt: &Attempt) -> Option<KeyId> {
-        self.policy
-            .code_rule
-            .as_ref()
-            .map(|r| KeyId::new(&r.name, [("user", attempt.user.as_str())]))
+    /// The user's key under the wrong-code rule.
+    pub(super) fn code_key(&self, attempt: &Attempt) -> KeyId {
+        KeyId::new(
+            &self.policy.code_rule.name,
+            [("user", attempt.user.as_str())],
+        )
     }
 
     pub(super) fn allowlisted(&self, attempt: &Attempt, ip: Option<IpAddr>) -> bool {
@@ -316,15 +316,13 @@ impl Engine {
     /// Where a wrong code counts: every rule that tracks the user, whatever
     /// its services, or the wrong-code rule when none does.
     pub(super) fn code_keys(&self, attempt: &Attempt, origin: Origin, now: Time) -> Vec<KeyId> {
-        if let Some(k) = self.code_key(attempt) {
-            return vec![k];
-        }
         let source = self.source(attempt);
         let familiar = self.familiar_for(attempt, &source, origin, now);
         self.keys_for(attempt, origin, &source, familiar, true)
             .into_iter()
             .filter(|(i, _)| self.policy.rules[*i].tracks(Field::User))
             .map(|(_, k)| k)
+            .chain([self.code_key(attempt)])
             .collect()
     }
 

@@ -1525,3 +1525,42 @@ fn wrong_codes_count_whatever_the_rules_users() {
         "code guessing was free for an exempt user"
     );
 }
+
+/// A user rule scoped to sshd does not cover sudo, but a code guesser who
+/// knows the password gets no more codes at sudo than anywhere: the
+/// wrong-code rule counts them on every service, and its lock refuses there.
+#[test]
+fn wrong_codes_are_limited_on_a_service_no_rule_covers() {
+    let mut s = Sim::new(&rule(
+        "ssh",
+        "\"user\"",
+        10,
+        "1h",
+        "1h",
+        "services = [\"sshd\"]",
+    ));
+    let mut sudo = att("alice", None);
+    sudo.service = "sudo".into();
+    let mut codes = 0;
+    while s.begin(&sudo).allowed() && codes < 50 {
+        let mut fx = Effects::default();
+        s.e.fail(None, &sudo, Origin::Root, FailureKind::Totp, s.now, &mut fx)
+            .unwrap();
+        codes += 1;
+    }
+    assert_eq!(codes, 5, "wrong codes at sudo before a refusal");
+    assert_eq!(s.begin(&sudo).reason.rule.as_deref(), Some(CODE_RULE));
+    // Password guessing at sshd does not lock sudo: the scope still holds.
+    let mut t = Sim::new(&rule(
+        "ssh",
+        "\"user\"",
+        3,
+        "1h",
+        "1h",
+        "services = [\"sshd\"]",
+    ));
+    for _ in 0..3 {
+        t.wrong(&att("alice", Some("203.0.113.4")));
+    }
+    assert!(t.begin(&sudo).allowed(), "ssh's password lock reached sudo");
+}

@@ -395,9 +395,8 @@ impl FleetBackend {
                     reset.push(s.k.clone());
                 }
             }
-            if let Some(r) = &policy.code_rule {
-                reset.push(KeyId::new(&r.name, [("user", a.user.as_str())]).to_string());
-            }
+            let r = &policy.code_rule;
+            reset.push(KeyId::new(&r.name, [("user", a.user.as_str())]).to_string());
         }
         let fam = (root_success && policy.familiar_enabled).then(|| FamArg {
             user: a.user.clone(),
