@@ -92,6 +92,20 @@ fn locked_addresses_are_dropped_in_nftables_and_unlocks_let_them_through() {
     for u in ["u1", "u2", "u3"] {
         pam.attempt(u, "wrong", Some("192.0.2.2"));
     }
+    // How long the set lags the lock, for the README (never asserted).
+    let locked_at = Instant::now();
+    while !ns
+        .nft(&["list", "set", "inet", "warden", "rule_v4"])
+        .1
+        .contains("192.0.2.2")
+        && locked_at.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    println!(
+        "the set held the lock {} ms after the PAM call returned",
+        locked_at.elapsed().as_millis()
+    );
     assert!(
         settles(&ns, "192.0.2.2", v4, false),
         "a locked address still connects:\n{}",
