@@ -46,11 +46,26 @@ pub fn make_certs(dir: &std::path::Path) {
 }
 
 /// A port nothing listens on now.
+/// A port no server holds now and none of this process's tests was given:
+/// tests that run at once each start several servers, and the kernel may hand
+/// a just-released port out again before its server binds it.
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    l.local_addr()
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let port = l
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Why the Redis tests cannot run here, if they cannot.
@@ -288,7 +303,9 @@ impl Sentinels {
 
     fn wait_for(&self, mut ok: impl FnMut() -> bool, what: &str) {
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
+        // Sentinels greet each other every 2 s; a loaded 2-core machine
+        // running other tests beside may need several rounds.
+        while start.elapsed() < Duration::from_secs(40) {
             if ok() {
                 return;
             }
