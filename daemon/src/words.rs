@@ -177,7 +177,7 @@ impl Words {
     /// `denied` or `crowded`: the admin's words, or the shipped ones.
     pub fn plain(&self, custom: Option<&String>, msgid: &str) -> String {
         match custom {
-            Some(t) => self.speak(|_| self.fill(t, "", "", "")),
+            Some(t) => self.fill(t, "", "", ""),
             None => self.text(msgid),
         }
     }
