@@ -37,12 +37,12 @@ pub async fn run(warden: Arc<Warden>) {
     }
     // Subscribed before the first sync, so no lock falls between the two.
     let mut events = warden.subscribe();
-    let mut sync = Sync {
+    let mut sets = Sets {
         warden: warden.clone(),
         failed_at: None,
         failures: 0,
     };
-    sync.whole("start").await;
+    sets.whole("start").await;
     let mut hourly = tokio::time::interval(RESYNC);
     hourly.tick().await;
     loop {
@@ -51,7 +51,7 @@ pub async fn run(warden: Arc<Warden>) {
                 let first = match got {
                     Ok(e) => e,
                     Err(RecvError::Lagged(_)) => {
-                        sync.whole("missed-events").await;
+                        sets.whole("missed-events").await;
                         continue;
                     }
                     Err(RecvError::Closed) => return,
@@ -61,28 +61,28 @@ pub async fn run(warden: Arc<Warden>) {
                     match events.try_recv() {
                         Ok(e) => batch.push(e),
                         Err(TryRecvError::Lagged(_)) => {
-                            sync.whole("missed-events").await;
+                            sets.whole("missed-events").await;
                             batch.clear();
                             break;
                         }
                         Err(_) => break,
                     }
                 }
-                sync.events(&batch).await;
+                sets.events(&batch).await;
             }
-            _ = hourly.tick() => sync.whole("hourly").await,
+            _ = hourly.tick() => sets.whole("hourly").await,
         }
     }
 }
 
-struct Sync {
+struct Sets {
     warden: Arc<Warden>,
     failed_at: Option<Instant>,
     /// Failures not yet logged.
     failures: u64,
 }
 
-impl Sync {
+impl Sets {
     /// Writes every set from the locks that stand now.
     async fn whole(&mut self, why: &str) {
         let now = Time::now();
