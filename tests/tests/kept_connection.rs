@@ -25,6 +25,18 @@ struct Seen {
     requests: Vec<(String, bool)>,
 }
 
+/// What the relay does to a connection besides relaying it.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Relay,
+    /// Closes it after the first answer, as wardend closes one left idle.
+    CloseAfterAnswer,
+    /// Reads a second request that is a failure and closes without passing
+    /// it on: the close of an idle connection crossing a request the module
+    /// had already sent, which wardend never read.
+    DropSecondFail,
+}
+
 /// Listens where the module looks for the root socket and relays each frame
 /// to wardend's root socket, as the module's peer; it is root, like wardend.
 struct Relay {
@@ -33,9 +45,7 @@ struct Relay {
 }
 
 impl Relay {
-    /// `close_after_answer`: drop the module's connection after the first
-    /// answer on it, as wardend drops one that waits too long.
-    fn start(upstream: PathBuf, close_after_answer: bool) -> Relay {
+    fn start(upstream: PathBuf, mode: Mode) -> Relay {
         let dir = tempfile::tempdir().unwrap();
         let listener = UnixListener::bind(dir.path().join("warden-root.sock")).unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
@@ -45,7 +55,7 @@ impl Relay {
                 s.lock().unwrap().connections += 1;
                 let (s, upstream) = (s.clone(), upstream.clone());
                 std::thread::spawn(move || {
-                    relay(client, &upstream, &s, close_after_answer);
+                    relay(client, &upstream, &s, mode);
                     s.lock().unwrap().ended += 1;
                 });
             }
@@ -73,9 +83,11 @@ impl Relay {
     }
 }
 
-fn relay(mut client: UnixStream, upstream: &Path, seen: &Mutex<Seen>, close_after_answer: bool) {
+fn relay(mut client: UnixStream, upstream: &Path, seen: &Mutex<Seen>, mode: Mode) {
     let mut up = UnixStream::connect(upstream).unwrap();
+    let mut read = 0;
     while let Ok(frame) = read_frame(&mut client) {
+        read += 1;
         let kind = match decode_request(&frame) {
             Ok(RequestBody::Begin(_)) => "Begin",
             Ok(RequestBody::Fail { .. }) => "Fail",
@@ -86,6 +98,13 @@ fn relay(mut client: UnixStream, upstream: &Path, seen: &Mutex<Seen>, close_afte
             Ok(_) => "other",
             Err(_) => "malformed",
         };
+        if mode == Mode::DropSecondFail && read == 2 && kind == "Fail" {
+            seen.lock()
+                .unwrap()
+                .requests
+                .push((kind.to_string(), false));
+            return;
+        }
         write_frame(&mut up, &frame).unwrap();
         // Passed is never answered: waiting here would hang, as a module
         // waiting for it would.
@@ -98,7 +117,7 @@ fn relay(mut client: UnixStream, upstream: &Path, seen: &Mutex<Seen>, close_afte
             let answer = read_frame(&mut up).unwrap();
             write_frame(&mut client, &answer).unwrap();
             client.flush().unwrap();
-            if close_after_answer {
+            if mode == Mode::CloseAfterAnswer {
                 return;
             }
         }
@@ -115,7 +134,7 @@ fn kinds(seen: &Seen) -> Vec<(&str, bool)> {
 #[test]
 fn a_login_is_one_connection_and_its_success_waits_for_no_answer() {
     let d = Daemon::start(&rules());
-    let relay = Relay::start(d.socket.with_file_name("warden-root.sock"), false);
+    let relay = Relay::start(d.socket.with_file_name("warden-root.sock"), Mode::Relay);
     let pam = PamDir::new(&relay.socket(), "0", "");
 
     let o = pam.attempt("alice", "right", Some("203.0.113.7"));
@@ -148,7 +167,10 @@ fn a_login_is_one_connection_and_its_success_waits_for_no_answer() {
 #[test]
 fn a_connection_closed_between_phases_is_opened_again() {
     let d = Daemon::start(&rules());
-    let relay = Relay::start(d.socket.with_file_name("warden-root.sock"), true);
+    let relay = Relay::start(
+        d.socket.with_file_name("warden-root.sock"),
+        Mode::CloseAfterAnswer,
+    );
     let pam = PamDir::new(&relay.socket(), "0", "");
 
     // Two wrong passwords, each phase on a connection of its own.
@@ -193,6 +215,51 @@ fn a_connection_closed_between_phases_is_opened_again() {
         PAM_SUCCESS,
         "the success reset carol's count"
     );
+}
+
+/// The race the module's one retry is for: wardend closes an idle kept
+/// connection just as the module sends its next request on it. The module
+/// sees the close while it waits, and sends the request once more on a new
+/// connection: the failure counts exactly once, and the login is not
+/// refused for an outage.
+#[test]
+fn a_request_crossed_by_the_close_is_sent_again_once() {
+    let d = Daemon::start(&rules());
+    let relay = Relay::start(
+        d.socket.with_file_name("warden-root.sock"),
+        Mode::DropSecondFail,
+    );
+    let pam = PamDir::new(&relay.socket(), "0", "");
+    for _ in 0..2 {
+        let o = pam.attempt("dora", "wrong", None);
+        assert_eq!(o.auth, WRONG_PASSWORD, "{o:?}");
+    }
+    let seen = relay.take();
+    assert_eq!(seen.connections, 4, "{seen:?}");
+    assert_eq!(
+        kinds(&seen),
+        [
+            ("Begin", true),
+            ("Fail", false),
+            ("Fail", true),
+            ("Begin", true),
+            ("Fail", false),
+            ("Fail", true)
+        ]
+    );
+    // Counted once each: two failures at a limit of 3, so a third wrong
+    // password locks, and not before.
+    assert_eq!(
+        d.log_text()
+            .matches("failure service=warden-test user=dora")
+            .count(),
+        2,
+        "{}",
+        d.log_text()
+    );
+    pam.attempt("dora", "wrong", None);
+    let o = pam.attempt("dora", "right", None);
+    assert_ne!(o.auth, PAM_SUCCESS, "three failures did not lock: {o:?}");
 }
 
 /// The attack the kept connection opens: sessions left at the password prompt
