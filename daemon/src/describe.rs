@@ -46,12 +46,7 @@ pub fn describe(c: &Config) -> String {
     if p.rules.is_empty() {
         let _ = writeln!(out, "(no rules: nothing will ever be locked)");
     }
-    let observing: Vec<&str> = p
-        .rules
-        .iter()
-        .filter(|r| r.observe)
-        .map(|r| r.name.as_str())
-        .collect();
+    let observing = p.observing();
     if p.observe {
         let _ = writeln!(
             out,

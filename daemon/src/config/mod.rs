@@ -132,6 +132,15 @@ impl Policy {
             .or_else(|| Some(&self.code_rule).filter(|r| r.name == name))
     }
 
+    /// The names of the rules in observe mode.
+    pub fn observing(&self) -> Vec<&str> {
+        self.rules
+            .iter()
+            .filter(|r| r.observe)
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+
     /// Whether the locks of this rule refuse nothing (observe mode). An
     /// admin's lock, or a lock of a rule no longer configured, is enforced.
     pub fn observes(&self, rule: &str) -> bool {

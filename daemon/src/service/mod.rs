@@ -249,11 +249,15 @@ impl Warden {
     /// `same_password_once` is on. An unprivileged peer gets none: its word
     /// about a password proves nothing, so its failures always count.
     pub fn repeat_key(&self, origin: Origin) -> Option<warden_proto::repeat::RepeatKey> {
-        if origin != Origin::Root || !self.config().same_password_once {
-            return None;
-        }
-        let r = self.repeats.as_ref()?.lock().ok()?;
+        let r = self.repeats_for(origin)?.lock().ok()?;
         Some(r.key())
+    }
+
+    /// The repeated-password memory, for a root peer while
+    /// `same_password_once` is on (and a key could be drawn).
+    fn repeats_for(&self, origin: Origin) -> Option<&std::sync::Mutex<repeats::Repeats>> {
+        let on = origin == Origin::Root && self.config().same_password_once;
+        self.repeats.as_ref().filter(|_| on)
     }
 
     /// A wrong password; `repeat` is its tag under [`repeat_key`](Self::repeat_key).
@@ -349,12 +353,7 @@ impl Warden {
     pub fn warn_if_observing(&self) {
         let config = self.config();
         let p = &config.policy;
-        let rules: Vec<&str> = p
-            .rules
-            .iter()
-            .filter(|r| r.observe)
-            .map(|r| r.name.as_str())
-            .collect();
+        let rules = p.observing();
         if p.observe || !rules.is_empty() {
             let scope = if p.observe { "all" } else { "rules" };
             self.log.warn(&format!(
@@ -392,24 +391,21 @@ impl Warden {
         repeat: Option<warden_proto::repeat::Tag>,
         now: Time,
     ) -> bool {
-        let config = self.config();
-        let (Some(tag), Some(repeats)) = (repeat, self.repeats.as_ref()) else {
+        let (Some(tag), Some(repeats)) = (repeat, self.repeats_for(origin)) else {
             return false;
         };
-        if origin != Origin::Root || !config.same_password_once {
-            return false;
-        }
-        let window = config
+        let window = self
+            .config()
             .policy
             .rules
             .iter()
             .map(|r| r.window)
             .max()
             .unwrap_or(std::time::Duration::from_secs(900));
-        let user = config.users.fold(&attempt.user);
+        // The handler has folded the name already, as the engine keys it.
         repeats
             .lock()
-            .is_ok_and(|mut r| r.repeated(&user, &tag, window, now))
+            .is_ok_and(|mut r| r.repeated(&attempt.user, &tag, window, now))
     }
 
     /// Re-reads the config file (wardenctl reload, SIGHUP). A file with an
