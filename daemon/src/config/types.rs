@@ -272,39 +272,27 @@ impl RawRule {
 /// The shipped rules, used when the file has no `[[rule]]` at all.
 pub fn default_rules() -> Vec<RawRule> {
     let m = |n: u64| Duration::from_secs(60 * n);
+    // Each doubles per lockout up to its cap, for every service and user.
+    let shipped =
+        |name: &str, field: Field, limit: u32, lockout: Duration, max: Duration| RawRule {
+            name: Spanned::new(0..0, name.into()),
+            track: vec![field],
+            limit,
+            window: m(15),
+            lockout: LockoutValue(Lockout::For(lockout)),
+            escalate: 2.0,
+            max_lockout: Some(Spanned::new(0..0, Dur(max))),
+            services: None,
+            jitter: None,
+            mode: None,
+            users: None,
+            groups: None,
+            exclude_users: None,
+            exclude_groups: None,
+        };
     vec![
-        RawRule {
-            name: Spanned::new(0..0, "user".into()),
-            track: vec![Field::User],
-            limit: 5,
-            window: m(15),
-            lockout: LockoutValue(Lockout::For(m(15))),
-            escalate: 2.0,
-            max_lockout: Some(Spanned::new(0..0, Dur(m(24 * 60)))),
-            services: None,
-            jitter: None,
-            mode: None,
-            users: None,
-            groups: None,
-            exclude_users: None,
-            exclude_groups: None,
-        },
-        RawRule {
-            name: Spanned::new(0..0, "rhost".into()),
-            track: vec![Field::Rhost],
-            limit: 20,
-            window: m(15),
-            lockout: LockoutValue(Lockout::For(m(60))),
-            escalate: 2.0,
-            max_lockout: Some(Spanned::new(0..0, Dur(m(7 * 24 * 60)))),
-            services: None,
-            jitter: None,
-            mode: None,
-            users: None,
-            groups: None,
-            exclude_users: None,
-            exclude_groups: None,
-        },
+        shipped("user", Field::User, 5, m(15), m(24 * 60)),
+        shipped("rhost", Field::Rhost, 20, m(60), m(7 * 24 * 60)),
     ]
 }
 
