@@ -164,22 +164,26 @@ fn a_login_is_one_connection_and_its_success_waits_for_no_answer() {
     assert_eq!(pam.checks(), 7, "every attempt reached the password check");
 }
 
-#[test]
-fn a_connection_closed_between_phases_is_opened_again() {
+/// A wardend, a relay in `mode` before its root socket, and two wrong
+/// passwords for `user` through it: what the relay saw of them. Each of the
+/// two logins leaves the module's first connection and opens one more.
+fn two_failures_through(mode: Mode, user: &str) -> (Daemon, Relay, PamDir, Seen) {
     let d = Daemon::start(&rules());
-    let relay = Relay::start(
-        d.socket.with_file_name("warden-root.sock"),
-        Mode::CloseAfterAnswer,
-    );
+    let relay = Relay::start(d.socket.with_file_name("warden-root.sock"), mode);
     let pam = PamDir::new(&relay.socket(), "0", "");
-
-    // Two wrong passwords, each phase on a connection of its own.
     for _ in 0..2 {
-        let o = pam.attempt("bob", "wrong", None);
+        let o = pam.attempt(user, "wrong", None);
         assert_eq!(o.auth, WRONG_PASSWORD, "{o:?}");
     }
     let seen = relay.take();
     assert_eq!(seen.connections, 4, "{seen:?}");
+    (d, relay, pam, seen)
+}
+
+#[test]
+fn a_connection_closed_between_phases_is_opened_again() {
+    // Two wrong passwords, each phase on a connection of its own.
+    let (_d, relay, pam, seen) = two_failures_through(Mode::CloseAfterAnswer, "bob");
     assert_eq!(
         kinds(&seen),
         [
@@ -224,18 +228,7 @@ fn a_connection_closed_between_phases_is_opened_again() {
 /// refused for an outage.
 #[test]
 fn a_request_crossed_by_the_close_is_sent_again_once() {
-    let d = Daemon::start(&rules());
-    let relay = Relay::start(
-        d.socket.with_file_name("warden-root.sock"),
-        Mode::DropSecondFail,
-    );
-    let pam = PamDir::new(&relay.socket(), "0", "");
-    for _ in 0..2 {
-        let o = pam.attempt("dora", "wrong", None);
-        assert_eq!(o.auth, WRONG_PASSWORD, "{o:?}");
-    }
-    let seen = relay.take();
-    assert_eq!(seen.connections, 4, "{seen:?}");
+    let (d, _relay, pam, seen) = two_failures_through(Mode::DropSecondFail, "dora");
     assert_eq!(
         kinds(&seen),
         [
