@@ -281,6 +281,11 @@ impl Engine {
         self.groups.insert(user.to_string(), groups);
     }
 
+    /// Whether the service has said anything of `user`'s groups.
+    pub fn knows_groups(&self, user: &str) -> bool {
+        self.groups.contains_key(user)
+    }
+
     /// What the service last said of `user`'s groups; none when it said
     /// nothing (no rule is scoped to groups).
     pub(super) fn groups_of(&self, user: &str) -> Option<&[String]> {

@@ -1252,6 +1252,10 @@ impl Backend for FleetBackend {
         self.local.note_groups(user, groups);
     }
 
+    fn knows_groups(&self, user: &str) -> bool {
+        self.plans().knows_groups(user)
+    }
+
     fn set_config(&self, config: &Config) -> Result<(), ServiceError> {
         self.set_policy(config);
         self.local.set_config(config)

@@ -188,6 +188,8 @@ pub trait Backend: Send + Sync {
     /// A user's groups, read by the service for the rules scoped to groups,
     /// handed in before an attempt of theirs is decided.
     fn note_groups(&self, user: &str, groups: Option<Vec<String>>);
+    /// Whether a user's groups were handed in (by their attempt's preauth).
+    fn knows_groups(&self, user: &str) -> bool;
     /// Makes every lazily durable decision durable; for a clean stop.
     fn flush(&self) -> BoxFuture<'_, Result<(), ServiceError>>;
 

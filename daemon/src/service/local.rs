@@ -384,6 +384,10 @@ impl Backend for LocalBackend {
         }
     }
 
+    fn knows_groups(&self, user: &str) -> bool {
+        self.engine().is_ok_and(|e| e.knows_groups(user))
+    }
+
     fn set_config(&self, config: &Config) -> Result<(), ServiceError> {
         self.engine()?.set_policy(config.policy.clone());
         self.store.set_retention(&config.audit);

@@ -269,7 +269,7 @@ impl Warden {
         repeat: Option<warden_proto::repeat::Tag>,
         now: Time,
     ) -> Result<(), ServiceError> {
-        self.note_groups(&attempt.user).await;
+        self.note_groups_once(&attempt.user).await;
         let kind = if self.is_repeat(attempt, origin, repeat, now) {
             FailureKind::Repeat
         } else {
@@ -289,7 +289,7 @@ impl Warden {
     ) -> Result<(), ServiceError> {
         // Answered before its commit: losing a success only leaves failure
         // counters standing, which is stricter, never looser.
-        self.note_groups(&attempt.user).await;
+        self.note_groups_once(&attempt.user).await;
         let d = self.backend.succeed(id, attempt, origin, now).await?;
         d.value.map_err(Into::into)
     }
@@ -365,13 +365,27 @@ impl Warden {
 
     /// Reads the user's groups, off the runtime, for the rules scoped to
     /// groups, and hands them to the backend; nothing when no rule is.
+    /// Each preauth reads them afresh, so a change holds from the next
+    /// attempt.
     pub(crate) async fn note_groups(&self, user: &str) {
+        self.read_groups(user, true).await;
+    }
+
+    /// As `note_groups`, unless the backend has them already: the end of an
+    /// attempt whose preauth read them needs no second lookup on the login
+    /// path; one that began before a restart does.
+    async fn note_groups_once(&self, user: &str) {
+        self.read_groups(user, false).await;
+    }
+
+    async fn read_groups(&self, user: &str, afresh: bool) {
         if !self
             .config()
             .policy
             .rules
             .iter()
             .any(|r| r.scope.needs_groups())
+            || (!afresh && self.backend.knows_groups(user))
         {
             return;
         }
